@@ -1,0 +1,86 @@
+//! `ocloud serve`: runs the service until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ocloud_server::Config;
+
+/// Options of `ocloud serve`; each has an environment variable.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  ocloud serve --listen 127.0.0.1:8080 --data-dir ./ocloud-data --quota 5GiB"
+)]
+pub struct Args {
+    /// Address and port to listen on (port 0 picks a free one).
+    #[arg(long, env = "OCLOUD_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where the database and the content are kept (created if missing).
+    #[arg(long, env = "OCLOUD_DATA_DIR", default_value = "./ocloud-data")]
+    data_dir: PathBuf,
+    /// Base URL of downloadUrl/thumbUrl/previewUrl, as clients reach the service
+    /// [default: http://<listen address>].
+    #[arg(long, env = "OCLOUD_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Quota of each user without one of their own.
+    #[arg(long, env = "OCLOUD_QUOTA", default_value = "5GiB", value_parser = crate::size::parse)]
+    quota: u64,
+    /// Largest accepted upload.
+    #[arg(long, env = "OCLOUD_MAX_UPLOAD_SIZE", default_value = "16GiB", value_parser = crate::size::parse)]
+    max_upload_size: u64,
+    /// Answer errors in the wrapped and PDK_* legacy shapes (spec §4.2), for client testing.
+    #[arg(long, env = "OCLOUD_LEGACY_ERRORS")]
+    legacy_errors: bool,
+    /// Seconds a request body may stall before 408/63.
+    #[arg(long, env = "OCLOUD_BODY_TIMEOUT", default_value_t = 30)]
+    body_timeout: u64,
+    /// Requests served at once; more get 503/6.
+    #[arg(long, env = "OCLOUD_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    max_concurrent_requests: usize,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut cfg = Config::new(args.data_dir);
+    cfg.listen = args.listen;
+    cfg.public_url = args.public_url;
+    cfg.quota = args.quota;
+    cfg.max_upload_size = args.max_upload_size;
+    cfg.legacy_errors = args.legacy_errors;
+    cfg.body_timeout = Duration::from_secs(args.body_timeout.max(1));
+    cfg.max_concurrent_requests = args.max_concurrent_requests.max(1);
+    let data_dir = cfg.data_dir.clone();
+    ocloud_server::serve(
+        cfg,
+        |addr| {
+            // On stdout, so scripts and tests can read where it listens.
+            println!(
+                "ocloud: listening on http://{addr} (data in {})",
+                data_dir.display()
+            );
+            println!(
+                "ocloud: get a token with: ocloud admin token --data-dir {}",
+                data_dir.display()
+            );
+        },
+        shutdown_signal(),
+    )
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or(());
+}

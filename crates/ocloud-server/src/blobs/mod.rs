@@ -1,0 +1,79 @@
+//! Content storage: immutable blobs addressed by random keys.
+//!
+//! Contract of [`Blobs`], for every backend:
+//! - a blob is written through a [`BlobWriter`]; it becomes visible under its key only when
+//!   [`BlobWriter::commit`] returns, and then it is durable (fsynced). An aborted or dropped
+//!   writer, or a crash, leaves nothing visible;
+//! - blobs are never modified, only deleted; keys are generated here, never taken from a
+//!   client, so no name a client sends can reach the file system;
+//! - `delete` of a missing key is not an error.
+
+pub mod fs;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::io::AsyncRead;
+
+/// Errors of a blob backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobError {
+    /// No blob with this key.
+    #[error("blob {0} not found")]
+    NotFound(String),
+    /// I/O failure; the message names the file.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Result of a blob call.
+pub type BlobResult<T> = Result<T, BlobError>;
+
+/// A readable stream of blob bytes.
+pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// A blob being written.
+#[async_trait]
+pub trait BlobWriter: Send {
+    /// Appends bytes.
+    async fn write(&mut self, chunk: &[u8]) -> BlobResult<()>;
+    /// Makes the blob durable and visible; returns its key.
+    async fn commit(self: Box<Self>) -> BlobResult<String>;
+    /// Drops what was written.
+    async fn abort(self: Box<Self>);
+}
+
+/// The content-storage contract. See the module docs.
+#[async_trait]
+pub trait Blobs: Send + Sync + 'static {
+    /// Starts a new blob.
+    async fn create(&self) -> BlobResult<Box<dyn BlobWriter>>;
+    /// Reads `len` bytes from `offset` (`None`: to the end).
+    async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobReader>;
+    /// Deletes a blob and its renditions.
+    async fn delete(&self, key: &str) -> BlobResult<()>;
+    /// Stores a small derived object (thumbnail, preview) of a blob, durably and atomically.
+    async fn put_rendition(&self, key: &str, kind: &str, bytes: Bytes) -> BlobResult<()>;
+    /// A derived object, if it was made.
+    async fn rendition(&self, key: &str, kind: &str) -> BlobResult<Option<Bytes>>;
+    /// Removes temp files and blobs older than `before` that `keep` rejects; returns how many
+    /// were removed. Run at start-up.
+    async fn sweep(
+        &self,
+        before: std::time::SystemTime,
+        keep: &(dyn for<'k> Fn(&'k str) -> bool + Send + Sync),
+    ) -> BlobResult<usize>;
+}
+
+/// Reads a whole small prefix of a blob (for format sniffing).
+pub async fn read_prefix(blobs: &dyn Blobs, key: &str, max: u64) -> BlobResult<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut r = blobs.read(key, 0, Some(max)).await?;
+    let mut buf = Vec::new();
+    r.read_to_end(&mut buf)
+        .await
+        .map_err(|e| BlobError::Io(format!("blob {key}: {e}")))?;
+    Ok(buf)
+}

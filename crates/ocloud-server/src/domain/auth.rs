@@ -1,0 +1,188 @@
+//! Access tokens: issuing them, and turning a bearer token into an [`Access`].
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::{Error, Result, Service};
+use crate::store::{App, NewToken, TokenRecord, User};
+
+/// The folder that holds one sub-folder per sandboxed application (seed 000).
+pub const PARTNERS_FOLDER: &str = "mes dossiers partenaires";
+
+/// Who is calling, and what the token lets them do.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The user the token acts for.
+    pub user: User,
+    /// The application holding the token.
+    pub app: App,
+    /// `cloudfullread` (or `cloudfullwrite`): read the whole cloud.
+    pub full_read: bool,
+    /// `cloudfullwrite`: write outside the app folder.
+    pub full_write: bool,
+}
+
+impl Access {
+    /// Path of the application's own folder: `mes dossiers partenaires/<app>/`.
+    pub fn app_prefix(&self) -> String {
+        format!("{PARTNERS_FOLDER}/{}/", self.app.name)
+    }
+
+    /// This access with the full scopes turned off (`restrictedmode`).
+    pub fn restricted(&self) -> Access {
+        Access {
+            full_read: false,
+            full_write: false,
+            ..self.clone()
+        }
+    }
+}
+
+/// A fresh token: `OFR-` and 256 random bits in hex, the shape Orange used (spec §2.2).
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let mut s = String::with_capacity(68);
+    s.push_str("OFR-");
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// What the database keeps instead of a token.
+pub fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn now_s() -> i64 {
+    super::dates::now_ms() / 1000
+}
+
+/// Tokens freshly issued.
+#[derive(Debug, Clone)]
+pub struct IssuedTokens {
+    /// Bearer token for API calls.
+    pub access_token: String,
+    /// Token for the refresh grant.
+    pub refresh_token: String,
+    /// Access-token lifetime, seconds.
+    pub expires_in: u64,
+}
+
+impl Service {
+    /// Issues an access and a refresh token for `user` through `app`.
+    pub async fn issue_tokens(
+        &self,
+        user: &User,
+        app: &App,
+        scope: &str,
+        ttl: std::time::Duration,
+    ) -> Result<IssuedTokens> {
+        let access_token = new_token();
+        let refresh_token = new_token();
+        let now = now_s();
+        for (token, kind, expires_at) in [
+            (&access_token, "access", now + ttl.as_secs() as i64),
+            (&refresh_token, "refresh", now + 180 * 24 * 3600),
+        ] {
+            let record = TokenRecord {
+                kind: kind.to_owned(),
+                user_id: user.id,
+                app_id: app.id,
+                scope: scope.to_owned(),
+                expires_at,
+                revoked: false,
+            };
+            self.meta
+                .insert_token(NewToken {
+                    hash: hash_token(token),
+                    record,
+                })
+                .await?;
+        }
+        Ok(IssuedTokens {
+            access_token,
+            refresh_token,
+            expires_in: ttl.as_secs(),
+        })
+    }
+
+    /// Checks a bearer token (spec §2.3, seed 000): none 40, unknown or revoked 41, expired
+    /// 42, blocked app 51, blocked user 52, no cloud scope 50.
+    pub async fn authenticate(&self, token: Option<&str>) -> Result<Access> {
+        let token = token.ok_or(Error::MissingCredentials)?;
+        let record = self
+            .meta
+            .token(&hash_token(token))
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        if record.kind != "access" || record.revoked {
+            return Err(Error::InvalidCredentials);
+        }
+        if record.expires_at <= now_s() {
+            return Err(Error::ExpiredCredentials);
+        }
+        let user = self
+            .meta
+            .user(record.user_id)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        let app = self
+            .meta
+            .app(record.app_id)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        if app.disabled {
+            return Err(Error::BlockedApp);
+        }
+        if user.disabled {
+            return Err(Error::BlockedUser);
+        }
+        let scopes: Vec<&str> = record.scope.split_whitespace().collect();
+        let full_write = scopes.contains(&"cloudfullwrite");
+        let full_read = full_write || scopes.contains(&"cloudfullread");
+        if !full_read && !scopes.contains(&"cloud") {
+            return Err(Error::AccessDenied(format!(
+                "scope {:?} does not include cloud",
+                record.scope
+            )));
+        }
+        Ok(Access {
+            user,
+            app,
+            full_read,
+            full_write,
+        })
+    }
+
+    /// Bytes the user can still store.
+    pub fn freespace(&self, a: &Access) -> u64 {
+        self.quota_of(&a.user).saturating_sub(a.user.used)
+    }
+
+    /// The user's quota.
+    pub fn quota_of(&self, user: &User) -> u64 {
+        user.quota.unwrap_or(self.cfg.quota)
+    }
+
+    /// A legacy session id (spec §3.2), valid 15 minutes; the service never requires it.
+    pub async fn create_session(&self, a: &Access) -> Result<String> {
+        let esid = new_token()[4..].to_owned();
+        self.meta
+            .insert_session(&esid, a.user.id, now_s() + 15 * 60)
+            .await?;
+        Ok(esid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_are_256_bit_hex() {
+        let t = super::new_token();
+        assert_eq!(t.len(), 68);
+        assert!(t.starts_with("OFR-") && t[4..].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(t, super::new_token());
+    }
+}

@@ -1,0 +1,57 @@
+//! The rules of the service: who sees what, the folder tree, names, copy/move semantics,
+//! quotas, uploads and renditions. Knows nothing of HTTP; talks to storage only through the
+//! [`Metadata`] and [`Blobs`] traits.
+
+pub mod auth;
+pub mod dates;
+pub mod error;
+pub mod kinds;
+pub mod names;
+pub mod renditions;
+pub mod tree;
+pub mod upload;
+
+use std::sync::Arc;
+
+use crate::blobs::Blobs;
+use crate::config::Config;
+use crate::store::Metadata;
+
+pub use auth::Access;
+pub use error::{Error, Result};
+pub use tree::{Item, ListParams};
+
+/// The service's domain layer: storage backends plus configuration. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    /// Metadata backend.
+    pub meta: Arc<dyn Metadata>,
+    /// Content backend.
+    pub blobs: Arc<dyn Blobs>,
+    /// Configuration.
+    pub cfg: Arc<Config>,
+    /// Base of content URLs, without trailing slash.
+    pub public_url: String,
+    renders: Arc<tokio::sync::Semaphore>,
+}
+
+impl Service {
+    /// Assembles the domain layer over its two backends.
+    pub fn new(
+        meta: Arc<dyn Metadata>,
+        blobs: Arc<dyn Blobs>,
+        cfg: Arc<Config>,
+        public_url: String,
+    ) -> Service {
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Service {
+            meta,
+            blobs,
+            cfg,
+            public_url,
+            renders: Arc::new(tokio::sync::Semaphore::new(workers)),
+        }
+    }
+}

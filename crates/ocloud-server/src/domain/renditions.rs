@@ -1,0 +1,103 @@
+//! Thumbnails (~144×144) and previews (~800×800) of pictures, JPEG, aspect kept, never
+//! upscaled. Made once in the background after an upload, cached beside the blob, and made
+//! on demand if asked for before the background job ran.
+
+use std::io::Cursor;
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+
+use super::{Error, Result, Service};
+
+/// The renditions: URL segment and bounding box.
+pub const KINDS: [(&str, u32); 2] = [("thumb", 144), ("preview", 800)];
+
+/// Pictures larger than this are not rendered (decoding needs the whole file in memory).
+const MAX_SOURCE: u64 = 64 << 20;
+
+/// Scales `source` to fit a `size`×`size` box (never up) and encodes it as JPEG.
+pub fn render(source: &[u8], size: u32) -> std::result::Result<Vec<u8>, image::ImageError> {
+    let img = image::load_from_memory(source)?;
+    let img = if img.width() > size || img.height() > size {
+        img.thumbnail(size, size)
+    } else {
+        img
+    };
+    let mut out = Vec::new();
+    image::DynamicImage::ImageRgb8(img.to_rgb8())
+        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)?;
+    Ok(out)
+}
+
+impl Service {
+    /// Makes both renditions of a blob in the background.
+    pub fn schedule_renditions(&self, blob: String) {
+        let svc = self.clone();
+        tokio::spawn(async move {
+            for (kind, _) in KINDS {
+                if let Err(e) = svc.rendition(&blob, kind).await {
+                    tracing::warn!(blob = %blob, kind, error = %e, "rendition failed");
+                }
+            }
+        });
+    }
+
+    /// A rendition of a blob, made now if it is not cached yet.
+    pub async fn rendition(&self, blob: &str, kind: &str) -> Result<Bytes> {
+        let size = KINDS
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, s)| *s)
+            .ok_or_else(|| Error::NotFound(kind.to_owned()))?;
+        if let Some(b) = self.blobs.rendition(blob, kind).await? {
+            return Ok(b);
+        }
+        let _permit = self
+            .renders
+            .acquire()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        if let Some(b) = self.blobs.rendition(blob, kind).await? {
+            return Ok(b);
+        }
+        let mut source = Vec::new();
+        self.blobs
+            .read(blob, 0, Some(MAX_SOURCE + 1))
+            .await?
+            .read_to_end(&mut source)
+            .await
+            .map_err(|e| Error::Internal(format!("blob {blob}: {e}")))?;
+        if source.len() as u64 > MAX_SOURCE {
+            return Err(Error::NotFound(format!("{kind} of a picture over 64 MiB")));
+        }
+        let jpeg = tokio::task::spawn_blocking(move || render(&source, size))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| Error::NotFound(format!("{kind} of blob {blob}: {e}")))?;
+        let jpeg = Bytes::from(jpeg);
+        self.blobs.put_rendition(blob, kind, jpeg.clone()).await?;
+        Ok(jpeg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn keeps_aspect_never_upscales() {
+        let mut png = Vec::new();
+        image::RgbImage::new(1000, 500)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let t = image::load_from_memory(&super::render(&png, 144).unwrap()).unwrap();
+        assert_eq!((t.width(), t.height()), (144, 72));
+        let mut small = Vec::new();
+        image::RgbImage::new(50, 40)
+            .write_to(
+                &mut std::io::Cursor::new(&mut small),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+        let s = image::load_from_memory(&super::render(&small, 800).unwrap()).unwrap();
+        assert_eq!((s.width(), s.height()), (50, 40));
+    }
+}

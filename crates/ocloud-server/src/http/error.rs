@@ -1,0 +1,147 @@
+//! The one place where failures become HTTP answers: the status and body of the spec's
+//! table (§4.1), or, with `--legacy-errors`, the other shapes of §4.2.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ocloud_wire::error::{ErrorBody, ErrorCode, LegacyLabel, WrappedError};
+
+use crate::domain::Error;
+
+/// Header carrying a human-readable reason on 4xx answers; the body stays byte-exact.
+pub const DETAIL_HEADER: &str = "x-ocloud-detail";
+
+/// Which legacy shape an error takes under `--legacy-errors`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Legacy {
+    /// Wrapped `{"error": {code, message, description}}` (the default legacy shape).
+    Wrapped,
+    /// A PDK label body `{"error": {code, label, details}}`.
+    Label(LegacyLabel),
+    /// A back-end error in the new shape: code 800, message `PDK_xx_nnnn-LABEL`.
+    Backend(LegacyLabel),
+}
+
+/// An error answer. Carried in the response's extensions so the legacy layer can rewrite it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// Table row.
+    pub code: ErrorCode,
+    /// Why, for logs and the detail header (never sent for 5xx).
+    pub detail: String,
+    /// Shape under `--legacy-errors`.
+    pub legacy: Legacy,
+    /// `Retry-After` seconds.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error of this code.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            detail: detail.into(),
+            legacy: Legacy::Wrapped,
+            retry_after: None,
+        }
+    }
+
+    /// Same error, answered with a PDK label under `--legacy-errors`.
+    pub fn with_label(mut self, label: LegacyLabel) -> ApiError {
+        self.legacy = Legacy::Label(label);
+        self
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        let detail = e.to_string();
+        let code = match &e {
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::BadId(_) => ErrorCode::InvalidUrlParameter,
+            Error::InvalidName(..) | Error::Exists(_) | Error::IntoItself => {
+                ErrorCode::InvalidBodyField
+            }
+            Error::Forbidden(_) => {
+                let mut err = ApiError::new(ErrorCode::AccessDenied, detail);
+                err.legacy = Legacy::Backend(LegacyLabel::ForbiddenAccess);
+                return err;
+            }
+            // Quota and size: the table has no row of their own; 413/66 is the closest
+            // ("larger than the server is willing to process"). README: "Quota".
+            Error::QuotaExceeded { .. } => {
+                return ApiError::new(ErrorCode::PayloadTooLarge, detail)
+                    .with_label(LegacyLabel::NoSpaceLeft);
+            }
+            Error::TooLarge { .. } => {
+                return ApiError::new(ErrorCode::PayloadTooLarge, detail)
+                    .with_label(LegacyLabel::TooBigFile);
+            }
+            Error::MissingCredentials => ErrorCode::MissingCredentials,
+            Error::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Error::ExpiredCredentials => ErrorCode::ExpiredCredentials,
+            Error::AccessDenied(_) => ErrorCode::AccessDenied,
+            Error::BlockedApp => ErrorCode::ForbiddenRequester,
+            Error::BlockedUser => ErrorCode::ForbiddenUser,
+            Error::Internal(_) => ErrorCode::Internal,
+        };
+        ApiError::new(code, detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if status.is_server_error() {
+            tracing::error!(code = self.code.code(), detail = %self.detail, "request failed");
+        } else {
+            tracing::debug!(code = self.code.code(), detail = %self.detail, "request refused");
+        }
+        let mut res = (status, axum::Json(ErrorBody::from(self.code))).into_response();
+        if !status.is_server_error()
+            && let Ok(v) = HeaderValue::from_str(&self.detail.replace(['\r', '\n'], " "))
+        {
+            res.headers_mut().insert(DETAIL_HEADER, v);
+        }
+        if let Some(s) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        res.extensions_mut().insert(self);
+        res
+    }
+}
+
+/// Rewrites an error answer into its legacy shape (spec §4.2).
+pub fn legacy_shape(mut res: Response) -> Response {
+    let Some(err) = res.extensions_mut().remove::<ApiError>() else {
+        return res;
+    };
+    let (status, body) = match err.legacy {
+        Legacy::Wrapped => (
+            err.code.status(),
+            serde_json::to_vec(&WrappedError {
+                error: ErrorBody::from(err.code),
+            }),
+        ),
+        Legacy::Label(label) => (label.parts().0, serde_json::to_vec(&label.body())),
+        Legacy::Backend(label) => {
+            let (_, pdk, name, details) = label.parts();
+            let body = ErrorBody {
+                code: 800,
+                message: format!("{pdk}-{name}"),
+                description: details.to_owned(),
+            };
+            (err.code.status(), serde_json::to_vec(&body))
+        }
+    };
+    let mut out = Response::new(axum::body::Body::from(body.unwrap_or_default()));
+    *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = out.headers_mut();
+    for (k, v) in res.headers() {
+        if k != header::CONTENT_LENGTH {
+            headers.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}

@@ -1,0 +1,145 @@
+//! HTTP surface: routes, the middleware every request goes through, and the state handlers
+//! share. One module per API surface; no SQL here.
+
+pub mod cloud_v1;
+pub mod conditional;
+pub mod content;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod upload;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ocloud_wire::ErrorCode;
+use tower::ServiceBuilder;
+
+use crate::domain::Service;
+use error::ApiError;
+
+/// Life-cycle phases; outside `READY` every request gets 503/5.
+pub mod phase {
+    /// Start-up work not finished.
+    pub const STARTING: u8 = 0;
+    /// Serving.
+    pub const READY: u8 = 1;
+    /// Shutting down.
+    pub const STOPPING: u8 = 2;
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The domain layer.
+    pub svc: Service,
+    /// See [`phase`].
+    pub phase: Arc<AtomicU8>,
+    /// The OpenAPI document, rendered once.
+    pub openapi: bytes::Bytes,
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    use cloud_v1::*;
+    let api = Router::new()
+        .route("/cloud/v1/freespace", get(freespace))
+        .route("/cloud/v1/folders", get(root_folder).post(create_folder))
+        .route("/cloud/v1/folders/", get(root_folder).post(create_folder))
+        .route(
+            "/cloud/v1/folders/{id}",
+            get(folder).post(update_folder).delete(delete_folder),
+        )
+        .route(
+            "/cloud/v1/folders/{id}/",
+            get(folder).post(update_folder).delete(delete_folder),
+        )
+        .route("/cloud/v1/files/content", post(upload::upload))
+        .route(
+            "/cloud/v1/files/{id}",
+            get(file).post(update_file).delete(delete_file),
+        )
+        .route("/cloud/v1/files/{id}/{kind}/{opaque}", get(content::get))
+        .route("/cloud/v1/session", post(session))
+        .route("/cloud/v1/session/", post(session))
+        .route("/cloud/v1/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
+        .layer(middleware::map_response(method_not_allowed));
+    let overload = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            ApiError::new(ErrorCode::OverCapacity, "too many requests in flight")
+        }))
+        .load_shed()
+        .concurrency_limit(state.svc.cfg.max_concurrent_requests);
+    api.layer(middleware::from_fn_with_state(state.clone(), gate))
+        .layer(overload)
+        .layer(middleware::from_fn_with_state(state.clone(), legacy))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// axum answers an unknown method with a bare 405; give it the spec's body, keep `Allow`.
+async fn method_not_allowed(res: Response) -> Response {
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED
+        || res.extensions().get::<ApiError>().is_some()
+    {
+        return res;
+    }
+    let allow = res.headers().get(header::ALLOW).cloned();
+    let mut out =
+        ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed here").into_response();
+    if let Some(a) = allow {
+        out.headers_mut().insert(header::ALLOW, a);
+    }
+    out
+}
+
+/// Checks that apply to every request before routing: life-cycle, URI length, `Accept`.
+async fn gate(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if s.phase.load(Ordering::Acquire) != phase::READY {
+        return ApiError::new(
+            ErrorCode::Unavailable,
+            "the service is starting or stopping",
+        )
+        .into_response();
+    }
+    let uri_len = req.uri().path().len() + req.uri().query().map_or(0, |q| q.len() + 1);
+    if uri_len > s.svc.cfg.max_uri_len {
+        return ApiError::new(ErrorCode::UriTooLong, format!("URI of {uri_len} bytes"))
+            .into_response();
+    }
+    // Content URLs answer bytes, not JSON: Accept does not apply to them.
+    let is_content = req.uri().path().starts_with("/cloud/v1/files/")
+        && req.uri().path().matches('/').count() >= 6;
+    if !is_content
+        && let Some(accept) = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+        && !extract::accepts_json(accept)
+    {
+        return ApiError::new(
+            ErrorCode::NotAcceptable,
+            format!("Accept {accept:?} excludes application/json"),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+async fn legacy(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if s.svc.cfg.legacy_errors {
+        error::legacy_shape(res)
+    } else {
+        res
+    }
+}

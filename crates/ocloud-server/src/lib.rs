@@ -1,0 +1,102 @@
+//! The ocloud service: the Orange Cloud API v1 over a metadata store and a blob store.
+//!
+//! Layers, top to bottom: [`http`] (routes, extractors, the error table) → [`domain`] (the
+//! rules) → [`store`] and [`blobs`] (storage traits and their backends). [`serve`] builds the
+//! backends once from a [`Config`] and runs until the shutdown future resolves.
+
+pub mod admin;
+pub mod blobs;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use anyhow::Context as _;
+
+pub use config::Config;
+use http::{AppState, phase};
+
+/// The database file inside the data dir.
+pub const DB_FILE: &str = "ocloud.db";
+
+/// Opens the embedded backends of a data dir.
+pub fn open_service(cfg: Arc<Config>, public_url: String) -> anyhow::Result<domain::Service> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let meta = store::sqlite::Sqlite::open(&cfg.data_dir.join(DB_FILE))
+        .with_context(|| format!("opening database {}", cfg.data_dir.join(DB_FILE).display()))?;
+    let blobs = blobs::fs::FsBlobs::open(&cfg.data_dir)
+        .with_context(|| format!("opening content store in {}", cfg.data_dir.display()))?;
+    Ok(domain::Service::new(
+        Arc::new(meta),
+        Arc::new(blobs),
+        cfg,
+        public_url,
+    ))
+}
+
+/// Runs the service until `shutdown` resolves, then lets in-flight requests finish.
+/// `on_listening` is told the bound address once the socket is open.
+pub async fn serve(
+    cfg: Config,
+    on_listening: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let started = std::time::SystemTime::now();
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_owned();
+    let svc = open_service(Arc::new(cfg), public_url)?;
+    let state = AppState {
+        svc: svc.clone(),
+        phase: Arc::new(AtomicU8::new(phase::STARTING)),
+        openapi: bytes::Bytes::from(http::openapi::document()),
+    };
+    // Temp files of a previous run are partial uploads: drop them before anything new starts.
+    let removed = svc
+        .blobs
+        .sweep(started, &|_| true)
+        .await
+        .map(|n| n)
+        .unwrap_or(0);
+    state.phase.store(phase::READY, Ordering::Release);
+    on_listening(addr);
+    tracing::info!(%addr, removed, "ready");
+    tokio::spawn(sweep_orphans(svc.clone(), started));
+    let app = http::router(state.clone());
+    let phase = state.phase.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            phase.store(phase::STOPPING, Ordering::Release);
+            tracing::info!("stopping: finishing requests in flight");
+        })
+        .await?;
+    Ok(())
+}
+
+/// Removes blobs no file references that are older than this start (left by a crash between
+/// a delete's commit and its blob removal, or by an upload refused after its commit).
+async fn sweep_orphans(svc: domain::Service, started: std::time::SystemTime) {
+    let keys = match svc.meta.blob_keys().await {
+        Ok(k) => k,
+        Err(e) => return tracing::warn!(error = %e, "orphan sweep skipped"),
+    };
+    match svc.blobs.sweep(started, &move |k| keys.contains(k)).await {
+        Ok(n) if n > 0 => tracing::info!(removed = n, "removed orphan blobs"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+    }
+}

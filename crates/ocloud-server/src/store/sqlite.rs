@@ -1,0 +1,765 @@
+//! The embedded metadata backend: one SQLite file in WAL mode.
+//!
+//! One writer connection behind a mutex, held only for the length of one short transaction
+//! (never during a transfer), and a small pool of reader connections; WAL lets readers run
+//! beside the writer and lets `ocloud admin` work on the file while the service runs.
+//! `synchronous=FULL`: a commit that returned is on disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ocloud_wire::model::FileType;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::*;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS users(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, password_hash TEXT, quota INTEGER,
+  used INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS apps(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, client_id TEXT NOT NULL UNIQUE,
+  secret_hash TEXT, redirect_uris TEXT NOT NULL DEFAULT '[]', scopes TEXT NOT NULL DEFAULT '',
+  disabled INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens(
+  hash BLOB PRIMARY KEY, kind TEXT NOT NULL, user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,
+  scope TEXT NOT NULL, expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions(
+  esid TEXT PRIMARY KEY, user_id INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nodes(
+  id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, parent_id INTEGER, name TEXT NOT NULL,
+  is_dir INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, blob TEXT, file_type TEXT, mime TEXT,
+  metadata TEXT, created INTEGER NOT NULL, updated INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS nodes_name ON nodes(parent_id, name);
+CREATE INDEX IF NOT EXISTS nodes_listing ON nodes(parent_id, is_dir DESC, name);
+CREATE UNIQUE INDEX IF NOT EXISTS nodes_root ON nodes(user_id) WHERE parent_id IS NULL;
+CREATE TABLE IF NOT EXISTS blobs(key TEXT PRIMARY KEY, refs INTEGER NOT NULL) WITHOUT ROWID;
+"#;
+
+const NODE_COLS: &str =
+    "id, user_id, parent_id, name, is_dir, size, blob, file_type, mime, metadata, created, updated";
+
+/// The SQLite backend. Cheap to clone.
+#[derive(Clone)]
+pub struct Sqlite {
+    path: PathBuf,
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> anyhow::Result<Sqlite> {
+        let conn = connect(path)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Sqlite {
+            path: path.to_owned(),
+            writer: Arc::new(Mutex::new(conn)),
+            readers: Arc::default(),
+        })
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let this = self.clone();
+        blocking(move || {
+            let pooled = this.readers.lock().expect("reader pool").pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => connect(&this.path).map_err(backend)?,
+            };
+            let out = f(&conn).map_err(backend);
+            this.readers.lock().expect("reader pool").push(conn);
+            out
+        })
+        .await
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Transaction) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let writer = self.writer.clone();
+        blocking(move || {
+            let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn connect(path: &Path) -> anyhow::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> StoreResult<T> + Send + 'static,
+) -> StoreResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Backend(format!("metadata task failed: {e}")))?
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn type_name(t: FileType) -> &'static str {
+    match t {
+        FileType::Picture => "PICTURE",
+        FileType::Video => "VIDEO",
+        FileType::Audio => "AUDIO",
+        FileType::File => "FILE",
+    }
+}
+
+fn type_from(s: &str) -> FileType {
+    match s {
+        "PICTURE" => FileType::Picture,
+        "VIDEO" => FileType::Video,
+        "AUDIO" => FileType::Audio,
+        _ => FileType::File,
+    }
+}
+
+fn node_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Node> {
+    Ok(Node {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        parent_id: r.get(2)?,
+        name: r.get(3)?,
+        is_dir: r.get(4)?,
+        size: r.get::<_, i64>(5)? as u64,
+        blob: r.get(6)?,
+        file_type: r.get::<_, Option<String>>(7)?.as_deref().map(type_from),
+        mime: r.get(8)?,
+        metadata: r.get(9)?,
+        created: r.get(10)?,
+        updated: r.get(11)?,
+    })
+}
+
+fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        quota: r.get::<_, Option<i64>>(2)?.map(|q| q as u64),
+        used: r.get::<_, i64>(3)? as u64,
+        disabled: r.get(4)?,
+    })
+}
+
+fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
+    Ok(App {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        client_id: r.get(2)?,
+        disabled: r.get(3)?,
+    })
+}
+
+fn get_node(c: &Connection, id: NodeId) -> rusqlite::Result<Option<Node>> {
+    c.query_row(
+        &format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"),
+        [id],
+        node_from_row,
+    )
+    .optional()
+}
+
+fn child(c: &Connection, parent: NodeId, name: &str) -> rusqlite::Result<Option<Node>> {
+    c.prepare_cached(&format!(
+        "SELECT {NODE_COLS} FROM nodes WHERE parent_id = ?1 AND name = ?2"
+    ))?
+    .query_row(params![parent, name], node_from_row)
+    .optional()
+}
+
+fn must_node(c: &Connection, id: NodeId) -> StoreResult<Node> {
+    get_node(c, id)
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("node {id}")))
+}
+
+fn insert_folder(c: &Connection, user_id: i64, parent: NodeId, name: &str) -> StoreResult<Node> {
+    if child(c, parent, name).map_err(backend)?.is_some() {
+        return Err(StoreError::AlreadyExists(name.to_owned()));
+    }
+    let now = now_ms();
+    c.execute(
+        "INSERT INTO nodes(user_id, parent_id, name, is_dir, created, updated) VALUES (?1, ?2, ?3, 1, ?4, ?4)",
+        params![user_id, parent, name, now],
+    )
+    .map_err(backend)?;
+    must_node(c, c.last_insert_rowid())
+}
+
+fn user_row(c: &Connection, id: i64) -> StoreResult<User> {
+    c.query_row(
+        "SELECT id, name, quota, used, disabled FROM users WHERE id = ?1",
+        [id],
+        user_from_row,
+    )
+    .optional()
+    .map_err(backend)?
+    .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+}
+
+fn charge(c: &Connection, user_id: i64, bytes: u64, quota: u64) -> StoreResult<()> {
+    let user = user_row(c, user_id)?;
+    let free = quota.saturating_sub(user.used);
+    if bytes > free {
+        return Err(StoreError::QuotaExceeded {
+            needed: bytes,
+            free,
+        });
+    }
+    c.execute(
+        "UPDATE users SET used = used + ?2 WHERE id = ?1",
+        params![user_id, bytes as i64],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// `stem(n).ext`, the clash name of spec §3.9.
+pub(crate) fn clash_name(name: &str, n: u32) -> String {
+    match name.rfind('.') {
+        Some(dot) if dot > 0 => format!("{}({n}){}", &name[..dot], &name[dot..]),
+        _ => format!("{name}({n})"),
+    }
+}
+
+/// Is `ancestor` equal to `node` or one of its ancestors?
+fn is_within(c: &Connection, mut node: NodeId, ancestor: NodeId) -> StoreResult<bool> {
+    loop {
+        if node == ancestor {
+            return Ok(true);
+        }
+        match must_node(c, node)?.parent_id {
+            Some(p) => node = p,
+            None => return Ok(false),
+        }
+    }
+}
+
+fn subtree(c: &Connection, root: NodeId) -> rusqlite::Result<Vec<Node>> {
+    // Pre-order: a parent always comes before its children.
+    let sql = format!(
+        "WITH RECURSIVE sub(id, depth) AS (SELECT ?1, 0 UNION ALL \
+         SELECT n.id, sub.depth + 1 FROM nodes n JOIN sub ON n.parent_id = sub.id) \
+         SELECT {} FROM sub JOIN nodes n ON n.id = sub.id ORDER BY sub.depth",
+        NODE_COLS
+            .split(", ")
+            .map(|c| format!("n.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    stmt.query_map([root], node_from_row)?.collect()
+}
+
+#[async_trait]
+impl Metadata for Sqlite {
+    async fn ensure_user(&self, name: &str) -> StoreResult<User> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            let existing = tx
+                .query_row("SELECT id, name, quota, used, disabled FROM users WHERE name = ?1", [&name], user_from_row)
+                .optional()
+                .map_err(backend)?;
+            if let Some(u) = existing {
+                return Ok(u);
+            }
+            let now = now_ms();
+            tx.execute("INSERT INTO users(name, created) VALUES (?1, ?2)", params![name, now]).map_err(backend)?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO nodes(user_id, parent_id, name, is_dir, created, updated) VALUES (?1, NULL, '', 1, ?2, ?2)",
+                params![id, now],
+            )
+            .map_err(backend)?;
+            user_row(tx, id)
+        })
+        .await
+    }
+
+    async fn user(&self, id: i64) -> StoreResult<Option<User>> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id, name, quota, used, disabled FROM users WHERE id = ?1",
+                [id],
+                user_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn ensure_app(&self, name: &str) -> StoreResult<App> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            let q = "SELECT id, name, client_id, disabled FROM apps WHERE name = ?1";
+            if let Some(a) = tx
+                .query_row(q, [&name], app_from_row)
+                .optional()
+                .map_err(backend)?
+            {
+                return Ok(a);
+            }
+            tx.execute(
+                "INSERT INTO apps(name, client_id, created) VALUES (?1, ?1, ?2)",
+                params![name, now_ms()],
+            )
+            .map_err(backend)?;
+            tx.query_row(q, [&name], app_from_row).map_err(backend)
+        })
+        .await
+    }
+
+    async fn app(&self, id: i64) -> StoreResult<Option<App>> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id, name, client_id, disabled FROM apps WHERE id = ?1",
+                [id],
+                app_from_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn insert_token(&self, token: NewToken) -> StoreResult<()> {
+        self.write(move |tx| {
+            let r = &token.record;
+            tx.execute(
+                "INSERT INTO tokens(hash, kind, user_id, app_id, scope, expires_at, revoked) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                params![token.hash, r.kind, r.user_id, r.app_id, r.scope, r.expires_at, r.revoked],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn token(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>> {
+        let hash = hash.to_vec();
+        self.read(move |c| {
+            c.prepare_cached("SELECT kind, user_id, app_id, scope, expires_at, revoked FROM tokens WHERE hash = ?1")?
+                .query_row([hash], |r| {
+                    Ok(TokenRecord {
+                        kind: r.get(0)?,
+                        user_id: r.get(1)?,
+                        app_id: r.get(2)?,
+                        scope: r.get(3)?,
+                        expires_at: r.get(4)?,
+                        revoked: r.get(5)?,
+                    })
+                })
+                .optional()
+        })
+        .await
+    }
+
+    async fn insert_session(&self, esid: &str, user_id: i64, expires_at: i64) -> StoreResult<()> {
+        let esid = esid.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO sessions(esid, user_id, expires_at) VALUES (?1, ?2, ?3)",
+                params![esid, user_id, expires_at],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn root(&self, user_id: i64) -> StoreResult<Node> {
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {NODE_COLS} FROM nodes WHERE user_id = ?1 AND parent_id IS NULL"
+            ))?
+            .query_row([user_id], node_from_row)
+            .optional()
+        })
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("root of user {user_id}")))
+    }
+
+    async fn node(&self, id: NodeId) -> StoreResult<Option<Node>> {
+        self.read(move |c| get_node(c, id)).await
+    }
+
+    async fn walk(&self, start: NodeId, names: &[String]) -> StoreResult<Option<Node>> {
+        let names = names.to_vec();
+        self.read(move |c| {
+            let mut cur = match get_node(c, start)? {
+                Some(n) => n,
+                None => return Ok(None),
+            };
+            for name in &names {
+                if !cur.is_dir {
+                    return Ok(None);
+                }
+                match child(c, cur.id, name)? {
+                    Some(n) => cur = n,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(cur))
+        })
+        .await
+    }
+
+    async fn ensure_folders(&self, start: NodeId, names: &[String]) -> StoreResult<Node> {
+        let names = names.to_vec();
+        self.write(move |tx| {
+            let mut cur = must_node(tx, start)?;
+            for name in &names {
+                cur = match child(tx, cur.id, name).map_err(backend)? {
+                    Some(n) if n.is_dir => n,
+                    Some(_) => return Err(StoreError::AlreadyExists(name.clone())),
+                    None => insert_folder(tx, cur.user_id, cur.id, name)?,
+                };
+            }
+            Ok(cur)
+        })
+        .await
+    }
+
+    async fn children(&self, parent: NodeId, q: ChildQuery) -> StoreResult<Vec<Node>> {
+        self.read(move |c| {
+            let kinds = match (q.dirs, q.files) {
+                (true, true) => "",
+                (true, false) => " AND is_dir = 1",
+                (false, true) => " AND is_dir = 0",
+                (false, false) => return Ok(Vec::new()),
+            };
+            let type_filter = if q.file_type.is_some() {
+                " AND (is_dir = 1 OR file_type = ?2)"
+            } else {
+                " AND ?2 IS NULL"
+            };
+            let sql = format!(
+                "SELECT {NODE_COLS} FROM nodes WHERE parent_id = ?1{kinds}{type_filter} \
+                 ORDER BY is_dir DESC, name LIMIT ?3 OFFSET ?4"
+            );
+            let limit = q.limit.map(|l| l as i64).unwrap_or(-1);
+            let mut stmt = c.prepare_cached(&sql)?;
+            let ft = q.file_type.map(type_name);
+            stmt.query_map(params![parent, ft, limit, q.offset as i64], node_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn descendants(&self, folder: NodeId, dirs_only: bool) -> StoreResult<Vec<Descendant>> {
+        self.read(move |c| {
+            let only = if dirs_only { " AND n.is_dir = 1" } else { "" };
+            let base_only = if dirs_only { " AND is_dir = 1" } else { "" };
+            let sql = format!(
+                "WITH RECURSIVE sub(id, name, is_dir, rel) AS ( \
+                   SELECT id, name, is_dir, '' FROM nodes WHERE parent_id = ?1{base_only} \
+                   UNION ALL \
+                   SELECT n.id, n.name, n.is_dir, sub.rel || sub.name || '/' FROM nodes n \
+                     JOIN sub ON n.parent_id = sub.id WHERE sub.is_dir = 1{only}) \
+                 SELECT {}, sub.rel FROM sub JOIN nodes n ON n.id = sub.id ORDER BY sub.rel || sub.name",
+                NODE_COLS.split(", ").map(|c| format!("n.{c}")).collect::<Vec<_>>().join(", ")
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            stmt.query_map([folder], |r| Ok(Descendant { node: node_from_row(r)?, parent_rel: r.get(12)? }))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn create_folder(&self, parent: NodeId, name: &str) -> StoreResult<Node> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            let p = must_node(tx, parent)?;
+            if !p.is_dir {
+                return Err(StoreError::NotFound(format!("folder {parent}")));
+            }
+            insert_folder(tx, p.user_id, parent, &name)
+        })
+        .await
+    }
+
+    async fn insert_file(&self, parent: NodeId, file: NewFile, quota: u64) -> StoreResult<Node> {
+        self.write(move |tx| {
+            let p = must_node(tx, parent)?;
+            if !p.is_dir {
+                return Err(StoreError::NotFound(format!("folder {parent}")));
+            }
+            charge(tx, p.user_id, file.size, quota)?;
+            let mut name = file.name.clone();
+            let mut n = 0;
+            while child(tx, parent, &name).map_err(backend)?.is_some() {
+                n += 1;
+                name = clash_name(&file.name, n);
+            }
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO nodes(user_id, parent_id, name, is_dir, size, blob, file_type, mime, metadata, created, updated) \
+                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                params![p.user_id, parent, name, file.size as i64, file.blob, type_name(file.file_type), file.mime, file.metadata, now],
+            )
+            .map_err(backend)?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO blobs(key, refs) VALUES (?1, 1) ON CONFLICT(key) DO UPDATE SET refs = refs + 1",
+                [&file.blob],
+            )
+            .map_err(backend)?;
+            must_node(tx, id)
+        })
+        .await
+    }
+
+    async fn relocate(&self, node: NodeId, parent: NodeId, name: &str) -> StoreResult<Node> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            let n = must_node(tx, node)?;
+            let p = must_node(tx, parent)?;
+            if !p.is_dir || p.user_id != n.user_id {
+                return Err(StoreError::NotFound(format!("folder {parent}")));
+            }
+            if n.is_dir && is_within(tx, parent, node)? {
+                return Err(StoreError::IntoItself);
+            }
+            if n.parent_id == Some(parent) && n.name == name {
+                return Ok(n);
+            }
+            if child(tx, parent, &name).map_err(backend)?.is_some() {
+                return Err(StoreError::AlreadyExists(name));
+            }
+            tx.execute(
+                "UPDATE nodes SET parent_id = ?2, name = ?3, updated = ?4 WHERE id = ?1",
+                params![node, parent, name, now_ms()],
+            )
+            .map_err(backend)?;
+            must_node(tx, node)
+        })
+        .await
+    }
+
+    async fn copy(
+        &self,
+        node: NodeId,
+        parent: NodeId,
+        name: &str,
+        quota: u64,
+    ) -> StoreResult<Node> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            let p = must_node(tx, parent)?;
+            let src = must_node(tx, node)?;
+            if !p.is_dir || p.user_id != src.user_id {
+                return Err(StoreError::NotFound(format!("folder {parent}")));
+            }
+            if src.is_dir && is_within(tx, parent, node)? {
+                return Err(StoreError::IntoItself);
+            }
+            if child(tx, parent, &name).map_err(backend)?.is_some() {
+                return Err(StoreError::AlreadyExists(name));
+            }
+            let items = subtree(tx, node).map_err(backend)?;
+            let bytes: u64 = items.iter().filter(|n| !n.is_dir).map(|n| n.size).sum();
+            charge(tx, src.user_id, bytes, quota)?;
+            let now = now_ms();
+            let mut new_ids = std::collections::HashMap::new();
+            for item in &items {
+                let (new_parent, new_name) = if item.id == node {
+                    (parent, name.as_str())
+                } else {
+                    let old_parent = item.parent_id.expect("subtree member has a parent");
+                    (new_ids[&old_parent], item.name.as_str())
+                };
+                tx.execute(
+                    "INSERT INTO nodes(user_id, parent_id, name, is_dir, size, blob, file_type, mime, metadata, created, updated) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                    params![item.user_id, new_parent, new_name, item.is_dir, item.size as i64, item.blob,
+                        item.file_type.map(type_name), item.mime, item.metadata, now],
+                )
+                .map_err(backend)?;
+                new_ids.insert(item.id, tx.last_insert_rowid());
+                if let Some(blob) = &item.blob {
+                    tx.execute("UPDATE blobs SET refs = refs + 1 WHERE key = ?1", [blob]).map_err(backend)?;
+                }
+            }
+            must_node(tx, new_ids[&node])
+        })
+        .await
+    }
+
+    async fn delete(&self, node: NodeId) -> StoreResult<Vec<String>> {
+        self.write(move |tx| {
+            let items = subtree(tx, node).map_err(backend)?;
+            let Some(first) = items.first() else {
+                return Err(StoreError::NotFound(format!("node {node}")));
+            };
+            let user_id = first.user_id;
+            let bytes: u64 = items.iter().filter(|n| !n.is_dir).map(|n| n.size).sum();
+            let mut freed = Vec::new();
+            for item in items.iter().rev() {
+                tx.execute("DELETE FROM nodes WHERE id = ?1", [item.id])
+                    .map_err(backend)?;
+                if let Some(blob) = &item.blob {
+                    let refs: i64 = tx
+                        .query_row(
+                            "UPDATE blobs SET refs = refs - 1 WHERE key = ?1 RETURNING refs",
+                            [blob],
+                            |r| r.get(0),
+                        )
+                        .map_err(backend)?;
+                    if refs <= 0 {
+                        tx.execute("DELETE FROM blobs WHERE key = ?1", [blob])
+                            .map_err(backend)?;
+                        freed.push(blob.clone());
+                    }
+                }
+            }
+            tx.execute(
+                "UPDATE users SET used = MAX(0, used - ?2) WHERE id = ?1",
+                params![user_id, bytes as i64],
+            )
+            .map_err(backend)?;
+            Ok(freed)
+        })
+        .await
+    }
+
+    async fn set_metadata(&self, node: NodeId, metadata: &str) -> StoreResult<()> {
+        let metadata = metadata.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE nodes SET metadata = ?2 WHERE id = ?1",
+                params![node, metadata],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blob_keys(&self) -> StoreResult<std::collections::HashSet<String>> {
+        self.read(|c| {
+            c.prepare("SELECT key FROM blobs")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clash_names() {
+        assert_eq!(clash_name("upload.jpg", 1), "upload(1).jpg");
+        assert_eq!(clash_name("a.tar.gz", 2), "a.tar(2).gz");
+        assert_eq!(clash_name(".bashrc", 1), ".bashrc(1)");
+        assert_eq!(clash_name("README", 3), "README(3)");
+    }
+
+    #[tokio::test]
+    async fn tree_operations_keep_quota_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("m.db")).unwrap();
+        let u = db.ensure_user("alice").await.unwrap();
+        let root = db.root(u.id).await.unwrap();
+        let a = db.create_folder(root.id, "a").await.unwrap();
+        assert!(matches!(
+            db.create_folder(root.id, "a").await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+        let f = NewFile {
+            name: "x.txt".into(),
+            size: 10,
+            blob: "b1".into(),
+            file_type: FileType::File,
+            mime: "text/plain".into(),
+            metadata: None,
+        };
+        let f1 = db.insert_file(a.id, f.clone(), 100).await.unwrap();
+        let f2 = db
+            .insert_file(
+                a.id,
+                NewFile {
+                    blob: "b2".into(),
+                    ..f.clone()
+                },
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!((f1.name.as_str(), f2.name.as_str()), ("x.txt", "x(1).txt"));
+        let err = db
+            .insert_file(
+                a.id,
+                NewFile {
+                    size: 81,
+                    blob: "b3".into(),
+                    ..f.clone()
+                },
+                100,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::QuotaExceeded {
+                needed: 81,
+                free: 80
+            }
+        ));
+        let a2 = db.copy(a.id, root.id, "a2", 100).await.unwrap();
+        assert_eq!(db.user(u.id).await.unwrap().unwrap().used, 40);
+        assert!(matches!(
+            db.copy(a.id, a.id, "in", 100).await,
+            Err(StoreError::IntoItself)
+        ));
+        let d = db.descendants(root.id, false).await.unwrap();
+        let paths: Vec<String> = d
+            .iter()
+            .map(|d| format!("{}{}", d.parent_rel, d.node.name))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "a",
+                "a/x(1).txt",
+                "a/x.txt",
+                "a2",
+                "a2/x(1).txt",
+                "a2/x.txt"
+            ]
+        );
+        assert_eq!(db.delete(a.id).await.unwrap(), Vec::<String>::new());
+        let mut freed = db.delete(a2.id).await.unwrap();
+        freed.sort();
+        assert_eq!(freed, ["b1", "b2"]);
+        assert_eq!(db.user(u.id).await.unwrap().unwrap().used, 0);
+    }
+}
