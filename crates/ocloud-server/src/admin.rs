@@ -23,3 +23,21 @@ pub async fn token(
     let app = svc.meta.ensure_app(app).await?;
     Ok(svc.issue_tokens(&user, &app, scope, ttl).await?)
 }
+
+/// Blocks (403/51 for an app, 403/52 for a user) or unblocks an account.
+pub async fn set_disabled(
+    data_dir: &Path,
+    app: bool,
+    name: &str,
+    disabled: bool,
+) -> anyhow::Result<()> {
+    let svc = crate::open_service(Arc::new(Config::new(data_dir)), String::new())?;
+    if !svc.meta.set_disabled(app, name, disabled).await? {
+        anyhow::bail!(
+            "no {} named {name:?} in {}",
+            if app { "app" } else { "user" },
+            data_dir.display()
+        );
+    }
+    Ok(())
+}

@@ -12,6 +12,29 @@ pub enum Command {
         after_help = "Example:\n  TOKEN=$(ocloud admin token --data-dir ./ocloud-data --user alice)\n  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/cloud/v1/freespace"
     )]
     Token(TokenArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(Account),
+    /// Manage applications.
+    #[command(subcommand)]
+    App(Account),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Account {
+    /// Block: its calls get 403 (51 for an app, 52 for a user).
+    Disable(AccountArgs),
+    /// Unblock.
+    Enable(AccountArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AccountArgs {
+    /// The name.
+    name: String,
+    /// The service's data dir.
+    #[arg(long, env = "OCLOUD_DATA_DIR", default_value = "./ocloud-data")]
+    data_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,6 +61,8 @@ pub struct TokenArgs {
 
 pub async fn run(c: Command) -> anyhow::Result<()> {
     match c {
+        Command::User(acc) => account(false, acc).await?,
+        Command::App(acc) => account(true, acc).await?,
         Command::Token(a) => {
             let t = ocloud_server::admin::token(
                 &a.data_dir,
@@ -59,7 +84,15 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
             } else {
                 println!("{}", t.access_token);
             }
-            Ok(())
         }
     }
+    Ok(())
+}
+
+async fn account(app: bool, acc: Account) -> anyhow::Result<()> {
+    let (args, disabled) = match acc {
+        Account::Disable(a) => (a, true),
+        Account::Enable(a) => (a, false),
+    };
+    ocloud_server::admin::set_disabled(&args.data_dir, app, &args.name, disabled).await
 }

@@ -13,14 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use axum::Router;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ocloud_wire::ErrorCode;
-use tower::ServiceBuilder;
 
 use crate::domain::Service;
 use error::ApiError;
@@ -42,6 +40,8 @@ pub struct AppState {
     pub svc: Service,
     /// See [`phase`].
     pub phase: Arc<AtomicU8>,
+    /// Requests in flight; one permit each (`--max-concurrent-requests`).
+    pub slots: Arc<tokio::sync::Semaphore>,
     /// The OpenAPI document, rendered once.
     pub openapi: bytes::Bytes,
 }
@@ -73,14 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(middleware::map_response(method_not_allowed));
-    let overload = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-            ApiError::new(ErrorCode::OverCapacity, "too many requests in flight")
-        }))
-        .load_shed()
-        .concurrency_limit(state.svc.cfg.max_concurrent_requests);
     api.layer(middleware::from_fn_with_state(state.clone(), gate))
-        .layer(overload)
+        .layer(middleware::from_fn_with_state(state.clone(), capacity))
         .layer(middleware::from_fn_with_state(state.clone(), legacy))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -133,6 +127,17 @@ async fn gate(State(s): State<AppState>, req: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(req).await
+}
+
+/// Over `--max-concurrent-requests` requests in flight, the next one gets 503/6 at once.
+/// One semaphore for the whole router (a tower layer on `Router` would be one per route).
+async fn capacity(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    match s.slots.clone().try_acquire_owned() {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => {
+            ApiError::new(ErrorCode::OverCapacity, "too many requests in flight").into_response()
+        }
+    }
 }
 
 async fn legacy(State(s): State<AppState>, req: Request, next: Next) -> Response {

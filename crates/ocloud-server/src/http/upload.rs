@@ -402,16 +402,31 @@ impl Multipart {
     /// Exactly `n` bytes of file content, then whatever ends the part: CRLF or LF or
     /// nothing, and a boundary or the end of the body.
     async fn stream_exact(&mut self, n: u64, sink: &mut Sink) -> Result<(), ApiError> {
+        let shorter = || {
+            ApiError::new(
+                ErrorCode::InvalidBodyField,
+                format!("the file part is shorter than the declared {n} bytes"),
+            )
+        };
         let mut remaining = n;
+        // The boundary never occurs inside content (RFC 7578): meeting it means the declared
+        // size runs past the part. `seam` catches it across chunk edges.
+        let keep = self.dash_boundary.len() - 1;
+        let mut seam: Vec<u8> = Vec::with_capacity(keep * 2);
         while remaining > 0 {
             if self.buf.is_empty() && !self.fill().await? {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidBodyField,
-                    format!("the file part is shorter than the declared {n} bytes"),
-                ));
+                return Err(shorter());
             }
             let take = remaining.min(self.buf.len() as u64) as usize;
             let chunk = self.buf.split_to(take);
+            seam.extend_from_slice(&chunk[..chunk.len().min(keep)]);
+            if memchr::memmem::find(&seam, &self.dash_boundary).is_some()
+                || memchr::memmem::find(&chunk, &self.dash_boundary).is_some()
+            {
+                return Err(shorter());
+            }
+            seam.clear();
+            seam.extend_from_slice(&chunk[chunk.len().saturating_sub(keep)..]);
             sink.write(&chunk).await?;
             remaining -= take as u64;
         }

@@ -175,6 +175,8 @@ pub trait Metadata: Send + Sync + 'static {
     async fn user(&self, id: i64) -> StoreResult<Option<User>>;
     /// The app with this name, created if missing (client id = name).
     async fn ensure_app(&self, name: &str) -> StoreResult<App>;
+    /// Blocks or unblocks a user (`app == false`) or an app by name; `false` if unknown.
+    async fn set_disabled(&self, app: bool, name: &str, disabled: bool) -> StoreResult<bool>;
     /// An app by id.
     async fn app(&self, id: i64) -> StoreResult<Option<App>>;
 

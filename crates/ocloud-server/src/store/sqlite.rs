@@ -336,6 +336,19 @@ impl Metadata for Sqlite {
         .await
     }
 
+    async fn set_disabled(&self, app: bool, name: &str, disabled: bool) -> StoreResult<bool> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            let sql = if app {
+                "UPDATE apps SET disabled = ?2 WHERE name = ?1"
+            } else {
+                "UPDATE users SET disabled = ?2 WHERE name = ?1"
+            };
+            Ok(tx.execute(sql, params![name, disabled]).map_err(backend)? > 0)
+        })
+        .await
+    }
+
     async fn app(&self, id: i64) -> StoreResult<Option<App>> {
         self.read(move |c| {
             c.query_row(

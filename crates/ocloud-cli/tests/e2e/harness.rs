@@ -1,0 +1,336 @@
+//! Test harness: the real `ocloud` binary serving on an ephemeral loopback port, a temp data
+//! dir, and a small HTTP helper that keeps status, headers and body together.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ocloud");
+
+/// A running `ocloud serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub data: PathBuf,
+    _stdout: BufReader<std::process::ChildStdout>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// A fresh service with its own temp data dir.
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Server::start_in(dir.path(), extra);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// A service on an existing data dir.
+    pub fn start_in(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn ocloud serve");
+        let mut line = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut line).unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            url,
+            data: data.to_owned(),
+            _stdout: stdout,
+            _dir: None,
+        }
+    }
+
+    /// `ocloud admin token` with these extra arguments.
+    pub fn admin_token(&self, args: &[&str]) -> String {
+        let out = Command::new(BIN)
+            .args(["admin", "token", "--data-dir"])
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// A client for `user` through app `app` with `scope`.
+    pub fn api_as(&self, user: &str, app: &str, scope: &str) -> Api {
+        let token = self.admin_token(&["--user", user, "--app", app, "--scope", scope]);
+        Api::new(&self.url, &token)
+    }
+
+    /// A sandboxed client (scope `openid cloud`) of user `alice`, app `tests`.
+    pub fn api(&self) -> Api {
+        self.api_as("alice", "tests", "openid cloud")
+    }
+
+    /// Kills the service at once (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM, then waits (bounded) until the listener is closed.
+    pub fn signal_term(&self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(self.addr()).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("the service still accepts connections 5 s after SIGTERM");
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().unwrap()
+    }
+
+    /// host:port.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the exact spec error: status and the whole body.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: u16) {
+        assert_eq!(
+            self.status,
+            status,
+            "body {:?}",
+            String::from_utf8_lossy(&self.body)
+        );
+        let c = ocloud_wire::ErrorCode::from_code(code).unwrap();
+        assert_eq!(c.status(), status);
+        let expected = serde_json::to_value(ocloud_wire::ErrorBody::from(c)).unwrap();
+        assert_eq!(self.json(), expected);
+    }
+
+    #[track_caller]
+    pub fn ok(&self) -> Value {
+        assert!(
+            (200..300).contains(&self.status),
+            "status {} body {:?}",
+            self.status,
+            String::from_utf8_lossy(&self.body)
+        );
+        self.json()
+    }
+}
+
+/// A bearer-token HTTP client for one service.
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Api {
+    pub fn new(base: &str, token: &str) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: base.to_owned(),
+            token: token.to_owned(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token)
+    }
+
+    pub async fn send(rb: reqwest::RequestBuilder) -> Resp {
+        let r = rb
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request failed: {}", e.without_url()));
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.unwrap();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        Api::send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        Api::send(self.req(reqwest::Method::DELETE, path)).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Resp {
+        Api::send(self.req(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    /// Form A upload, as the reference client sends it.
+    pub async fn upload(&self, name: &str, content: &[u8], folder: Option<&str>) -> Resp {
+        let mut desc = serde_json::json!({"name": name, "size": content.len().to_string()});
+        if let Some(f) = folder {
+            desc["folder"] = f.into();
+        }
+        let body = multipart_body(
+            "UploadBoundary",
+            &desc.to_string(),
+            name,
+            content,
+            Quirks::default(),
+        );
+        self.upload_raw("multipart/form-data; boundary=UploadBoundary", body)
+            .await
+    }
+
+    pub async fn upload_raw(&self, content_type: &str, body: Vec<u8>) -> Resp {
+        Api::send(
+            self.req(reqwest::Method::POST, "/cloud/v1/files/content")
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    /// The root the token sees, with the given query.
+    pub async fn root(&self, query: &str) -> Value {
+        self.get(&format!("/cloud/v1/folders{query}")).await.ok()
+    }
+
+    pub async fn mkdir(&self, name: &str, parent: Option<&str>) -> Value {
+        let mut body = serde_json::json!({"name": name});
+        if let Some(p) = parent {
+            body["parentFolderId"] = p.into();
+        }
+        self.post_json("/cloud/v1/folders", body).await.ok()
+    }
+
+    pub async fn freespace(&self) -> u64 {
+        self.get("/cloud/v1/freespace").await.ok()["freespace"]
+            .as_u64()
+            .unwrap()
+    }
+
+    pub async fn download(&self, file_id: &str) -> Bytes {
+        let info = self.get(&format!("/cloud/v1/files/{file_id}")).await.ok();
+        let r = self.get(info["downloadUrl"].as_str().unwrap()).await;
+        assert_eq!(r.status, 200);
+        r.body
+    }
+}
+
+/// The client quirks of spec §3.9.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Quirks {
+    /// iOS / old Android: CRLF before the first boundary.
+    pub leading_crlf: bool,
+    /// Old Android: no closing delimiter at all.
+    pub no_closing: bool,
+    /// Before pyorangecloud's fix: no CRLF before the closing delimiter.
+    pub no_crlf_before_closing: bool,
+}
+
+pub fn multipart_body(
+    boundary: &str,
+    description: &str,
+    filename: &str,
+    content: &[u8],
+    q: Quirks,
+) -> Vec<u8> {
+    let mut b = Vec::new();
+    if q.leading_crlf {
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\n{description}\r\n").as_bytes());
+    b.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
+            .as_bytes(),
+    );
+    b.extend_from_slice(content);
+    if !q.no_closing {
+        if !q.no_crlf_before_closing {
+            b.extend_from_slice(b"\r\n");
+        }
+        b.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    }
+    b
+}
+
+pub fn sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(b))
+}
+
+pub fn png(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+    })
+    .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+    .unwrap();
+    out
+}
+
+pub fn id(path: &str) -> String {
+    ocloud_wire::id::encode(path)
+}
+
+/// The app folder path of app `tests`.
+pub const APP: &str = "mes dossiers partenaires/tests/";

@@ -1,0 +1,9 @@
+//! End to end: the real `ocloud` binary on a loopback port, spoken to over HTTP.
+
+mod harness;
+
+mod api;
+mod content;
+mod crash;
+mod errors;
+mod upload;
