@@ -65,26 +65,26 @@ pub async fn serve(
         phase: Arc::new(AtomicU8::new(phase::STARTING)),
         openapi: bytes::Bytes::from(http::openapi::document()),
     };
-    // Temp files of a previous run are partial uploads: drop them before anything new starts.
-    let removed = svc
-        .blobs
-        .sweep(started, &|_| true)
-        .await
-        .map(|n| n)
-        .unwrap_or(0);
-    state.phase.store(phase::READY, Ordering::Release);
+    let app = http::router(state.clone());
+    let phase = state.phase.clone();
+    // Serve at once: until the start-up work below is done, every request gets 503/5.
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                phase.store(phase::STOPPING, Ordering::Release);
+                tracing::info!("stopping: finishing requests in flight");
+            })
+            .into_future(),
+    );
+    // Temp files of a previous run are partial uploads: drop them before any new one starts.
+    let removed = svc.blobs.sweep(started, &|_| true).await.context("sweeping temp files")?;
+    // A shutdown that came during start-up wins.
+    let _ = state.phase.compare_exchange(phase::STARTING, phase::READY, Ordering::AcqRel, Ordering::Acquire);
     on_listening(addr);
     tracing::info!(%addr, removed, "ready");
     tokio::spawn(sweep_orphans(svc.clone(), started));
-    let app = http::router(state.clone());
-    let phase = state.phase.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            phase.store(phase::STOPPING, Ordering::Release);
-            tracing::info!("stopping: finishing requests in flight");
-        })
-        .await?;
+    server.await.context("server task")??;
     Ok(())
 }
 

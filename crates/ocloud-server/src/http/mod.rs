@@ -148,3 +148,37 @@ async fn legacy(State(s): State<AppState>, req: Request, next: Next) -> Response
         res
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt as _;
+
+    async fn answer(phase_now: u8) -> (StatusCode, serde_json::Value) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Arc::new(crate::Config::new(dir.path()));
+        let svc = crate::open_service(cfg, "http://x".into()).unwrap();
+        let state = AppState {
+            slots: Arc::new(tokio::sync::Semaphore::new(4)),
+            svc,
+            phase: Arc::new(AtomicU8::new(phase_now)),
+            openapi: bytes::Bytes::new(),
+        };
+        let req = axum::http::Request::get("/cloud/v1/freespace").body(Body::empty()).unwrap();
+        let res = router(state).oneshot(req).await.unwrap();
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn starting_and_stopping_answer_503_5() {
+        let expected = serde_json::to_value(ocloud_wire::ErrorBody::from(ErrorCode::Unavailable)).unwrap();
+        for p in [phase::STARTING, phase::STOPPING] {
+            assert_eq!(answer(p).await, (StatusCode::SERVICE_UNAVAILABLE, expected.clone()));
+        }
+        // Ready: the request goes through to authentication.
+        assert_eq!(answer(phase::READY).await.1["code"], 40);
+    }
+}
