@@ -165,18 +165,26 @@ mod tests {
             phase: Arc::new(AtomicU8::new(phase_now)),
             openapi: bytes::Bytes::new(),
         };
-        let req = axum::http::Request::get("/cloud/v1/freespace").body(Body::empty()).unwrap();
+        let req = axum::http::Request::get("/cloud/v1/freespace")
+            .body(Body::empty())
+            .unwrap();
         let res = router(state).oneshot(req).await.unwrap();
         let status = res.status();
-        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
         (status, serde_json::from_slice(&body).unwrap())
     }
 
     #[tokio::test]
     async fn starting_and_stopping_answer_503_5() {
-        let expected = serde_json::to_value(ocloud_wire::ErrorBody::from(ErrorCode::Unavailable)).unwrap();
+        let expected =
+            serde_json::to_value(ocloud_wire::ErrorBody::from(ErrorCode::Unavailable)).unwrap();
         for p in [phase::STARTING, phase::STOPPING] {
-            assert_eq!(answer(p).await, (StatusCode::SERVICE_UNAVAILABLE, expected.clone()));
+            assert_eq!(
+                answer(p).await,
+                (StatusCode::SERVICE_UNAVAILABLE, expected.clone())
+            );
         }
         // Ready: the request goes through to authentication.
         assert_eq!(answer(phase::READY).await.1["code"], 40);
