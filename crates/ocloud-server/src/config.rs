@@ -28,8 +28,16 @@ pub struct Config {
     pub max_json_body: usize,
     /// Requests served at once; the next one gets 503/6.
     pub max_concurrent_requests: usize,
-    /// Lifetime of access tokens issued by `ocloud admin token`.
+    /// Lifetime of access tokens.
     pub token_ttl: Duration,
+    /// Lifetime of authorization codes.
+    pub code_ttl: Duration,
+    /// Requests per minute per (app, user) for apps without their own limit; 0: unlimited.
+    pub rate_limit: u32,
+    /// Issue a new refresh token on every refresh (Orange kept the old one: spec §2.2).
+    pub rotate_refresh_tokens: bool,
+    /// Create the dev user and app on an empty data dir.
+    pub dev_account: bool,
 }
 
 impl Config {
@@ -47,6 +55,10 @@ impl Config {
             max_json_body: 64 << 10,
             max_concurrent_requests: 1024,
             token_ttl: Duration::from_secs(3600),
+            code_ttl: Duration::from_secs(60),
+            rate_limit: 0,
+            rotate_refresh_tokens: false,
+            dev_account: true,
         }
     }
 }

@@ -55,6 +55,9 @@ pub fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
+/// Refresh tokens live 180 days.
+const REFRESH_TTL_SECS: i64 = 180 * 24 * 3600;
+
 fn now_s() -> i64 {
     super::dates::now_ms() / 1000
 }
@@ -71,21 +74,39 @@ pub struct IssuedTokens {
 }
 
 impl Service {
-    /// Issues an access and a refresh token for `user` through `app`.
-    pub async fn issue_tokens(
+    /// Issues an access and a refresh token for `user` through `app` (a grant of its own).
+    pub async fn issue_tokens(&self, user: &User, app: &App, scope: &str, ttl: std::time::Duration) -> Result<IssuedTokens> {
+        let grant = new_token()[4..].to_owned();
+        let g = self.issue_with_ttl(user, app, scope, &grant, true, ttl).await?;
+        Ok(IssuedTokens {
+            access_token: g.access_token,
+            refresh_token: g.refresh_token.unwrap_or_default(),
+            expires_in: g.expires_in,
+        })
+    }
+
+    /// Issues an access token (and a refresh token if asked) within a grant.
+    pub async fn issue_tokens_for_grant(&self, user: &User, app: &App, scope: &str, grant: &str, with_refresh: bool) -> Result<super::oauth::Grant> {
+        self.issue_with_ttl(user, app, scope, grant, with_refresh, self.cfg.token_ttl).await
+    }
+
+    async fn issue_with_ttl(
         &self,
         user: &User,
         app: &App,
         scope: &str,
+        grant: &str,
+        with_refresh: bool,
         ttl: std::time::Duration,
-    ) -> Result<IssuedTokens> {
-        let access_token = new_token();
-        let refresh_token = new_token();
+    ) -> Result<super::oauth::Grant> {
         let now = now_s();
-        for (token, kind, expires_at) in [
-            (&access_token, "access", now + ttl.as_secs() as i64),
-            (&refresh_token, "refresh", now + 180 * 24 * 3600),
-        ] {
+        let access_token = new_token();
+        let refresh_token = with_refresh.then(new_token);
+        let mut tokens = vec![(access_token.clone(), "access", now + ttl.as_secs() as i64)];
+        if let Some(r) = &refresh_token {
+            tokens.push((r.clone(), "refresh", now + REFRESH_TTL_SECS));
+        }
+        for (token, kind, expires_at) in tokens {
             let record = TokenRecord {
                 kind: kind.to_owned(),
                 user_id: user.id,
@@ -93,19 +114,11 @@ impl Service {
                 scope: scope.to_owned(),
                 expires_at,
                 revoked: false,
+                grant: grant.to_owned(),
             };
-            self.meta
-                .insert_token(NewToken {
-                    hash: hash_token(token),
-                    record,
-                })
-                .await?;
+            self.meta.insert_token(NewToken { hash: hash_token(&token), record }).await?;
         }
-        Ok(IssuedTokens {
-            access_token,
-            refresh_token,
-            expires_in: ttl.as_secs(),
-        })
+        Ok(super::oauth::Grant { access_token, refresh_token, expires_in: ttl.as_secs() })
     }
 
     /// Checks a bearer token (spec §2.3, seed 000): none 40, unknown or revoked 41, expired

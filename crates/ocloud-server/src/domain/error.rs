@@ -59,6 +59,9 @@ pub enum Error {
     /// The user is disabled.
     #[error("user blocked")]
     BlockedUser,
+    /// Over the rate limit; retry after this many seconds.
+    #[error("rate limit exceeded: retry in {0} s")]
+    RateLimited(u64),
     /// Anything else; logged, never shown.
     #[error("{0}")]
     Internal(String),

@@ -6,7 +6,9 @@ pub mod auth;
 pub mod dates;
 pub mod error;
 pub mod kinds;
+pub mod limits;
 pub mod names;
+pub mod oauth;
 pub mod renditions;
 pub mod tree;
 pub mod upload;
@@ -33,6 +35,7 @@ pub struct Service {
     /// Base of content URLs, without trailing slash.
     pub public_url: String,
     renders: Arc<tokio::sync::Semaphore>,
+    limits: Arc<limits::RateLimits>,
 }
 
 impl Service {
@@ -52,6 +55,7 @@ impl Service {
             cfg,
             public_url,
             renders: Arc::new(tokio::sync::Semaphore::new(workers)),
+            limits: Arc::default(),
         }
     }
 }

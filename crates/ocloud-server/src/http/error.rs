@@ -82,6 +82,11 @@ impl From<Error> for ApiError {
             Error::AccessDenied(_) => ErrorCode::AccessDenied,
             Error::BlockedApp => ErrorCode::ForbiddenRequester,
             Error::BlockedUser => ErrorCode::ForbiddenUser,
+            Error::RateLimited(secs) => {
+                let mut err = ApiError::new(ErrorCode::TooManyRequests, detail);
+                err.retry_after = Some((*secs).max(1));
+                return err;
+            }
             Error::Internal(_) => ErrorCode::Internal,
         };
         ApiError::new(code, detail)

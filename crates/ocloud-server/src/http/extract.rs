@@ -42,7 +42,9 @@ impl FromRequestParts<AppState> for Auth {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?;
-        Ok(Auth(state.svc.authenticate(token).await?))
+        let access = state.svc.authenticate(token).await?;
+        state.svc.check_rate(&access)?;
+        Ok(Auth(access))
     }
 }
 

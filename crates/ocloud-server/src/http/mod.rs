@@ -6,8 +6,10 @@ pub mod conditional;
 pub mod content;
 pub mod error;
 pub mod extract;
+pub mod oauth;
 pub mod openapi;
 pub mod upload;
+pub mod web;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -71,6 +73,12 @@ pub fn router(state: AppState) -> Router {
         .route("/cloud/v1/session/", post(session))
         .route("/cloud/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/oauth/v2/authorize", get(oauth::authorize))
+        .route("/oauth/v2/login", post(oauth::login))
+        .route("/oauth/v2/consent", post(oauth::consent))
+        .route("/oauth/v2/token", post(oauth::token))
+        .route("/oauth/v2/revoke", post(oauth::revoke))
+        .route("/oauth/v2/logout", get(oauth::logout).post(oauth::logout))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(middleware::map_response(method_not_allowed));
     api.layer(middleware::from_fn_with_state(state.clone(), gate))

@@ -45,6 +45,7 @@ pub async fn upload(
             _ => err,
         }
     })?;
+    s.svc.check_rate(&a)?;
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

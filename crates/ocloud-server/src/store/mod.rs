@@ -67,6 +67,59 @@ pub struct App {
     pub client_id: String,
     /// A disabled app gets 403/51.
     pub disabled: bool,
+    /// Argon2 hash of the client secret (`None`: the app cannot use the token endpoint).
+    pub secret_hash: Option<String>,
+    /// Registered redirect URIs, matched exactly.
+    pub redirect_uris: Vec<String>,
+    /// Scopes the app may ask for, space-separated.
+    pub scopes: String,
+    /// Requests per minute per user; `None`: the service default.
+    pub rate_limit: Option<u32>,
+}
+
+/// An application about to be registered.
+#[derive(Debug, Clone)]
+pub struct NewApp {
+    /// Display and folder name.
+    pub name: String,
+    /// OAuth client id.
+    pub client_id: String,
+    /// Argon2 hash of the secret.
+    pub secret_hash: String,
+    /// Exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Allowed scopes, space-separated.
+    pub scopes: String,
+    /// Requests per minute per user.
+    pub rate_limit: Option<u32>,
+}
+
+/// A pending authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    /// App it was issued to.
+    pub app_id: i64,
+    /// User who consented.
+    pub user_id: i64,
+    /// The redirect URI of the authorize request.
+    pub redirect_uri: String,
+    /// Granted scopes.
+    pub scope: String,
+    /// PKCE S256 challenge, if the request had one.
+    pub code_challenge: Option<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// A browser session of the login pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// Signed-in user.
+    pub user_id: i64,
+    /// CSRF token of the forms of this session.
+    pub csrf: String,
+    /// Unix seconds.
+    pub expires_at: i64,
 }
 
 /// What a token grants.
@@ -84,6 +137,8 @@ pub struct TokenRecord {
     pub expires_at: i64,
     /// Revoked tokens are refused as unknown.
     pub revoked: bool,
+    /// Tokens of one grant (one code exchange) are revoked together.
+    pub grant: String,
 }
 
 /// A folder or a file.
@@ -180,6 +235,44 @@ pub trait Metadata: Send + Sync + 'static {
     /// An app by id.
     async fn app(&self, id: i64) -> StoreResult<Option<App>>;
 
+    /// Registers a user. `AlreadyExists` if the name is taken.
+    async fn create_user(&self, name: &str, password_hash: &str, quota: Option<u64>) -> StoreResult<User>;
+    /// A user and their password hash, by name.
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<(User, Option<String>)>>;
+    /// Every user, by name.
+    async fn users(&self) -> StoreResult<Vec<User>>;
+    /// Removes a user, their files and tokens; returns the blob keys freed. `NotFound` if unknown.
+    async fn remove_user(&self, name: &str) -> StoreResult<Vec<String>>;
+    /// Registers an app. `AlreadyExists` if the name is taken.
+    async fn create_app(&self, app: NewApp) -> StoreResult<App>;
+    /// An app by OAuth client id.
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>>;
+    /// Every app, by name.
+    async fn apps(&self) -> StoreResult<Vec<App>>;
+    /// Removes an app and its tokens, codes and consents. `false` if unknown.
+    async fn remove_app(&self, name: &str) -> StoreResult<bool>;
+
+    /// Stores an authorization code (by hash).
+    async fn insert_code(&self, hash: &[u8], code: CodeRecord) -> StoreResult<()>;
+    /// Takes a code and marks it used; the flag says whether it was used already (a
+    /// replay). `None` for an unknown code.
+    async fn take_code(&self, hash: &[u8]) -> StoreResult<Option<(CodeRecord, bool)>>;
+    /// The scopes a user granted an app, if any.
+    async fn consent(&self, user_id: i64, app_id: i64) -> StoreResult<Option<String>>;
+    /// Records (replaces) a consent.
+    async fn set_consent(&self, user_id: i64, app_id: i64, scope: &str) -> StoreResult<()>;
+    /// Stores a browser session (by hash).
+    async fn insert_web_session(&self, hash: &[u8], session: WebSession) -> StoreResult<()>;
+    /// A browser session by hash.
+    async fn web_session(&self, hash: &[u8]) -> StoreResult<Option<WebSession>>;
+    /// Ends a browser session.
+    async fn delete_web_session(&self, hash: &[u8]) -> StoreResult<()>;
+    /// Revokes the token with this hash (and, for a refresh token, its whole grant) if it
+    /// belongs to `app_id`. Returns whether anything was revoked.
+    async fn revoke_token(&self, hash: &[u8], app_id: i64) -> StoreResult<bool>;
+
+    /// Revokes every token of a grant (a replayed code's tokens).
+    async fn revoke_grant(&self, grant: &str) -> StoreResult<()>;
     /// Stores a token.
     async fn insert_token(&self, token: NewToken) -> StoreResult<()>;
     /// The token whose SHA-256 is `hash`.

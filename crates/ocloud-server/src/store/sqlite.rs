@@ -21,10 +21,19 @@ CREATE TABLE IF NOT EXISTS users(
 CREATE TABLE IF NOT EXISTS apps(
   id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, client_id TEXT NOT NULL UNIQUE,
   secret_hash TEXT, redirect_uris TEXT NOT NULL DEFAULT '[]', scopes TEXT NOT NULL DEFAULT '',
-  disabled INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);
+  rate_limit INTEGER, disabled INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS tokens(
   hash BLOB PRIMARY KEY, kind TEXT NOT NULL, user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,
-  scope TEXT NOT NULL, expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+  scope TEXT NOT NULL, expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,
+  grant_id TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tokens_grant ON tokens(grant_id);
+CREATE TABLE IF NOT EXISTS codes(
+  hash BLOB PRIMARY KEY, app_id INTEGER NOT NULL, user_id INTEGER NOT NULL, redirect_uri TEXT NOT NULL,
+  scope TEXT NOT NULL, code_challenge TEXT, expires_at INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consents(
+  user_id INTEGER NOT NULL, app_id INTEGER NOT NULL, scope TEXT NOT NULL, PRIMARY KEY(user_id, app_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS web_sessions(
+  hash BLOB PRIMARY KEY, user_id INTEGER NOT NULL, csrf TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions(
   esid TEXT PRIMARY KEY, user_id INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS nodes(
@@ -168,8 +177,15 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
+const APP_COLS: &str = "id, name, client_id, disabled, secret_hash, redirect_uris, scopes, rate_limit";
+
 fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
+    let uris: String = r.get(5)?;
     Ok(App {
+        secret_hash: r.get(4)?,
+        redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
+        scopes: r.get(6)?,
+        rate_limit: r.get(7)?,
         id: r.get(0)?,
         name: r.get(1)?,
         client_id: r.get(2)?,
@@ -318,7 +334,7 @@ impl Metadata for Sqlite {
     async fn ensure_app(&self, name: &str) -> StoreResult<App> {
         let name = name.to_owned();
         self.write(move |tx| {
-            let q = "SELECT id, name, client_id, disabled FROM apps WHERE name = ?1";
+            let q = &format!("SELECT {APP_COLS} FROM apps WHERE name = ?1");
             if let Some(a) = tx
                 .query_row(q, [&name], app_from_row)
                 .optional()
@@ -327,7 +343,7 @@ impl Metadata for Sqlite {
                 return Ok(a);
             }
             tx.execute(
-                "INSERT INTO apps(name, client_id, created) VALUES (?1, ?1, ?2)",
+                "INSERT INTO apps(name, client_id, scopes, created) VALUES (?1, ?1, 'openid cloud cloudfullread cloudfullwrite offline_access', ?2)",
                 params![name, now_ms()],
             )
             .map_err(backend)?;
@@ -352,7 +368,7 @@ impl Metadata for Sqlite {
     async fn app(&self, id: i64) -> StoreResult<Option<App>> {
         self.read(move |c| {
             c.query_row(
-                "SELECT id, name, client_id, disabled FROM apps WHERE id = ?1",
+                &format!("SELECT {APP_COLS} FROM apps WHERE id = ?1"),
                 [id],
                 app_from_row,
             )
@@ -361,12 +377,280 @@ impl Metadata for Sqlite {
         .await
     }
 
+    async fn create_user(&self, name: &str, password_hash: &str, quota: Option<u64>) -> StoreResult<User> {
+        let (name, hash) = (name.to_owned(), password_hash.to_owned());
+        self.write(move |tx| {
+            let exists: Option<i64> =
+                tx.query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| r.get(0)).optional().map_err(backend)?;
+            if exists.is_some() {
+                return Err(StoreError::AlreadyExists(name));
+            }
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO users(name, password_hash, quota, created) VALUES (?1, ?2, ?3, ?4)",
+                params![name, hash, quota.map(|q| q as i64), now],
+            )
+            .map_err(backend)?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO nodes(user_id, parent_id, name, is_dir, created, updated) VALUES (?1, NULL, '', 1, ?2, ?2)",
+                params![id, now],
+            )
+            .map_err(backend)?;
+            user_row(tx, id)
+        })
+        .await
+    }
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<(User, Option<String>)>> {
+        let name = name.to_owned();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT id, name, quota, used, disabled, password_hash FROM users WHERE name = ?1",
+                [name],
+                |r| Ok((user_from_row(r)?, r.get(5)?)),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        self.read(|c| {
+            c.prepare("SELECT id, name, quota, used, disabled FROM users ORDER BY name")?
+                .query_map([], user_from_row)?
+                .collect()
+        })
+        .await
+    }
+
+    async fn remove_user(&self, name: &str) -> StoreResult<Vec<String>> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            let id: i64 = tx
+                .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| r.get(0))
+                .optional()
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::NotFound(format!("user {name:?}")))?;
+            let mut freed = Vec::new();
+            let blobs: Vec<String> = tx
+                .prepare("SELECT blob FROM nodes WHERE user_id = ?1 AND blob IS NOT NULL")
+                .and_then(|mut s| s.query_map([id], |r| r.get(0))?.collect())
+                .map_err(backend)?;
+            for blob in blobs {
+                let refs: i64 = tx
+                    .query_row("UPDATE blobs SET refs = refs - 1 WHERE key = ?1 RETURNING refs", [&blob], |r| r.get(0))
+                    .map_err(backend)?;
+                if refs <= 0 {
+                    tx.execute("DELETE FROM blobs WHERE key = ?1", [&blob]).map_err(backend)?;
+                    freed.push(blob);
+                }
+            }
+            for sql in [
+                "DELETE FROM nodes WHERE user_id = ?1",
+                "DELETE FROM tokens WHERE user_id = ?1",
+                "DELETE FROM codes WHERE user_id = ?1",
+                "DELETE FROM consents WHERE user_id = ?1",
+                "DELETE FROM web_sessions WHERE user_id = ?1",
+                "DELETE FROM sessions WHERE user_id = ?1",
+                "DELETE FROM users WHERE id = ?1",
+            ] {
+                tx.execute(sql, [id]).map_err(backend)?;
+            }
+            Ok(freed)
+        })
+        .await
+    }
+
+    async fn create_app(&self, app: NewApp) -> StoreResult<App> {
+        self.write(move |tx| {
+            let taken: Option<i64> = tx
+                .query_row("SELECT id FROM apps WHERE name = ?1 OR client_id = ?2", params![app.name, app.client_id], |r| r.get(0))
+                .optional()
+                .map_err(backend)?;
+            if taken.is_some() {
+                return Err(StoreError::AlreadyExists(app.name));
+            }
+            let uris = serde_json::to_string(&app.redirect_uris).map_err(backend)?;
+            tx.execute(
+                "INSERT INTO apps(name, client_id, secret_hash, redirect_uris, scopes, rate_limit, created) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                params![app.name, app.client_id, app.secret_hash, uris, app.scopes, app.rate_limit, now_ms()],
+            )
+            .map_err(backend)?;
+            tx.query_row(&format!("SELECT {APP_COLS} FROM apps WHERE id = ?1"), [tx.last_insert_rowid()], app_from_row)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
+        let client_id = client_id.to_owned();
+        self.read(move |c| {
+            c.query_row(&format!("SELECT {APP_COLS} FROM apps WHERE client_id = ?1"), [client_id], app_from_row)
+                .optional()
+        })
+        .await
+    }
+
+    async fn apps(&self) -> StoreResult<Vec<App>> {
+        self.read(|c| c.prepare(&format!("SELECT {APP_COLS} FROM apps ORDER BY name"))?.query_map([], app_from_row)?.collect())
+            .await
+    }
+
+    async fn remove_app(&self, name: &str) -> StoreResult<bool> {
+        let name = name.to_owned();
+        self.write(move |tx| {
+            let Some(id): Option<i64> =
+                tx.query_row("SELECT id FROM apps WHERE name = ?1", [&name], |r| r.get(0)).optional().map_err(backend)?
+            else {
+                return Ok(false);
+            };
+            for sql in [
+                "DELETE FROM tokens WHERE app_id = ?1",
+                "DELETE FROM codes WHERE app_id = ?1",
+                "DELETE FROM consents WHERE app_id = ?1",
+                "DELETE FROM apps WHERE id = ?1",
+            ] {
+                tx.execute(sql, [id]).map_err(backend)?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn insert_code(&self, hash: &[u8], code: CodeRecord) -> StoreResult<()> {
+        let hash = hash.to_vec();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO codes(hash, app_id, user_id, redirect_uri, scope, code_challenge, expires_at) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+                params![hash, code.app_id, code.user_id, code.redirect_uri, code.scope, code.code_challenge, code.expires_at],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_code(&self, hash: &[u8]) -> StoreResult<Option<(CodeRecord, bool)>> {
+        let hash = hash.to_vec();
+        self.write(move |tx| {
+            let found = tx
+                .query_row(
+                    "SELECT app_id, user_id, redirect_uri, scope, code_challenge, expires_at, used FROM codes WHERE hash = ?1",
+                    [&hash],
+                    |r| {
+                        Ok((
+                            CodeRecord {
+                                app_id: r.get(0)?,
+                                user_id: r.get(1)?,
+                                redirect_uri: r.get(2)?,
+                                scope: r.get(3)?,
+                                code_challenge: r.get(4)?,
+                                expires_at: r.get(5)?,
+                            },
+                            r.get::<_, bool>(6)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(backend)?;
+            if found.is_some() {
+                tx.execute("UPDATE codes SET used = 1 WHERE hash = ?1", [&hash]).map_err(backend)?;
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn consent(&self, user_id: i64, app_id: i64) -> StoreResult<Option<String>> {
+        self.read(move |c| {
+            c.query_row("SELECT scope FROM consents WHERE user_id = ?1 AND app_id = ?2", [user_id, app_id], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    async fn set_consent(&self, user_id: i64, app_id: i64, scope: &str) -> StoreResult<()> {
+        let scope = scope.to_owned();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO consents(user_id, app_id, scope) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(user_id, app_id) DO UPDATE SET scope = excluded.scope",
+                params![user_id, app_id, scope],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn insert_web_session(&self, hash: &[u8], session: WebSession) -> StoreResult<()> {
+        let hash = hash.to_vec();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO web_sessions(hash, user_id, csrf, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![hash, session.user_id, session.csrf, session.expires_at],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn web_session(&self, hash: &[u8]) -> StoreResult<Option<WebSession>> {
+        let hash = hash.to_vec();
+        self.read(move |c| {
+            c.query_row("SELECT user_id, csrf, expires_at FROM web_sessions WHERE hash = ?1", [hash], |r| {
+                Ok(WebSession { user_id: r.get(0)?, csrf: r.get(1)?, expires_at: r.get(2)? })
+            })
+            .optional()
+        })
+        .await
+    }
+
+    async fn delete_web_session(&self, hash: &[u8]) -> StoreResult<()> {
+        let hash = hash.to_vec();
+        self.write(move |tx| {
+            tx.execute("DELETE FROM web_sessions WHERE hash = ?1", [hash]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, hash: &[u8], app_id: i64) -> StoreResult<bool> {
+        let hash = hash.to_vec();
+        self.write(move |tx| {
+            let found: Option<(String, String)> = tx
+                .query_row("SELECT kind, grant_id FROM tokens WHERE hash = ?1 AND app_id = ?2", params![hash, app_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(backend)?;
+            let Some((kind, grant)) = found else { return Ok(false) };
+            tx.execute("UPDATE tokens SET revoked = 1 WHERE hash = ?1", [&hash]).map_err(backend)?;
+            if kind == "refresh" && !grant.is_empty() {
+                tx.execute("UPDATE tokens SET revoked = 1 WHERE grant_id = ?1", [&grant]).map_err(backend)?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn revoke_grant(&self, grant: &str) -> StoreResult<()> {
+        let grant = grant.to_owned();
+        self.write(move |tx| {
+            tx.execute("UPDATE tokens SET revoked = 1 WHERE grant_id = ?1", [grant]).map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn insert_token(&self, token: NewToken) -> StoreResult<()> {
         self.write(move |tx| {
             let r = &token.record;
             tx.execute(
-                "INSERT INTO tokens(hash, kind, user_id, app_id, scope, expires_at, revoked) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                params![token.hash, r.kind, r.user_id, r.app_id, r.scope, r.expires_at, r.revoked],
+                "INSERT INTO tokens(hash, kind, user_id, app_id, scope, expires_at, revoked, grant_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                params![token.hash, r.kind, r.user_id, r.app_id, r.scope, r.expires_at, r.revoked, r.grant],
             )
             .map_err(backend)?;
             Ok(())
@@ -377,7 +661,7 @@ impl Metadata for Sqlite {
     async fn token(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>> {
         let hash = hash.to_vec();
         self.read(move |c| {
-            c.prepare_cached("SELECT kind, user_id, app_id, scope, expires_at, revoked FROM tokens WHERE hash = ?1")?
+            c.prepare_cached("SELECT kind, user_id, app_id, scope, expires_at, revoked, grant_id FROM tokens WHERE hash = ?1")?
                 .query_row([hash], |r| {
                     Ok(TokenRecord {
                         kind: r.get(0)?,
@@ -386,6 +670,7 @@ impl Metadata for Sqlite {
                         scope: r.get(3)?,
                         expires_at: r.get(4)?,
                         revoked: r.get(5)?,
+                        grant: r.get(6)?,
                     })
                 })
                 .optional()
