@@ -6,7 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::domain::Service;
 use crate::domain::auth::IssuedTokens;
+use crate::store::{App, User};
+
+fn open(data_dir: &Path) -> anyhow::Result<Service> {
+    crate::open_service(Arc::new(Config::new(data_dir)), String::new())
+}
 
 /// Creates the user and the app if needed and issues tokens for them.
 pub async fn token(
@@ -18,7 +24,7 @@ pub async fn token(
 ) -> anyhow::Result<IssuedTokens> {
     crate::domain::names::validate(user).map_err(|e| anyhow::anyhow!("user name: {e}"))?;
     crate::domain::names::validate(app).map_err(|e| anyhow::anyhow!("app name: {e}"))?;
-    let svc = crate::open_service(Arc::new(Config::new(data_dir)), String::new())?;
+    let svc = open(data_dir)?;
     let user = svc.meta.ensure_user(user).await?;
     let app = svc.meta.ensure_app(app).await?;
     Ok(svc.issue_tokens(&user, &app, scope, ttl).await?)
@@ -31,7 +37,7 @@ pub async fn set_disabled(
     name: &str,
     disabled: bool,
 ) -> anyhow::Result<()> {
-    let svc = crate::open_service(Arc::new(Config::new(data_dir)), String::new())?;
+    let svc = open(data_dir)?;
     if !svc.meta.set_disabled(app, name, disabled).await? {
         anyhow::bail!(
             "no {} named {name:?} in {}",
@@ -40,4 +46,130 @@ pub async fn set_disabled(
         );
     }
     Ok(())
+}
+
+/// Registers a user.
+pub async fn add_user(
+    data_dir: &Path,
+    name: &str,
+    password: &str,
+    quota: Option<u64>,
+) -> anyhow::Result<User> {
+    if password.is_empty() {
+        anyhow::bail!("the password is empty");
+    }
+    open(data_dir)?
+        .register_user(name, password, quota)
+        .await
+        .map_err(|e| match e {
+            crate::domain::Error::Exists(_) => {
+                anyhow::anyhow!("a user named {name:?} already exists")
+            }
+            e => anyhow::anyhow!("user {name:?}: {e}"),
+        })
+}
+
+/// Every user.
+pub async fn users(data_dir: &Path) -> anyhow::Result<Vec<User>> {
+    Ok(open(data_dir)?.meta.users().await?)
+}
+
+/// Removes a user with their files and tokens.
+pub async fn remove_user(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    let svc = open(data_dir)?;
+    let freed = svc
+        .meta
+        .remove_user(name)
+        .await
+        .map_err(|e| anyhow::anyhow!("user {name:?}: {e}"))?;
+    for key in freed {
+        svc.blobs.delete(&key).await?;
+    }
+    Ok(())
+}
+
+/// Registers an app; returns it and its client secret (shown once, stored hashed).
+pub async fn add_app(
+    data_dir: &Path,
+    name: &str,
+    redirect_uris: Vec<String>,
+    scopes: &str,
+    rate_limit: Option<u32>,
+) -> anyhow::Result<(App, String)> {
+    if redirect_uris.is_empty() {
+        anyhow::bail!("an app needs at least one --redirect-uri");
+    }
+    for u in &redirect_uris {
+        if !(u.starts_with("http://") || u.starts_with("https://")) || u.contains('#') {
+            anyhow::bail!("redirect URI {u:?} must be an absolute http(s) URI without fragment");
+        }
+    }
+    open(data_dir)?
+        .register_app(name, redirect_uris, scopes, rate_limit)
+        .await
+        .map_err(|e| match e {
+            crate::domain::Error::Exists(_) => {
+                anyhow::anyhow!("an app named {name:?} already exists")
+            }
+            e => anyhow::anyhow!("app {name:?}: {e}"),
+        })
+}
+
+/// Every app.
+pub async fn apps(data_dir: &Path) -> anyhow::Result<Vec<App>> {
+    Ok(open(data_dir)?.meta.apps().await?)
+}
+
+/// Removes an app with its tokens and consents (its folder stays in users' clouds).
+pub async fn remove_app(data_dir: &Path, name: &str) -> anyhow::Result<()> {
+    if !open(data_dir)?.meta.remove_app(name).await? {
+        anyhow::bail!("no app named {name:?} in {}", data_dir.display());
+    }
+    Ok(())
+}
+
+/// The account made on the first start of an empty data dir.
+#[derive(Debug, Clone)]
+pub struct DevAccount {
+    /// User name.
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// The dev app's client id.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: String,
+    /// Its registered redirect URIs.
+    pub redirect_uris: Vec<String>,
+}
+
+/// Redirect URIs of the dev app: the CLI's local listener.
+pub const DEV_REDIRECT_URIS: [&str; 2] = [
+    "http://127.0.0.1:8910/callback",
+    "http://localhost:8910/callback",
+];
+
+/// Creates the dev user and app when the data dir has no account at all.
+pub async fn ensure_dev_account(svc: &Service) -> anyhow::Result<Option<DevAccount>> {
+    if !svc.meta.users().await?.is_empty() || !svc.meta.apps().await?.is_empty() {
+        return Ok(None);
+    }
+    let password = crate::domain::auth::new_token()[4..20].to_owned();
+    svc.register_user("dev", &password, None).await?;
+    let uris: Vec<String> = DEV_REDIRECT_URIS.iter().map(|s| s.to_string()).collect();
+    let (app, secret) = svc
+        .register_app(
+            "dev",
+            uris.clone(),
+            "openid cloud cloudfullread cloudfullwrite offline_access",
+            None,
+        )
+        .await?;
+    Ok(Some(DevAccount {
+        user: "dev".into(),
+        password,
+        client_id: app.client_id,
+        client_secret: secret,
+        redirect_uris: uris,
+    }))
 }

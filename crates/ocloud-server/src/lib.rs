@@ -40,11 +40,20 @@ pub fn open_service(cfg: Arc<Config>, public_url: String) -> anyhow::Result<doma
     ))
 }
 
+/// What `serve` tells its caller once it is ready.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The account created on this first start of an empty data dir, if any.
+    pub dev_account: Option<admin::DevAccount>,
+}
+
 /// Runs the service until `shutdown` resolves, then lets in-flight requests finish.
-/// `on_listening` is told the bound address once the socket is open.
+/// `on_ready` is called once requests are served.
 pub async fn serve(
     cfg: Config,
-    on_listening: impl FnOnce(SocketAddr),
+    on_ready: impl FnOnce(Ready),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = std::time::SystemTime::now();
@@ -90,7 +99,14 @@ pub async fn serve(
         Ordering::AcqRel,
         Ordering::Acquire,
     );
-    on_listening(addr);
+    let dev_account = if svc.cfg.dev_account {
+        admin::ensure_dev_account(&svc)
+            .await
+            .context("creating the dev account")?
+    } else {
+        None
+    };
+    on_ready(Ready { addr, dev_account });
     tracing::info!(%addr, removed, "ready");
     tokio::spawn(sweep_orphans(svc.clone(), started));
     server.await.context("server task")??;

@@ -14,10 +14,95 @@ pub enum Command {
     Token(TokenArgs),
     /// Manage users.
     #[command(subcommand)]
-    User(Account),
-    /// Manage applications.
+    User(UserCommand),
+    /// Manage applications (OAuth clients).
     #[command(subcommand)]
-    App(Account),
+    App(AppCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints a generated password unless --password-stdin.
+    #[command(
+        after_help = "Example:\n  echo 's3cret' | ocloud admin user add alice --password-stdin --quota 10GiB"
+    )]
+    Add {
+        /// User name (the login).
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Quota of this user [default: the service's --quota].
+        #[arg(long, value_parser = crate::size::parse)]
+        quota: Option<u64>,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// List users.
+    List {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Remove a user with all their files and tokens.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    #[command(flatten)]
+    Block(Account),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AppCommand {
+    /// Register an application; prints its client_id and client_secret once.
+    #[command(
+        after_help = "Example:\n  ocloud admin app add MyApp --redirect-uri http://myowncloud.io:8080/ --scopes \"openid cloud offline_access\""
+    )]
+    Add {
+        /// Name, also the name of its folder in `mes dossiers partenaires`.
+        name: String,
+        /// Exact redirect URI (repeatable).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Scopes the app may ask for.
+        #[arg(long, default_value = "openid cloud offline_access")]
+        scopes: String,
+        /// Requests per minute per user (403/53 above); default: the service's --rate-limit.
+        #[arg(long)]
+        rate_limit: Option<u32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// List applications.
+    List {
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Remove an application with its tokens and consents.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    #[command(flatten)]
+    Block(Account),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DataDir {
+    /// The service's data dir.
+    #[arg(long, env = "OCLOUD_DATA_DIR", default_value = "./ocloud-data")]
+    data_dir: PathBuf,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -61,8 +146,98 @@ pub struct TokenArgs {
 
 pub async fn run(c: Command) -> anyhow::Result<()> {
     match c {
-        Command::User(acc) => account(false, acc).await?,
-        Command::App(acc) => account(true, acc).await?,
+        Command::User(UserCommand::Block(acc)) => account(false, acc).await?,
+        Command::App(AppCommand::Block(acc)) => account(true, acc).await?,
+        Command::User(UserCommand::Add {
+            name,
+            password_stdin,
+            quota,
+            dir,
+        }) => {
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (random_password(), true)
+            };
+            let user =
+                ocloud_server::admin::add_user(&dir.data_dir, &name, &password, quota).await?;
+            if generated {
+                println!("user {}  password {password}", user.name);
+            } else {
+                println!("user {}", user.name);
+            }
+        }
+        Command::User(UserCommand::List { json, dir }) => {
+            for u in ocloud_server::admin::users(&dir.data_dir).await? {
+                if json {
+                    let v = serde_json::json!({"name": u.name, "quota": u.quota, "used": u.used, "disabled": u.disabled});
+                    println!("{v}");
+                } else {
+                    let quota = u
+                        .quota
+                        .map(|q| q.to_string())
+                        .unwrap_or_else(|| "default".into());
+                    println!(
+                        "{}\tused {}\tquota {quota}{}",
+                        u.name,
+                        u.used,
+                        if u.disabled { "\tdisabled" } else { "" }
+                    );
+                }
+            }
+        }
+        Command::User(UserCommand::Remove { name, dir }) => {
+            ocloud_server::admin::remove_user(&dir.data_dir, &name).await?
+        }
+        Command::App(AppCommand::Add {
+            name,
+            redirect_uris,
+            scopes,
+            rate_limit,
+            json,
+            dir,
+        }) => {
+            let (app, secret) = ocloud_server::admin::add_app(
+                &dir.data_dir,
+                &name,
+                redirect_uris,
+                &scopes,
+                rate_limit,
+            )
+            .await?;
+            if json {
+                let v = serde_json::json!({"name": app.name, "client_id": app.client_id, "client_secret": secret,
+                    "redirect_uris": app.redirect_uris, "scopes": app.scopes});
+                println!("{v}");
+            } else {
+                println!(
+                    "app {}\nclient_id {}\nclient_secret {secret}\n(the secret is shown only now)",
+                    app.name, app.client_id
+                );
+            }
+        }
+        Command::App(AppCommand::List { json, dir }) => {
+            for a in ocloud_server::admin::apps(&dir.data_dir).await? {
+                if json {
+                    let v = serde_json::json!({"name": a.name, "client_id": a.client_id, "redirect_uris": a.redirect_uris,
+                        "scopes": a.scopes, "rate_limit": a.rate_limit, "disabled": a.disabled});
+                    println!("{v}");
+                } else {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        a.name,
+                        a.client_id,
+                        a.scopes,
+                        a.redirect_uris.join(" ")
+                    );
+                }
+            }
+        }
+        Command::App(AppCommand::Remove { name, dir }) => {
+            ocloud_server::admin::remove_app(&dir.data_dir, &name).await?
+        }
         Command::Token(a) => {
             let t = ocloud_server::admin::token(
                 &a.data_dir,
@@ -95,4 +270,9 @@ async fn account(app: bool, acc: Account) -> anyhow::Result<()> {
         Account::Enable(a) => (a, false),
     };
     ocloud_server::admin::set_disabled(&args.data_dir, app, &args.name, disabled).await
+}
+
+fn random_password() -> String {
+    // 96 random bits in hex.
+    ocloud_server::domain::auth::new_token()[4..28].to_owned()
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ocloud_server::Config;
+use ocloud_server::{Config, Ready};
 
 /// Options of `ocloud serve`; each has an environment variable.
 #[derive(Debug, clap::Args)]
@@ -37,6 +37,21 @@ pub struct Args {
     /// Requests served at once; more get 503/6.
     #[arg(long, env = "OCLOUD_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     max_concurrent_requests: usize,
+    /// Access-token lifetime, seconds (expires_in).
+    #[arg(long, env = "OCLOUD_TOKEN_TTL", default_value_t = 3600)]
+    token_ttl: u64,
+    /// Authorization-code lifetime, seconds.
+    #[arg(long, env = "OCLOUD_CODE_TTL", default_value_t = 60)]
+    code_ttl: u64,
+    /// Requests per minute per (app, user) for apps without a limit of their own; 0: none.
+    #[arg(long, env = "OCLOUD_RATE_LIMIT", default_value_t = 0)]
+    rate_limit: u32,
+    /// Issue a new refresh token on each refresh (Orange kept the old one).
+    #[arg(long, env = "OCLOUD_ROTATE_REFRESH_TOKENS")]
+    rotate_refresh_tokens: bool,
+    /// Do not create the dev user and app on an empty data dir.
+    #[arg(long, env = "OCLOUD_NO_DEV_ACCOUNT")]
+    no_dev_account: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -48,19 +63,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.legacy_errors = args.legacy_errors;
     cfg.body_timeout = Duration::from_secs(args.body_timeout.max(1));
     cfg.max_concurrent_requests = args.max_concurrent_requests.max(1);
+    cfg.token_ttl = Duration::from_secs(args.token_ttl);
+    cfg.code_ttl = Duration::from_secs(args.code_ttl);
+    cfg.rate_limit = args.rate_limit;
+    cfg.rotate_refresh_tokens = args.rotate_refresh_tokens;
+    cfg.dev_account = !args.no_dev_account;
     let data_dir = cfg.data_dir.clone();
     ocloud_server::serve(
         cfg,
-        |addr| {
-            // On stdout, so scripts and tests can read where it listens.
-            println!(
-                "ocloud: listening on http://{addr} (data in {})",
-                data_dir.display()
-            );
-            println!(
-                "ocloud: get a token with: ocloud admin token --data-dir {}",
-                data_dir.display()
-            );
+        |ready: Ready| {
+            // On stdout, so scripts and tests can read where it listens; a closed stdout is
+            // no reason to stop serving.
+            use std::io::Write as _;
+            let addr = ready.addr;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "ocloud: listening on http://{addr} (data in {})", data_dir.display());
+            if let Some(dev) = ready.dev_account {
+                let _ = writeln!(
+                    out,
+                    "ocloud: created the dev account (shown once):\n  user {}  password {}\n  app dev  client_id {}  client_secret {}\n  redirect URIs {}",
+                    dev.user,
+                    dev.password,
+                    dev.client_id,
+                    dev.client_secret,
+                    dev.redirect_uris.join(" ")
+                );
+            }
+            let _ = writeln!(out, "ocloud: get a token with: ocloud admin token --data-dir {}", data_dir.display());
+            let _ = out.flush();
         },
         shutdown_signal(),
     )

@@ -6,4 +6,5 @@ mod api;
 mod content;
 mod crash;
 mod errors;
+mod oauth;
 mod upload;

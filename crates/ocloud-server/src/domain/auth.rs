@@ -75,9 +75,17 @@ pub struct IssuedTokens {
 
 impl Service {
     /// Issues an access and a refresh token for `user` through `app` (a grant of its own).
-    pub async fn issue_tokens(&self, user: &User, app: &App, scope: &str, ttl: std::time::Duration) -> Result<IssuedTokens> {
+    pub async fn issue_tokens(
+        &self,
+        user: &User,
+        app: &App,
+        scope: &str,
+        ttl: std::time::Duration,
+    ) -> Result<IssuedTokens> {
         let grant = new_token()[4..].to_owned();
-        let g = self.issue_with_ttl(user, app, scope, &grant, true, ttl).await?;
+        let g = self
+            .issue_with_ttl(user, app, scope, &grant, true, ttl)
+            .await?;
         Ok(IssuedTokens {
             access_token: g.access_token,
             refresh_token: g.refresh_token.unwrap_or_default(),
@@ -86,8 +94,16 @@ impl Service {
     }
 
     /// Issues an access token (and a refresh token if asked) within a grant.
-    pub async fn issue_tokens_for_grant(&self, user: &User, app: &App, scope: &str, grant: &str, with_refresh: bool) -> Result<super::oauth::Grant> {
-        self.issue_with_ttl(user, app, scope, grant, with_refresh, self.cfg.token_ttl).await
+    pub async fn issue_tokens_for_grant(
+        &self,
+        user: &User,
+        app: &App,
+        scope: &str,
+        grant: &str,
+        with_refresh: bool,
+    ) -> Result<super::oauth::Grant> {
+        self.issue_with_ttl(user, app, scope, grant, with_refresh, self.cfg.token_ttl)
+            .await
     }
 
     async fn issue_with_ttl(
@@ -116,9 +132,18 @@ impl Service {
                 revoked: false,
                 grant: grant.to_owned(),
             };
-            self.meta.insert_token(NewToken { hash: hash_token(&token), record }).await?;
+            self.meta
+                .insert_token(NewToken {
+                    hash: hash_token(&token),
+                    record,
+                })
+                .await?;
         }
-        Ok(super::oauth::Grant { access_token, refresh_token, expires_in: ttl.as_secs() })
+        Ok(super::oauth::Grant {
+            access_token,
+            refresh_token,
+            expires_in: ttl.as_secs(),
+        })
     }
 
     /// Checks a bearer token (spec §2.3, seed 000): none 40, unknown or revoked 41, expired

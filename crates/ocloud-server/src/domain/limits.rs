@@ -21,9 +21,15 @@ impl Service {
     /// it is empty.
     pub fn check_rate(&self, a: &Access) -> Result<()> {
         let per_minute = a.app.rate_limit.unwrap_or(self.cfg.rate_limit);
-        let Some(n) = NonZeroU32::new(per_minute) else { return Ok(()) };
+        let Some(n) = NonZeroU32::new(per_minute) else {
+            return Ok(());
+        };
         let bucket = {
-            let mut map = self.limits.buckets.lock().unwrap_or_else(|p| p.into_inner());
+            let mut map = self
+                .limits
+                .buckets
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             map.entry((a.app.id, a.user.id, per_minute))
                 .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_minute(n))))
                 .clone()

@@ -33,8 +33,14 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn set_cookie(s: &AppState, res: &mut Response, name: &str, value: &str, max_age: Option<i64>) {
-    let secure = if s.svc.public_url.starts_with("https://") { "; Secure" } else { "" };
-    let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
+    let secure = if s.svc.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let age = max_age
+        .map(|a| format!("; Max-Age={a}"))
+        .unwrap_or_default();
     let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{age}");
     if let Ok(v) = HeaderValue::from_str(&v) {
         res.headers_mut().append(header::SET_COOKIE, v);
@@ -47,7 +53,12 @@ fn html(status: StatusCode, body: String) -> Response {
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert("content-security-policy", HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+        ),
+    );
     res
 }
 
@@ -62,7 +73,14 @@ fn redirect_to(uri: &str, params: &[(&str, &str)]) -> Response {
 }
 
 fn redirect_error(req: &AuthorizeRequest, error: &str, description: &str) -> Response {
-    redirect_to(&req.redirect_uri, &[("error", error), ("error_description", description), ("state", &req.state)])
+    redirect_to(
+        &req.redirect_uri,
+        &[
+            ("error", error),
+            ("error_description", description),
+            ("state", &req.state),
+        ],
+    )
 }
 
 async fn redirect_code(s: &AppState, user: &User, app: &App, req: &AuthorizeRequest) -> Response {
@@ -75,9 +93,19 @@ async fn redirect_code(s: &AppState, user: &User, app: &App, req: &AuthorizeRequ
     }
 }
 
-fn login_page(s: &AppState, app: &App, req: &AuthorizeRequest, error: Option<&str>, username: &str) -> Response {
+fn login_page(
+    s: &AppState,
+    app: &App,
+    req: &AuthorizeRequest,
+    error: Option<&str>,
+    username: &str,
+) -> Response {
     let csrf = new_token();
-    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
     let mut res = html(status, web::login(&app.name, req, &csrf, error, username));
     set_cookie(s, &mut res, LOGIN_CSRF_COOKIE, &csrf, None);
     res
@@ -97,13 +125,26 @@ async fn checked(s: &AppState, req: &AuthorizeRequest) -> Result<App, Response> 
 
 /// After the user is known: a code at once if consent covers the request, else the consent
 /// page.
-async fn after_login(s: &AppState, user: &User, csrf: &str, app: &App, req: &AuthorizeRequest, force_consent: bool) -> Response {
+async fn after_login(
+    s: &AppState,
+    user: &User,
+    csrf: &str,
+    app: &App,
+    req: &AuthorizeRequest,
+    force_consent: bool,
+) -> Response {
     match s.svc.has_consent(user, app, req).await {
         Ok(true) if !force_consent => redirect_code(s, user, app, req).await,
-        Ok(_) => html(StatusCode::OK, web::consent(&app.name, &user.name, req, csrf)),
+        Ok(_) => html(
+            StatusCode::OK,
+            web::consent(&app.name, &user.name, req, csrf),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "reading consent");
-            html(StatusCode::INTERNAL_SERVER_ERROR, web::error("Internal error."))
+            html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                web::error("Internal error."),
+            )
         }
     }
 }
@@ -122,7 +163,11 @@ pub async fn authorize(State(s): State<AppState>, headers: HeaderMap, q: RawQuer
         };
         return match s.svc.has_consent(&user, &app, &req).await {
             Ok(true) => redirect_code(&s, &user, &app, &req).await,
-            _ => redirect_error(&req, "consent_required", "the user has not allowed this application"),
+            _ => redirect_error(
+                &req,
+                "consent_required",
+                "the user has not allowed this application",
+            ),
         };
     }
     match session {
@@ -134,8 +179,17 @@ pub async fn authorize(State(s): State<AppState>, headers: HeaderMap, q: RawQuer
 }
 
 /// `POST /oauth/v2/login`: the sign-in form.
-pub async fn login(State(s): State<AppState>, headers: HeaderMap, Form(form): Form<Vec<(String, String)>>) -> Response {
-    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or_default();
+pub async fn login(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let get = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
     let req = AuthorizeRequest::from_pairs(form.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let app = match checked(&s, &req).await {
         Ok(a) => a,
@@ -143,21 +197,41 @@ pub async fn login(State(s): State<AppState>, headers: HeaderMap, Form(form): Fo
     };
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same(&expected, get("csrf")) {
-        return login_page(&s, &app, &req, Some("This form has expired. Please sign in again."), get("username"));
+        return login_page(
+            &s,
+            &app,
+            &req,
+            Some("This form has expired. Please sign in again."),
+            get("username"),
+        );
     }
     let user = match s.svc.login(get("username"), get("password")).await {
         Ok(Some(u)) => u,
-        Ok(None) => return login_page(&s, &app, &req, Some("Wrong user name or password."), get("username")),
+        Ok(None) => {
+            return login_page(
+                &s,
+                &app,
+                &req,
+                Some("Wrong user name or password."),
+                get("username"),
+            );
+        }
         Err(e) => {
             tracing::error!(error = %e, "login");
-            return html(StatusCode::INTERNAL_SERVER_ERROR, web::error("Internal error."));
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                web::error("Internal error."),
+            );
         }
     };
     let (sid, csrf) = match s.svc.open_web_session(&user).await {
         Ok(x) => x,
         Err(e) => {
             tracing::error!(error = %e, "opening a session");
-            return html(StatusCode::INTERNAL_SERVER_ERROR, web::error("Internal error."));
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                web::error("Internal error."),
+            );
         }
     };
     tracing::info!(user = %user.name, app = %app.name, "signed in");
@@ -168,18 +242,36 @@ pub async fn login(State(s): State<AppState>, headers: HeaderMap, Form(form): Fo
 }
 
 /// `POST /oauth/v2/consent`: Allow or Deny.
-pub async fn consent(State(s): State<AppState>, headers: HeaderMap, Form(form): Form<Vec<(String, String)>>) -> Response {
-    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or_default();
+pub async fn consent(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    let get = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
     let req = AuthorizeRequest::from_pairs(form.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let app = match checked(&s, &req).await {
         Ok(a) => a,
         Err(res) => return res,
     };
     let Some((user, session)) = session_of(&s, &headers).await else {
-        return login_page(&s, &app, &req, Some("Your session has ended. Please sign in again."), "");
+        return login_page(
+            &s,
+            &app,
+            &req,
+            Some("Your session has ended. Please sign in again."),
+            "",
+        );
     };
     if !same(&session.csrf, get("csrf")) {
-        return html(StatusCode::FORBIDDEN, web::error("This form has expired. Please start again from the application."));
+        return html(
+            StatusCode::FORBIDDEN,
+            web::error("This form has expired. Please start again from the application."),
+        );
     }
     if get("decision") != "allow" {
         return redirect_error(&req, "access_denied", "consent denied");
@@ -203,27 +295,56 @@ pub async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
 
 fn oauth_error(f: OAuthFailure) -> Response {
     let status = StatusCode::from_u16(f.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut res = (status, axum::Json(OAuthError { error: f.error.to_owned(), error_description: Some(f.description) })).into_response();
+    let mut res = (
+        status,
+        axum::Json(OAuthError {
+            error: f.error.to_owned(),
+            error_description: Some(f.description),
+        }),
+    )
+        .into_response();
     if status == StatusCode::UNAUTHORIZED {
-        res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"ocloud\""));
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"ocloud\""),
+        );
     }
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
 fn invalid_request(why: &str) -> OAuthFailure {
-    OAuthFailure { error: "invalid_request", description: why.to_owned() }
+    OAuthFailure {
+        error: "invalid_request",
+        description: why.to_owned(),
+    }
 }
 
 /// Reads an `application/x-www-form-urlencoded` body (at most 64 KiB).
-async fn form_body(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<(String, String)>, OAuthFailure> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
-        return Err(invalid_request("the body must be application/x-www-form-urlencoded"));
+async fn form_body(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<(String, String)>, OAuthFailure> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
     }
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
-    while let Some(chunk) = next_chunk(&mut stream, s.svc.cfg.body_timeout).await.map_err(|e| invalid_request(&e.detail))? {
+    while let Some(chunk) = next_chunk(&mut stream, s.svc.cfg.body_timeout)
+        .await
+        .map_err(|e| invalid_request(&e.detail))?
+    {
         buf.extend_from_slice(&chunk);
         if buf.len() > 64 * 1024 {
             return Err(invalid_request("body too large"));
@@ -233,25 +354,49 @@ async fn form_body(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<
 }
 
 /// Client credentials from HTTP Basic or from the body (client_secret_post).
-async fn client(s: &AppState, headers: &HeaderMap, form: &[(String, String)]) -> Result<App, OAuthFailure> {
+async fn client(
+    s: &AppState,
+    headers: &HeaderMap,
+    form: &[(String, String)],
+) -> Result<App, OAuthFailure> {
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic")).map(|(_, b)| b.trim().to_owned()));
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+                .map(|(_, b)| b.trim().to_owned())
+        });
     let (id, secret) = match basic {
         Some(b64) => {
-            let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok().and_then(|b| String::from_utf8(b).ok());
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
             let Some((id, secret)) = raw.as_deref().and_then(|r| r.split_once(':')) else {
-                return Err(OAuthFailure { error: "invalid_client", description: "malformed Basic credentials".into() });
+                return Err(OAuthFailure {
+                    error: "invalid_client",
+                    description: "malformed Basic credentials".into(),
+                });
             };
             // RFC 6749 §2.3.1: both halves are form-urlencoded.
-            let dec = |x: &str| form_urlencoded::parse(format!("v={x}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default();
+            let dec = |x: &str| {
+                form_urlencoded::parse(format!("v={x}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
             (dec(id), dec(secret))
         }
         None => match (get("client_id"), get("client_secret")) {
             (Some(i), Some(sec)) => (i, sec),
-            _ => return Err(OAuthFailure { error: "invalid_client", description: "client authentication is required".into() }),
+            _ => {
+                return Err(OAuthFailure {
+                    error: "invalid_client",
+                    description: "client authentication is required".into(),
+                });
+            }
         },
     };
     s.svc.authenticate_client(&id, &secret).await
@@ -266,16 +411,23 @@ pub async fn token(State(s): State<AppState>, headers: HeaderMap, body: Body) ->
         let grant = match get("grant_type") {
             Some("authorization_code") => {
                 let code = get("code").ok_or_else(|| invalid_request("code is required"))?;
-                let redirect_uri = get("redirect_uri").ok_or_else(|| invalid_request("redirect_uri is required"))?;
-                s.svc.exchange_code(&app, code, redirect_uri, get("code_verifier")).await?
+                let redirect_uri = get("redirect_uri")
+                    .ok_or_else(|| invalid_request("redirect_uri is required"))?;
+                s.svc
+                    .exchange_code(&app, code, redirect_uri, get("code_verifier"))
+                    .await?
             }
             // redirect_uri and scope are sent by some clients on refresh: accepted, ignored.
             Some("refresh_token") => {
-                let rt = get("refresh_token").ok_or_else(|| invalid_request("refresh_token is required"))?;
+                let rt = get("refresh_token")
+                    .ok_or_else(|| invalid_request("refresh_token is required"))?;
                 s.svc.refresh(&app, rt).await?
             }
             Some(other) => {
-                return Err(OAuthFailure { error: "unsupported_grant_type", description: format!("grant_type {other:?} is not supported") });
+                return Err(OAuthFailure {
+                    error: "unsupported_grant_type",
+                    description: format!("grant_type {other:?} is not supported"),
+                });
             }
             None => return Err(invalid_request("grant_type is required")),
         };
@@ -292,8 +444,10 @@ pub async fn token(State(s): State<AppState>, headers: HeaderMap, body: Body) ->
                 scope: None,
             };
             let mut res = axum::Json(body).into_response();
-            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res.headers_mut()
+                .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
             res
         }
         Err(f) => oauth_error(f),
@@ -305,8 +459,15 @@ pub async fn revoke(State(s): State<AppState>, headers: HeaderMap, body: Body) -
     let result = async {
         let form = form_body(&s, &headers, body).await?;
         let app = client(&s, &headers, &form).await?;
-        let token = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone()).ok_or_else(|| invalid_request("token is required"))?;
-        s.svc.revoke(&app, &token).await.map_err(|e| OAuthFailure { error: "server_error", description: e.to_string() })
+        let token = form
+            .iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| invalid_request("token is required"))?;
+        s.svc.revoke(&app, &token).await.map_err(|e| OAuthFailure {
+            error: "server_error",
+            description: e.to_string(),
+        })
     }
     .await;
     match result {

@@ -236,7 +236,12 @@ pub trait Metadata: Send + Sync + 'static {
     async fn app(&self, id: i64) -> StoreResult<Option<App>>;
 
     /// Registers a user. `AlreadyExists` if the name is taken.
-    async fn create_user(&self, name: &str, password_hash: &str, quota: Option<u64>) -> StoreResult<User>;
+    async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        quota: Option<u64>,
+    ) -> StoreResult<User>;
     /// A user and their password hash, by name.
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<(User, Option<String>)>>;
     /// Every user, by name.

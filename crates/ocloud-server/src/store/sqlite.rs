@@ -177,7 +177,8 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-const APP_COLS: &str = "id, name, client_id, disabled, secret_hash, redirect_uris, scopes, rate_limit";
+const APP_COLS: &str =
+    "id, name, client_id, disabled, secret_hash, redirect_uris, scopes, rate_limit";
 
 fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
     let uris: String = r.get(5)?;
@@ -377,7 +378,12 @@ impl Metadata for Sqlite {
         .await
     }
 
-    async fn create_user(&self, name: &str, password_hash: &str, quota: Option<u64>) -> StoreResult<User> {
+    async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        quota: Option<u64>,
+    ) -> StoreResult<User> {
         let (name, hash) = (name.to_owned(), password_hash.to_owned());
         self.write(move |tx| {
             let exists: Option<i64> =
@@ -428,7 +434,9 @@ impl Metadata for Sqlite {
         let name = name.to_owned();
         self.write(move |tx| {
             let id: i64 = tx
-                .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| r.get(0))
+                .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::NotFound(format!("user {name:?}")))?;
@@ -439,10 +447,15 @@ impl Metadata for Sqlite {
                 .map_err(backend)?;
             for blob in blobs {
                 let refs: i64 = tx
-                    .query_row("UPDATE blobs SET refs = refs - 1 WHERE key = ?1 RETURNING refs", [&blob], |r| r.get(0))
+                    .query_row(
+                        "UPDATE blobs SET refs = refs - 1 WHERE key = ?1 RETURNING refs",
+                        [&blob],
+                        |r| r.get(0),
+                    )
                     .map_err(backend)?;
                 if refs <= 0 {
-                    tx.execute("DELETE FROM blobs WHERE key = ?1", [&blob]).map_err(backend)?;
+                    tx.execute("DELETE FROM blobs WHERE key = ?1", [&blob])
+                        .map_err(backend)?;
                     freed.push(blob);
                 }
             }
@@ -486,22 +499,32 @@ impl Metadata for Sqlite {
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
         let client_id = client_id.to_owned();
         self.read(move |c| {
-            c.query_row(&format!("SELECT {APP_COLS} FROM apps WHERE client_id = ?1"), [client_id], app_from_row)
-                .optional()
+            c.query_row(
+                &format!("SELECT {APP_COLS} FROM apps WHERE client_id = ?1"),
+                [client_id],
+                app_from_row,
+            )
+            .optional()
         })
         .await
     }
 
     async fn apps(&self) -> StoreResult<Vec<App>> {
-        self.read(|c| c.prepare(&format!("SELECT {APP_COLS} FROM apps ORDER BY name"))?.query_map([], app_from_row)?.collect())
-            .await
+        self.read(|c| {
+            c.prepare(&format!("SELECT {APP_COLS} FROM apps ORDER BY name"))?
+                .query_map([], app_from_row)?
+                .collect()
+        })
+        .await
     }
 
     async fn remove_app(&self, name: &str) -> StoreResult<bool> {
         let name = name.to_owned();
         self.write(move |tx| {
-            let Some(id): Option<i64> =
-                tx.query_row("SELECT id FROM apps WHERE name = ?1", [&name], |r| r.get(0)).optional().map_err(backend)?
+            let Some(id): Option<i64> = tx
+                .query_row("SELECT id FROM apps WHERE name = ?1", [&name], |r| r.get(0))
+                .optional()
+                .map_err(backend)?
             else {
                 return Ok(false);
             };
@@ -564,8 +587,12 @@ impl Metadata for Sqlite {
 
     async fn consent(&self, user_id: i64, app_id: i64) -> StoreResult<Option<String>> {
         self.read(move |c| {
-            c.query_row("SELECT scope FROM consents WHERE user_id = ?1 AND app_id = ?2", [user_id, app_id], |r| r.get(0))
-                .optional()
+            c.query_row(
+                "SELECT scope FROM consents WHERE user_id = ?1 AND app_id = ?2",
+                [user_id, app_id],
+                |r| r.get(0),
+            )
+            .optional()
         })
         .await
     }
@@ -600,9 +627,17 @@ impl Metadata for Sqlite {
     async fn web_session(&self, hash: &[u8]) -> StoreResult<Option<WebSession>> {
         let hash = hash.to_vec();
         self.read(move |c| {
-            c.query_row("SELECT user_id, csrf, expires_at FROM web_sessions WHERE hash = ?1", [hash], |r| {
-                Ok(WebSession { user_id: r.get(0)?, csrf: r.get(1)?, expires_at: r.get(2)? })
-            })
+            c.query_row(
+                "SELECT user_id, csrf, expires_at FROM web_sessions WHERE hash = ?1",
+                [hash],
+                |r| {
+                    Ok(WebSession {
+                        user_id: r.get(0)?,
+                        csrf: r.get(1)?,
+                        expires_at: r.get(2)?,
+                    })
+                },
+            )
             .optional()
         })
         .await
@@ -611,7 +646,8 @@ impl Metadata for Sqlite {
     async fn delete_web_session(&self, hash: &[u8]) -> StoreResult<()> {
         let hash = hash.to_vec();
         self.write(move |tx| {
-            tx.execute("DELETE FROM web_sessions WHERE hash = ?1", [hash]).map_err(backend)?;
+            tx.execute("DELETE FROM web_sessions WHERE hash = ?1", [hash])
+                .map_err(backend)?;
             Ok(())
         })
         .await
@@ -621,15 +657,24 @@ impl Metadata for Sqlite {
         let hash = hash.to_vec();
         self.write(move |tx| {
             let found: Option<(String, String)> = tx
-                .query_row("SELECT kind, grant_id FROM tokens WHERE hash = ?1 AND app_id = ?2", params![hash, app_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .query_row(
+                    "SELECT kind, grant_id FROM tokens WHERE hash = ?1 AND app_id = ?2",
+                    params![hash, app_id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()
                 .map_err(backend)?;
-            let Some((kind, grant)) = found else { return Ok(false) };
-            tx.execute("UPDATE tokens SET revoked = 1 WHERE hash = ?1", [&hash]).map_err(backend)?;
+            let Some((kind, grant)) = found else {
+                return Ok(false);
+            };
+            tx.execute("UPDATE tokens SET revoked = 1 WHERE hash = ?1", [&hash])
+                .map_err(backend)?;
             if kind == "refresh" && !grant.is_empty() {
-                tx.execute("UPDATE tokens SET revoked = 1 WHERE grant_id = ?1", [&grant]).map_err(backend)?;
+                tx.execute(
+                    "UPDATE tokens SET revoked = 1 WHERE grant_id = ?1",
+                    [&grant],
+                )
+                .map_err(backend)?;
             }
             Ok(true)
         })
@@ -639,7 +684,8 @@ impl Metadata for Sqlite {
     async fn revoke_grant(&self, grant: &str) -> StoreResult<()> {
         let grant = grant.to_owned();
         self.write(move |tx| {
-            tx.execute("UPDATE tokens SET revoked = 1 WHERE grant_id = ?1", [grant]).map_err(backend)?;
+            tx.execute("UPDATE tokens SET revoked = 1 WHERE grant_id = ?1", [grant])
+                .map_err(backend)?;
             Ok(())
         })
         .await
