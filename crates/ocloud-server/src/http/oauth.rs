@@ -49,14 +49,15 @@ fn set_cookie(s: &AppState, res: &mut Response, name: &str, value: &str, max_age
 
 fn html(status: StatusCode, body: String) -> Response {
     let mut res = (status, Html(body)).into_response();
-    // The pages hold credentials and one-time tokens: never cache, never frame.
+    // The pages hold credentials and one-time tokens: never cache, never frame. (No CSP
+    // form-action: browsers apply it to the redirect to the app, which must go through.)
     let h = res.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
         "content-security-policy",
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
         ),
     );
     res
