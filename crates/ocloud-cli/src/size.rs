@@ -3,13 +3,9 @@
 /// Parses a size: a number with an optional unit (B, K/KB/KiB, M, G, T; powers of 1024).
 pub fn parse(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (examples: 5GiB, 500M, 1024)"))?;
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size (examples: 5GiB, 500M, 1024)"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,

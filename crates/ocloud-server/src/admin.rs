@@ -15,13 +15,7 @@ fn open(data_dir: &Path) -> anyhow::Result<Service> {
 }
 
 /// Creates the user and the app if needed and issues tokens for them.
-pub async fn token(
-    data_dir: &Path,
-    user: &str,
-    app: &str,
-    scope: &str,
-    ttl: Duration,
-) -> anyhow::Result<IssuedTokens> {
+pub async fn token(data_dir: &Path, user: &str, app: &str, scope: &str, ttl: Duration) -> anyhow::Result<IssuedTokens> {
     crate::domain::names::validate(user).map_err(|e| anyhow::anyhow!("user name: {e}"))?;
     crate::domain::names::validate(app).map_err(|e| anyhow::anyhow!("app name: {e}"))?;
     let svc = open(data_dir)?;
@@ -31,42 +25,25 @@ pub async fn token(
 }
 
 /// Blocks (403/51 for an app, 403/52 for a user) or unblocks an account.
-pub async fn set_disabled(
-    data_dir: &Path,
-    app: bool,
-    name: &str,
-    disabled: bool,
-) -> anyhow::Result<()> {
+pub async fn set_disabled(data_dir: &Path, app: bool, name: &str, disabled: bool) -> anyhow::Result<()> {
     let svc = open(data_dir)?;
     if !svc.meta.set_disabled(app, name, disabled).await? {
-        anyhow::bail!(
-            "no {} named {name:?} in {}",
-            if app { "app" } else { "user" },
-            data_dir.display()
-        );
+        anyhow::bail!("no {} named {name:?} in {}", if app { "app" } else { "user" }, data_dir.display());
     }
     Ok(())
 }
 
 /// Registers a user.
-pub async fn add_user(
-    data_dir: &Path,
-    name: &str,
-    password: &str,
-    quota: Option<u64>,
-) -> anyhow::Result<User> {
+pub async fn add_user(data_dir: &Path, name: &str, password: &str, quota: Option<u64>) -> anyhow::Result<User> {
     if password.is_empty() {
         anyhow::bail!("the password is empty");
     }
-    open(data_dir)?
-        .register_user(name, password, quota)
-        .await
-        .map_err(|e| match e {
-            crate::domain::Error::Exists(_) => {
-                anyhow::anyhow!("a user named {name:?} already exists")
-            }
-            e => anyhow::anyhow!("user {name:?}: {e}"),
-        })
+    open(data_dir)?.register_user(name, password, quota).await.map_err(|e| match e {
+        crate::domain::Error::Exists(_) => {
+            anyhow::anyhow!("a user named {name:?} already exists")
+        }
+        e => anyhow::anyhow!("user {name:?}: {e}"),
+    })
 }
 
 /// Every user.
@@ -77,11 +54,7 @@ pub async fn users(data_dir: &Path) -> anyhow::Result<Vec<User>> {
 /// Removes a user with their files and tokens.
 pub async fn remove_user(data_dir: &Path, name: &str) -> anyhow::Result<()> {
     let svc = open(data_dir)?;
-    let freed = svc
-        .meta
-        .remove_user(name)
-        .await
-        .map_err(|e| anyhow::anyhow!("user {name:?}: {e}"))?;
+    let freed = svc.meta.remove_user(name).await.map_err(|e| anyhow::anyhow!("user {name:?}: {e}"))?;
     for key in freed {
         svc.blobs.delete(&key).await?;
     }
@@ -104,15 +77,12 @@ pub async fn add_app(
             anyhow::bail!("redirect URI {u:?} must be an absolute http(s) URI without fragment");
         }
     }
-    open(data_dir)?
-        .register_app(name, redirect_uris, scopes, rate_limit)
-        .await
-        .map_err(|e| match e {
-            crate::domain::Error::Exists(_) => {
-                anyhow::anyhow!("an app named {name:?} already exists")
-            }
-            e => anyhow::anyhow!("app {name:?}: {e}"),
-        })
+    open(data_dir)?.register_app(name, redirect_uris, scopes, rate_limit).await.map_err(|e| match e {
+        crate::domain::Error::Exists(_) => {
+            anyhow::anyhow!("an app named {name:?} already exists")
+        }
+        e => anyhow::anyhow!("app {name:?}: {e}"),
+    })
 }
 
 /// Every app.
@@ -144,10 +114,7 @@ pub struct DevAccount {
 }
 
 /// Redirect URIs of the dev app: the CLI's local listener.
-pub const DEV_REDIRECT_URIS: [&str; 2] = [
-    "http://127.0.0.1:8910/callback",
-    "http://localhost:8910/callback",
-];
+pub const DEV_REDIRECT_URIS: [&str; 2] = ["http://127.0.0.1:8910/callback", "http://localhost:8910/callback"];
 
 /// Creates the dev user and app when the data dir has no account at all.
 pub async fn ensure_dev_account(svc: &Service) -> anyhow::Result<Option<DevAccount>> {
@@ -157,14 +124,8 @@ pub async fn ensure_dev_account(svc: &Service) -> anyhow::Result<Option<DevAccou
     let password = crate::domain::auth::new_token()[4..20].to_owned();
     svc.register_user("dev", &password, None).await?;
     let uris: Vec<String> = DEV_REDIRECT_URIS.iter().map(|s| s.to_string()).collect();
-    let (app, secret) = svc
-        .register_app(
-            "dev",
-            uris.clone(),
-            "openid cloud cloudfullread cloudfullwrite offline_access",
-            None,
-        )
-        .await?;
+    let (app, secret) =
+        svc.register_app("dev", uris.clone(), "openid cloud cloudfullread cloudfullwrite offline_access", None).await?;
     Ok(Some(DevAccount {
         user: "dev".into(),
         password,

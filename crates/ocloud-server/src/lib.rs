@@ -26,18 +26,12 @@ pub const DB_FILE: &str = "ocloud.db";
 
 /// Opens the embedded backends of a data dir.
 pub fn open_service(cfg: Arc<Config>, public_url: String) -> anyhow::Result<domain::Service> {
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let meta = store::sqlite::Sqlite::open(&cfg.data_dir.join(DB_FILE))
         .with_context(|| format!("opening database {}", cfg.data_dir.join(DB_FILE).display()))?;
     let blobs = blobs::fs::FsBlobs::open(&cfg.data_dir)
         .with_context(|| format!("opening content store in {}", cfg.data_dir.display()))?;
-    Ok(domain::Service::new(
-        Arc::new(meta),
-        Arc::new(blobs),
-        cfg,
-        public_url,
-    ))
+    Ok(domain::Service::new(Arc::new(meta), Arc::new(blobs), cfg, public_url))
 }
 
 /// What `serve` tells its caller once it is ready.
@@ -57,16 +51,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let started = std::time::SystemTime::now();
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("listening on {}", cfg.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let public_url = cfg
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
-        .trim_end_matches('/')
-        .to_owned();
+    let public_url =
+        cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
     let svc = open_service(Arc::new(cfg), public_url)?;
     let state = AppState {
         slots: Arc::new(tokio::sync::Semaphore::new(svc.cfg.max_concurrent_requests)),
@@ -87,22 +76,11 @@ pub async fn serve(
             .into_future(),
     );
     // Temp files of a previous run are partial uploads: drop them before any new one starts.
-    let removed = svc
-        .blobs
-        .sweep(started, &|_| true)
-        .await
-        .context("sweeping temp files")?;
+    let removed = svc.blobs.sweep(started, &|_| true).await.context("sweeping temp files")?;
     // A shutdown that came during start-up wins.
-    let _ = state.phase.compare_exchange(
-        phase::STARTING,
-        phase::READY,
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    );
+    let _ = state.phase.compare_exchange(phase::STARTING, phase::READY, Ordering::AcqRel, Ordering::Acquire);
     let dev_account = if svc.cfg.dev_account {
-        admin::ensure_dev_account(&svc)
-            .await
-            .context("creating the dev account")?
+        admin::ensure_dev_account(&svc).await.context("creating the dev account")?
     } else {
         None
     };

@@ -128,11 +128,7 @@ pub struct ErrorBody {
 
 impl From<ErrorCode> for ErrorBody {
     fn from(c: ErrorCode) -> Self {
-        ErrorBody {
-            code: c.code(),
-            message: c.message().to_owned(),
-            description: c.description().to_owned(),
-        }
+        ErrorBody { code: c.code(), message: c.message().to_owned(), description: c.description().to_owned() }
     }
 }
 
@@ -181,36 +177,15 @@ impl LegacyLabel {
     /// `(HTTP status, PDK code, label, details)`.
     pub const fn parts(self) -> (u16, &'static str, &'static str, &'static str) {
         match self {
-            LegacyLabel::InvalidToken => (
-                401,
-                "PDK_RP_0004",
-                "INVALID_TOKEN",
-                "OIDC rejected the token",
-            ),
-            LegacyLabel::SessionExpired => (
-                500,
-                "PDK_RP_0005",
-                "SESSION_EXPIRED",
-                "The session has expired",
-            ),
-            LegacyLabel::ForbiddenAccess => (
-                403,
-                "PDK_CW_0003",
-                "FORBIDDEN_ACCESS",
-                "Forbidden access for the requested resource",
-            ),
-            LegacyLabel::NoSpaceLeft => (
-                500,
-                "PDK_UP_0010",
-                "NO_SPACE_LEFT",
-                "Not enough free space for this file",
-            ),
-            LegacyLabel::TooBigFile => (
-                500,
-                "PDK_UP_0011",
-                "TOO_BIG_FILE",
-                "The file is larger than the maximum upload size",
-            ),
+            LegacyLabel::InvalidToken => (401, "PDK_RP_0004", "INVALID_TOKEN", "OIDC rejected the token"),
+            LegacyLabel::SessionExpired => (500, "PDK_RP_0005", "SESSION_EXPIRED", "The session has expired"),
+            LegacyLabel::ForbiddenAccess => {
+                (403, "PDK_CW_0003", "FORBIDDEN_ACCESS", "Forbidden access for the requested resource")
+            }
+            LegacyLabel::NoSpaceLeft => (500, "PDK_UP_0010", "NO_SPACE_LEFT", "Not enough free space for this file"),
+            LegacyLabel::TooBigFile => {
+                (500, "PDK_UP_0011", "TOO_BIG_FILE", "The file is larger than the maximum upload size")
+            }
         }
     }
 
@@ -218,11 +193,7 @@ impl LegacyLabel {
     pub fn body(self) -> LegacyError {
         let (_, code, label, details) = self.parts();
         LegacyError {
-            error: LegacyErrorBody {
-                code: code.to_owned(),
-                label: label.to_owned(),
-                details: details.to_owned(),
-            },
+            error: LegacyErrorBody { code: code.to_owned(), label: label.to_owned(), details: details.to_owned() },
         }
     }
 }
@@ -249,10 +220,7 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), 28);
         assert_eq!(ErrorCode::from_code(6), Some(ErrorCode::OverCapacity));
-        assert_eq!(
-            ErrorCode::OverCapacity.message(),
-            "Orange API is over capacity, retry later !"
-        );
+        assert_eq!(ErrorCode::OverCapacity.message(), "Orange API is over capacity, retry later !");
     }
 
     #[test]

@@ -31,20 +31,12 @@ pub fn decode(id: &str) -> Option<String> {
 
 /// The path of a folder, given its parent folder's path and its name.
 pub fn folder_path(parent: &str, name: &str) -> String {
-    if parent == ROOT_PATH {
-        format!("{name}/")
-    } else {
-        format!("{parent}{name}/")
-    }
+    if parent == ROOT_PATH { format!("{name}/") } else { format!("{parent}{name}/") }
 }
 
 /// The path of a file, given its folder's path and its name.
 pub fn file_path(parent: &str, name: &str) -> String {
-    if parent == ROOT_PATH {
-        name.to_owned()
-    } else {
-        format!("{parent}{name}")
-    }
+    if parent == ROOT_PATH { name.to_owned() } else { format!("{parent}{name}") }
 }
 
 #[cfg(test)]

@@ -44,14 +44,9 @@ impl FileType {
 
     /// The kind selected by a `filter` query value, case-insensitively.
     pub fn from_filter(value: &str) -> Option<FileType> {
-        [
-            FileType::Picture,
-            FileType::Video,
-            FileType::Audio,
-            FileType::File,
-        ]
-        .into_iter()
-        .find(|t| t.filter_name().eq_ignore_ascii_case(value))
+        [FileType::Picture, FileType::Video, FileType::Audio, FileType::File]
+            .into_iter()
+            .find(|t| t.filter_name().eq_ignore_ascii_case(value))
     }
 }
 
@@ -234,8 +229,7 @@ mod tests {
     #[test]
     fn upload_description_size_forms() {
         let a: UploadDescription = serde_json::from_str(r#"{"name":"a","size":"12"}"#).unwrap();
-        let b: UploadDescription =
-            serde_json::from_str(r#"{"name":"a","size":12,"folder":"Lw"}"#).unwrap();
+        let b: UploadDescription = serde_json::from_str(r#"{"name":"a","size":12,"folder":"Lw"}"#).unwrap();
         assert_eq!(a.size, "12");
         assert_eq!(b.size, "12");
         assert_eq!(FileType::from_filter("IMAGE"), Some(FileType::Picture));

@@ -23,9 +23,7 @@ pub enum Command {
 #[derive(Debug, clap::Subcommand)]
 pub enum UserCommand {
     /// Create a user; prints a generated password unless --password-stdin.
-    #[command(
-        after_help = "Example:\n  echo 's3cret' | ocloud admin user add alice --password-stdin --quota 10GiB"
-    )]
+    #[command(after_help = "Example:\n  echo 's3cret' | ocloud admin user add alice --password-stdin --quota 10GiB")]
     Add {
         /// User name (the login).
         name: String,
@@ -148,12 +146,7 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::User(UserCommand::Block(acc)) => account(false, acc).await?,
         Command::App(AppCommand::Block(acc)) => account(true, acc).await?,
-        Command::User(UserCommand::Add {
-            name,
-            password_stdin,
-            quota,
-            dir,
-        }) => {
+        Command::User(UserCommand::Add { name, password_stdin, quota, dir }) => {
             let (password, generated) = if password_stdin {
                 let mut line = String::new();
                 std::io::stdin().read_line(&mut line)?;
@@ -161,8 +154,7 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
             } else {
                 (random_password(), true)
             };
-            let user =
-                ocloud_server::admin::add_user(&dir.data_dir, &name, &password, quota).await?;
+            let user = ocloud_server::admin::add_user(&dir.data_dir, &name, &password, quota).await?;
             if generated {
                 println!("user {}  password {password}", user.name);
             } else {
@@ -172,13 +164,11 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
         Command::User(UserCommand::List { json, dir }) => {
             for u in ocloud_server::admin::users(&dir.data_dir).await? {
                 if json {
-                    let v = serde_json::json!({"name": u.name, "quota": u.quota, "used": u.used, "disabled": u.disabled});
+                    let v =
+                        serde_json::json!({"name": u.name, "quota": u.quota, "used": u.used, "disabled": u.disabled});
                     println!("{v}");
                 } else {
-                    let quota = u
-                        .quota
-                        .map(|q| q.to_string())
-                        .unwrap_or_else(|| "default".into());
+                    let quota = u.quota.map(|q| q.to_string()).unwrap_or_else(|| "default".into());
                     println!(
                         "{}\tused {}\tquota {quota}{}",
                         u.name,
@@ -191,22 +181,9 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
         Command::User(UserCommand::Remove { name, dir }) => {
             ocloud_server::admin::remove_user(&dir.data_dir, &name).await?
         }
-        Command::App(AppCommand::Add {
-            name,
-            redirect_uris,
-            scopes,
-            rate_limit,
-            json,
-            dir,
-        }) => {
-            let (app, secret) = ocloud_server::admin::add_app(
-                &dir.data_dir,
-                &name,
-                redirect_uris,
-                &scopes,
-                rate_limit,
-            )
-            .await?;
+        Command::App(AppCommand::Add { name, redirect_uris, scopes, rate_limit, json, dir }) => {
+            let (app, secret) =
+                ocloud_server::admin::add_app(&dir.data_dir, &name, redirect_uris, &scopes, rate_limit).await?;
             if json {
                 let v = serde_json::json!({"name": app.name, "client_id": app.client_id, "client_secret": secret,
                     "redirect_uris": app.redirect_uris, "scopes": app.scopes});
@@ -225,13 +202,7 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
                         "scopes": a.scopes, "rate_limit": a.rate_limit, "disabled": a.disabled});
                     println!("{v}");
                 } else {
-                    println!(
-                        "{}\t{}\t{}\t{}",
-                        a.name,
-                        a.client_id,
-                        a.scopes,
-                        a.redirect_uris.join(" ")
-                    );
+                    println!("{}\t{}\t{}\t{}", a.name, a.client_id, a.scopes, a.redirect_uris.join(" "));
                 }
             }
         }
@@ -239,14 +210,9 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
             ocloud_server::admin::remove_app(&dir.data_dir, &name).await?
         }
         Command::Token(a) => {
-            let t = ocloud_server::admin::token(
-                &a.data_dir,
-                &a.user,
-                &a.app,
-                &a.scope,
-                Duration::from_secs(a.expires_in),
-            )
-            .await?;
+            let t =
+                ocloud_server::admin::token(&a.data_dir, &a.user, &a.app, &a.scope, Duration::from_secs(a.expires_in))
+                    .await?;
             if a.json {
                 let body = TokenResponse {
                     token_type: "Bearer".into(),

@@ -8,9 +8,7 @@ use ocloud_server::{Config, Ready};
 
 /// Options of `ocloud serve`; each has an environment variable.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Example:\n  ocloud serve --listen 127.0.0.1:8080 --data-dir ./ocloud-data --quota 5GiB"
-)]
+#[command(after_help = "Example:\n  ocloud serve --listen 127.0.0.1:8080 --data-dir ./ocloud-data --quota 5GiB")]
 pub struct Args {
     /// Address and port to listen on (port 0 picks a free one).
     #[arg(long, env = "OCLOUD_LISTEN", default_value = "127.0.0.1:8080")]
@@ -101,11 +99,10 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return ctrl_c.await.unwrap_or(()),
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

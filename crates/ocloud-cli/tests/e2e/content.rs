@@ -10,20 +10,12 @@ async fn download_range_head_and_validators() {
     let api = s.api();
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let f = api.upload("data.bin", &data, None).await.ok();
-    let info = api
-        .get(&format!(
-            "/cloud/v1/files/{}",
-            f["fileId"].as_str().unwrap()
-        ))
-        .await;
+    let info = api.get(&format!("/cloud/v1/files/{}", f["fileId"].as_str().unwrap())).await;
     let etag = info.header("etag").unwrap().to_owned();
     let last_modified = info.header("last-modified").unwrap().to_owned();
     let info = info.ok();
     assert_eq!(info["size"], 100_000);
-    assert!(
-        info.get("thumbUrl").is_none(),
-        "no rendition for a non-picture"
-    );
+    assert!(info.get("thumbUrl").is_none(), "no rendition for a non-picture");
     let url = info["downloadUrl"].as_str().unwrap().to_owned();
 
     let full = api.get(&url).await;
@@ -32,40 +24,21 @@ async fn download_range_head_and_validators() {
     assert_eq!(full.header("accept-ranges"), Some("bytes"));
     assert_eq!(full.header("etag"), Some(etag.as_str()));
 
-    let part = Api::send(
-        api.req(reqwest::Method::GET, &url)
-            .header("range", "bytes=1000-1999"),
-    )
-    .await;
+    let part = Api::send(api.req(reqwest::Method::GET, &url).header("range", "bytes=1000-1999")).await;
     assert_eq!(part.status, 206);
     assert_eq!(part.header("content-range"), Some("bytes 1000-1999/100000"));
     assert_eq!(part.body.as_ref(), &data[1000..2000]);
-    let tail = Api::send(
-        api.req(reqwest::Method::GET, &url)
-            .header("range", "bytes=99990-"),
-    )
-    .await;
+    let tail = Api::send(api.req(reqwest::Method::GET, &url).header("range", "bytes=99990-")).await;
     assert_eq!(tail.body.as_ref(), &data[99_990..]);
-    let suffix = Api::send(
-        api.req(reqwest::Method::GET, &url)
-            .header("range", "bytes=-10"),
-    )
-    .await;
+    let suffix = Api::send(api.req(reqwest::Method::GET, &url).header("range", "bytes=-10")).await;
     assert_eq!(suffix.body.as_ref(), &data[99_990..]);
-    let past = Api::send(
-        api.req(reqwest::Method::GET, &url)
-            .header("range", "bytes=100000-"),
-    )
-    .await;
+    let past = Api::send(api.req(reqwest::Method::GET, &url).header("range", "bytes=100000-")).await;
     assert_eq!(past.status, 416);
     assert_eq!(past.header("content-range"), Some("bytes */100000"));
     // If-Range with another ETag: the whole content.
-    let stale = Api::send(
-        api.req(reqwest::Method::GET, &url)
-            .header("range", "bytes=0-9")
-            .header("if-range", "\"other\""),
-    )
-    .await;
+    let stale =
+        Api::send(api.req(reqwest::Method::GET, &url).header("range", "bytes=0-9").header("if-range", "\"other\""))
+            .await;
     assert_eq!((stale.status, stale.body.len()), (200, 100_000));
 
     let head = Api::send(api.req(reqwest::Method::HEAD, &url)).await;
@@ -74,50 +47,20 @@ async fn download_range_head_and_validators() {
     assert!(head.body.is_empty());
 
     // Conditional GETs: 304 on a match, content otherwise.
-    let nm = Api::send(
-        api.req(reqwest::Method::GET, &url)
-            .header("if-none-match", &etag),
-    )
-    .await;
+    let nm = Api::send(api.req(reqwest::Method::GET, &url).header("if-none-match", &etag)).await;
     assert_eq!((nm.status, nm.body.len()), (304, 0));
-    let ims = Api::send(
-        api.req(reqwest::Method::GET, &url)
-            .header("if-modified-since", &last_modified),
-    )
-    .await;
+    let ims = Api::send(api.req(reqwest::Method::GET, &url).header("if-modified-since", &last_modified)).await;
     assert_eq!(ims.status, 304);
-    let other = Api::send(
-        api.req(reqwest::Method::GET, &url)
-            .header("if-none-match", "\"nope\""),
-    )
-    .await;
+    let other = Api::send(api.req(reqwest::Method::GET, &url).header("if-none-match", "\"nope\"")).await;
     assert_eq!(other.status, 200);
-    Api::send(
-        api.req(reqwest::Method::GET, &url)
-            .header("if-match", "\"nope\""),
-    )
-    .await
-    .assert_error(412, 65);
-    Api::send(
-        api.req(reqwest::Method::GET, &url)
-            .header("if-unmodified-since", "Thu, 01 Jan 1970 00:00:00 GMT"),
-    )
-    .await
-    .assert_error(412, 65);
+    Api::send(api.req(reqwest::Method::GET, &url).header("if-match", "\"nope\"")).await.assert_error(412, 65);
+    Api::send(api.req(reqwest::Method::GET, &url).header("if-unmodified-since", "Thu, 01 Jan 1970 00:00:00 GMT"))
+        .await
+        .assert_error(412, 65);
     // On changes, every failed precondition is 412/65 and nothing happens.
     let file_url = format!("/cloud/v1/files/{}", f["fileId"].as_str().unwrap());
-    Api::send(
-        api.req(reqwest::Method::DELETE, &file_url)
-            .header("if-match", "\"nope\""),
-    )
-    .await
-    .assert_error(412, 65);
-    Api::send(
-        api.req(reqwest::Method::DELETE, &file_url)
-            .header("if-none-match", &etag),
-    )
-    .await
-    .assert_error(412, 65);
+    Api::send(api.req(reqwest::Method::DELETE, &file_url).header("if-match", "\"nope\"")).await.assert_error(412, 65);
+    Api::send(api.req(reqwest::Method::DELETE, &file_url).header("if-none-match", &etag)).await.assert_error(412, 65);
     Api::send(
         api.req(reqwest::Method::POST, &file_url)
             .header("if-modified-since", &last_modified)
@@ -133,11 +76,7 @@ async fn download_range_head_and_validators() {
     .await
     .assert_error(412, 65);
     assert_eq!(api.get(&file_url).await.status, 200, "still there");
-    let r = Api::send(
-        api.req(reqwest::Method::DELETE, &file_url)
-            .header("if-match", &etag),
-    )
-    .await;
+    let r = Api::send(api.req(reqwest::Method::DELETE, &file_url).header("if-match", &etag)).await;
     assert_eq!(r.status, 204);
 
     // Content URLs need the token, and a wrong opaque part is not found.
@@ -151,13 +90,7 @@ async fn pictures_get_thumbnails_and_previews() {
     let s = Server::start(&[]);
     let api = s.api();
     let f = api.upload("big.png", &png(1600, 1000), None).await.ok();
-    let info = api
-        .get(&format!(
-            "/cloud/v1/files/{}",
-            f["fileId"].as_str().unwrap()
-        ))
-        .await
-        .ok();
+    let info = api.get(&format!("/cloud/v1/files/{}", f["fileId"].as_str().unwrap())).await.ok();
     assert_eq!(info["type"], "PICTURE");
     assert_eq!(info["metadata"], json!({"width": 1600, "height": 1000}));
     for (key, bound) in [("thumbUrl", 144), ("previewUrl", 800)] {
@@ -166,26 +99,12 @@ async fn pictures_get_thumbnails_and_previews() {
         assert_eq!(r.header("content-type"), Some("image/jpeg"));
         let img = image::load_from_memory(&r.body).unwrap();
         assert_eq!(img.width(), bound, "{key}");
-        assert_eq!(
-            img.height(),
-            bound * 1000 / 1600,
-            "{key} keeps the aspect ratio"
-        );
+        assert_eq!(img.height(), bound * 1000 / 1600, "{key} keeps the aspect ratio");
     }
     // A picture named like a document is still recognised from its bytes.
     let g = api.upload("scan.dat", &png(10, 20), None).await.ok();
-    let info = api
-        .get(&format!(
-            "/cloud/v1/files/{}",
-            g["fileId"].as_str().unwrap()
-        ))
-        .await
-        .ok();
-    assert_eq!(
-        (info["type"].as_str(), info["metadata"]["height"].as_u64()),
-        (Some("PICTURE"), Some(20))
-    );
-    let small =
-        image::load_from_memory(&api.get(info["previewUrl"].as_str().unwrap()).await.body).unwrap();
+    let info = api.get(&format!("/cloud/v1/files/{}", g["fileId"].as_str().unwrap())).await.ok();
+    assert_eq!((info["type"].as_str(), info["metadata"]["height"].as_u64()), (Some("PICTURE"), Some(20)));
+    let small = image::load_from_memory(&api.get(info["previewUrl"].as_str().unwrap()).await.body).unwrap();
     assert_eq!((small.width(), small.height()), (10, 20), "never upscaled");
 }

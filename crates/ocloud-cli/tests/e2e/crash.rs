@@ -27,61 +27,28 @@ async fn sigkill_mid_upload_loses_only_unacknowledged_files() {
     let api = s.api();
     let mut acknowledged = Vec::new();
     for i in 0..5 {
-        let data: Vec<u8> = (0..(200_000 + i * 1000))
-            .map(|b| (b * 7 + i) as u8)
-            .collect();
+        let data: Vec<u8> = (0..(200_000 + i * 1000)).map(|b| (b * 7 + i) as u8).collect();
         let r = api.upload(&format!("done-{i}.bin"), &data, None).await.ok();
         acknowledged.push((r["fileId"].as_str().unwrap().to_owned(), sha256(&data)));
     }
     // Three uploads in flight, each with half its body sent.
     let half = vec![1u8; 500_000];
-    let in_flight: Vec<TcpStream> = (0..3)
-        .map(|i| {
-            start_upload(
-                &s.addr(),
-                &api.token,
-                &format!("partial-{i}.bin"),
-                1_000_000,
-                &half,
-            )
-        })
-        .collect();
+    let in_flight: Vec<TcpStream> =
+        (0..3).map(|i| start_upload(&s.addr(), &api.token, &format!("partial-{i}.bin"), 1_000_000, &half)).collect();
     s.kill();
     drop(in_flight);
 
     let s2 = Server::start_in(dir.path(), &[]);
     let api2 = Api::new(&s2.url, &api.token);
     let root = api2.root("").await;
-    let names: Vec<&str> = root["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "done-0.bin",
-            "done-1.bin",
-            "done-2.bin",
-            "done-3.bin",
-            "done-4.bin"
-        ]
-    );
+    let names: Vec<&str> = root["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["done-0.bin", "done-1.bin", "done-2.bin", "done-3.bin", "done-4.bin"]);
     for (fid, hash) in &acknowledged {
         assert_eq!(&sha256(&api2.download(fid).await), hash);
     }
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-        0,
-        "temp files swept at start"
-    );
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "temp files swept at start");
     let used: u64 = acknowledged.len() as u64 * 200_000 + 10_000;
-    assert_eq!(
-        api2.freespace().await,
-        (5u64 << 30) - used,
-        "quota counts only stored files"
-    );
+    assert_eq!(api2.freespace().await, (5u64 << 30) - used, "quota counts only stored files");
 }
 
 #[tokio::test]
@@ -100,12 +67,7 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
     let s2 = Server::start_in(dir.path(), &[]);
     let api = Api::new(&s2.url, &token);
     assert_eq!(
-        api.download(&id(&format!(
-            "{}late.bin",
-            "mes dossiers partenaires/ocloud/"
-        )))
-        .await
-        .as_ref(),
+        api.download(&id(&format!("{}late.bin", "mes dossiers partenaires/ocloud/"))).await.as_ref(),
         b"0123456789"
     );
 }

@@ -27,43 +27,21 @@ async fn credentials_40_41_42_26() {
     let api = s.api();
     let anon = Api::send(api.http.get(api.url("/cloud/v1/freespace"))).await;
     anon.assert_error(401, 40);
-    Api::new(&s.url, "OFR-0000")
-        .get("/cloud/v1/freespace")
-        .await
-        .assert_error(401, 41);
+    Api::new(&s.url, "OFR-0000").get("/cloud/v1/freespace").await.assert_error(401, 41);
     let expired = s.admin_token(&["--user", "alice", "--app", "tests", "--expires-in", "0"]);
-    Api::new(&s.url, &expired)
-        .get("/cloud/v1/freespace")
+    Api::new(&s.url, &expired).get("/cloud/v1/freespace").await.assert_error(401, 42);
+    Api::send(api.http.get(api.url("/cloud/v1/freespace")).header("authorization", "Basic YTpi"))
         .await
-        .assert_error(401, 42);
-    Api::send(
-        api.http
-            .get(api.url("/cloud/v1/freespace"))
-            .header("authorization", "Basic YTpi"),
-    )
-    .await
-    .assert_error(400, 26);
+        .assert_error(400, 26);
     // A token without the cloud scope.
     let openid = s.admin_token(&["--user", "alice", "--scope", "openid"]);
-    Api::new(&s.url, &openid)
-        .get("/cloud/v1/freespace")
-        .await
-        .assert_error(403, 50);
+    Api::new(&s.url, &openid).get("/cloud/v1/freespace").await.assert_error(403, 50);
     // The refresh token is not an access token.
     let pair: serde_json::Value = serde_json::from_str(&s.admin_token(&["--json"])).unwrap();
     assert_eq!(pair["token_type"], "Bearer");
     assert_eq!(pair["expires_in"], 3600);
-    assert_eq!(
-        Api::new(&s.url, pair["access_token"].as_str().unwrap())
-            .get("/cloud/v1/freespace")
-            .await
-            .status,
-        200
-    );
-    Api::new(&s.url, pair["refresh_token"].as_str().unwrap())
-        .get("/cloud/v1/freespace")
-        .await
-        .assert_error(401, 41);
+    assert_eq!(Api::new(&s.url, pair["access_token"].as_str().unwrap()).get("/cloud/v1/freespace").await.status, 200);
+    Api::new(&s.url, pair["refresh_token"].as_str().unwrap()).get("/cloud/v1/freespace").await.assert_error(401, 41);
 }
 
 #[tokio::test]
@@ -75,38 +53,18 @@ async fn request_shape_errors() {
     api.get("/cloud/v1/folders/!!!").await.assert_error(400, 20);
     api.get("/cloud/v1/files/_w").await.assert_error(400, 20);
     // 21, 22, 23, 24, 25, 68: JSON bodies.
-    Api::send(
-        api.req(reqwest::Method::POST, folders)
-            .header("content-type", "application/json"),
-    )
-    .await
-    .assert_error(400, 21);
-    Api::send(
-        api.req(reqwest::Method::POST, folders)
-            .header("content-type", "application/json")
-            .body("{\"name\":"),
-    )
-    .await
-    .assert_error(400, 22);
-    api.post_json(folders, json!({"parentFolderId": "Lw"}))
+    Api::send(api.req(reqwest::Method::POST, folders).header("content-type", "application/json"))
         .await
-        .assert_error(400, 23);
-    api.post_json(folders, json!({"name": 5}))
+        .assert_error(400, 21);
+    Api::send(api.req(reqwest::Method::POST, folders).header("content-type", "application/json").body("{\"name\":"))
         .await
-        .assert_error(400, 24);
-    Api::send(
-        api.req(reqwest::Method::POST, folders)
-            .body("{\"name\":\"a\"}"),
-    )
-    .await
-    .assert_error(400, 25);
-    Api::send(
-        api.req(reqwest::Method::POST, folders)
-            .header("content-type", "text/plain")
-            .body("{\"name\":\"a\"}"),
-    )
-    .await
-    .assert_error(415, 68);
+        .assert_error(400, 22);
+    api.post_json(folders, json!({"parentFolderId": "Lw"})).await.assert_error(400, 23);
+    api.post_json(folders, json!({"name": 5})).await.assert_error(400, 24);
+    Api::send(api.req(reqwest::Method::POST, folders).body("{\"name\":\"a\"}")).await.assert_error(400, 25);
+    Api::send(api.req(reqwest::Method::POST, folders).header("content-type", "text/plain").body("{\"name\":\"a\"}"))
+        .await
+        .assert_error(415, 68);
     // 27: a raw upload without its name.
     Api::send(
         api.req(reqwest::Method::POST, "/cloud/v1/files/content")
@@ -116,27 +74,14 @@ async fn request_shape_errors() {
     .await
     .assert_error(400, 27);
     // 68 on the upload: neither multipart nor a raw upload.
-    Api::send(
-        api.req(reqwest::Method::POST, "/cloud/v1/files/content")
-            .header("content-type", "image/jpeg")
-            .body("x"),
-    )
-    .await
-    .assert_error(415, 68);
+    Api::send(api.req(reqwest::Method::POST, "/cloud/v1/files/content").header("content-type", "image/jpeg").body("x"))
+        .await
+        .assert_error(415, 68);
     // 60: unknown ids and unknown paths; a file id on a folder route.
-    api.get(&format!("/cloud/v1/folders/{}", id(&format!("{APP}nope/"))))
-        .await
-        .assert_error(404, 60);
-    api.get("/cloud/v1/nothing-here")
-        .await
-        .assert_error(404, 60);
+    api.get(&format!("/cloud/v1/folders/{}", id(&format!("{APP}nope/")))).await.assert_error(404, 60);
+    api.get("/cloud/v1/nothing-here").await.assert_error(404, 60);
     let f = api.upload("f.txt", b"x", None).await.ok();
-    api.get(&format!(
-        "/cloud/v1/folders/{}",
-        f["fileId"].as_str().unwrap()
-    ))
-    .await
-    .assert_error(404, 60);
+    api.get(&format!("/cloud/v1/folders/{}", f["fileId"].as_str().unwrap())).await.assert_error(404, 60);
     // 61 with Allow.
     let r = Api::send(api.req(reqwest::Method::PUT, "/cloud/v1/freespace")).await;
     r.assert_error(405, 61);
@@ -145,53 +90,35 @@ async fn request_shape_errors() {
     r.assert_error(405, 61);
     assert_eq!(r.header("allow"), Some("POST"));
     // 62: an Accept that excludes JSON; content URLs are exempt.
-    Api::send(
-        api.req(reqwest::Method::GET, "/cloud/v1/freespace")
-            .header("accept", "text/html"),
-    )
-    .await
-    .assert_error(406, 62);
-    assert_eq!(
-        Api::send(
-            api.req(reqwest::Method::GET, "/cloud/v1/freespace")
-                .header("accept", "text/html, */*;q=0.8")
-        )
+    Api::send(api.req(reqwest::Method::GET, "/cloud/v1/freespace").header("accept", "text/html"))
         .await
-        .status,
+        .assert_error(406, 62);
+    assert_eq!(
+        Api::send(api.req(reqwest::Method::GET, "/cloud/v1/freespace").header("accept", "text/html, */*;q=0.8"))
+            .await
+            .status,
         200
     );
     // 66: a JSON body over 64 KiB.
-    api.post_json(folders, json!({"name": "x".repeat(70_000)}))
-        .await
-        .assert_error(413, 66);
+    api.post_json(folders, json!({"name": "x".repeat(70_000)})).await.assert_error(413, 66);
     // 67: a URI over 8 KiB (a fresh connection: the 413 above closed the previous one, as
     // its body was never read).
     let fresh = Api::new(&s.url, &api.token);
-    fresh
-        .get(&format!("/cloud/v1/folders?x={}", "a".repeat(9000)))
-        .await
-        .assert_error(414, 67);
+    fresh.get(&format!("/cloud/v1/folders?x={}", "a".repeat(9000))).await.assert_error(414, 67);
 }
 
 #[tokio::test]
 async fn length_required_64_and_too_large_66() {
     let s = Server::start(&["--max-upload-size", "1000"]);
     let api = s.api();
-    let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(
-        bytes::Bytes::from_static(b"abc"),
-    )]);
+    let chunks = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"abc"))]);
     Api::send(
-        api.req(
-            reqwest::Method::POST,
-            "/cloud/v1/files/content?name=chunked.bin",
-        )
-        .body(reqwest::Body::wrap_stream(chunks)),
+        api.req(reqwest::Method::POST, "/cloud/v1/files/content?name=chunked.bin")
+            .body(reqwest::Body::wrap_stream(chunks)),
     )
     .await
     .assert_error(411, 64);
-    api.upload("big.bin", &[0; 1001], None)
-        .await
-        .assert_error(413, 66);
+    api.upload("big.bin", &[0; 1001], None).await.assert_error(413, 66);
     assert_eq!(api.upload("ok.bin", &[0; 1000], None).await.status, 201);
 }
 
@@ -210,11 +137,7 @@ async fn stalled_body_is_408_63() {
     let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(body_of(&answer)["code"], 63);
-    assert_eq!(
-        std::fs::read_dir(s.data.join("tmp")).unwrap().count(),
-        0,
-        "no temp file left"
-    );
+    assert_eq!(std::fs::read_dir(s.data.join("tmp")).unwrap().count(), 0, "no temp file left");
 }
 
 #[tokio::test]
@@ -230,31 +153,24 @@ async fn over_capacity_503_6() {
     held.write_all(req.as_bytes()).unwrap();
     let mut buf = vec![0; 256];
     let n = held.read(&mut buf).unwrap();
-    assert!(
-        String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"),
-        "{:?}",
-        String::from_utf8_lossy(&buf[..n])
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100"), "{:?}", String::from_utf8_lossy(&buf[..n]));
+    let answer = raw(
+        &s.addr(),
+        format!(
+            "GET /cloud/v1/freespace HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
     );
-    let answer = raw(&s.addr(), format!("GET /cloud/v1/freespace HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").as_bytes());
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert_eq!(
         body_of(&answer),
-        serde_json::to_value(ocloud_wire::ErrorBody::from(
-            ocloud_wire::ErrorCode::OverCapacity
-        ))
-        .unwrap()
+        serde_json::to_value(ocloud_wire::ErrorBody::from(ocloud_wire::ErrorCode::OverCapacity)).unwrap()
     );
     // Finish the held upload: it succeeds, and the slot is free again.
     held.write_all(b"0123456789").unwrap();
     let n = held.read(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 201"));
-    assert_eq!(
-        Api::new(&s.url, &token)
-            .get("/cloud/v1/freespace")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(Api::new(&s.url, &token).get("/cloud/v1/freespace").await.status, 200);
 }
 
 #[tokio::test]
@@ -267,10 +183,7 @@ async fn internal_error_1_leaks_nothing() {
     std::fs::write(&tmp, b"not a dir").unwrap();
     let r = api.upload("a.txt", b"abc", None).await;
     r.assert_error(500, 1);
-    assert!(
-        r.header("x-ocloud-detail").is_none(),
-        "no internals on a 500"
-    );
+    assert!(r.header("x-ocloud-detail").is_none(), "no internals on a 500");
     assert!(!String::from_utf8_lossy(&r.body).contains("tmp"));
 }
 
@@ -284,9 +197,7 @@ async fn legacy_error_shapes() {
         r.json(),
         json!({"error": {"code": 60, "message": "Resource not found", "description": "The requested URI or the requested resource does not exist."}})
     );
-    let r = Api::new(&s.url, "OFR-bad")
-        .upload("a.txt", b"x", None)
-        .await;
+    let r = Api::new(&s.url, "OFR-bad").upload("a.txt", b"x", None).await;
     assert_eq!(r.status, 401);
     assert_eq!(
         r.json(),
@@ -296,12 +207,7 @@ async fn legacy_error_shapes() {
     assert_eq!(r.status, 500);
     assert_eq!(r.json()["error"]["label"], "NO_SPACE_LEFT");
     let reader = s.api_as("alice", "tests", "openid cloudfullread");
-    let r = reader
-        .post_json(
-            "/cloud/v1/folders",
-            json!({"name": "x", "parentFolderId": "Lw"}),
-        )
-        .await;
+    let r = reader.post_json("/cloud/v1/folders", json!({"name": "x", "parentFolderId": "Lw"})).await;
     assert_eq!(r.status, 403);
     assert_eq!(
         r.json(),
@@ -314,18 +220,9 @@ async fn blocked_app_51_and_user_52() {
     let s = Server::start(&[]);
     let api = s.api();
     let admin = |args: &[&str]| {
-        let out = std::process::Command::new(BIN)
-            .arg("admin")
-            .args(args)
-            .arg("--data-dir")
-            .arg(&s.data)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out =
+            std::process::Command::new(BIN).arg("admin").args(args).arg("--data-dir").arg(&s.data).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     admin(&["app", "disable", "tests"]);
     api.get("/cloud/v1/freespace").await.assert_error(403, 51);

@@ -48,28 +48,13 @@ impl Server {
             .find(|w| w.starts_with("http://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_owned();
-        Server {
-            child,
-            url,
-            data: data.to_owned(),
-            _stdout: stdout,
-            _dir: None,
-        }
+        Server { child, url, data: data.to_owned(), _stdout: stdout, _dir: None }
     }
 
     /// `ocloud admin token` with these extra arguments.
     pub fn admin_token(&self, args: &[&str]) -> String {
-        let out = Command::new(BIN)
-            .args(["admin", "token", "--data-dir"])
-            .arg(&self.data)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new(BIN).args(["admin", "token", "--data-dir"]).arg(&self.data).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
@@ -141,12 +126,7 @@ impl Resp {
     /// Asserts the exact spec error: status and the whole body.
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: u16) {
-        assert_eq!(
-            self.status,
-            status,
-            "body {:?}",
-            String::from_utf8_lossy(&self.body)
-        );
+        assert_eq!(self.status, status, "body {:?}", String::from_utf8_lossy(&self.body));
         let c = ocloud_wire::ErrorCode::from_code(code).unwrap();
         assert_eq!(c.status(), status);
         let expected = serde_json::to_value(ocloud_wire::ErrorBody::from(c)).unwrap();
@@ -175,40 +155,23 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, token: &str) -> Api {
-        Api {
-            http: reqwest::Client::new(),
-            base: base.to_owned(),
-            token: token.to_owned(),
-        }
+        Api { http: reqwest::Client::new(), base: base.to_owned(), token: token.to_owned() }
     }
 
     pub fn url(&self, path: &str) -> String {
-        if path.starts_with("http") {
-            path.to_owned()
-        } else {
-            format!("{}{path}", self.base)
-        }
+        if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) }
     }
 
     pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, self.url(path))
-            .bearer_auth(&self.token)
+        self.http.request(method, self.url(path)).bearer_auth(&self.token)
     }
 
     pub async fn send(rb: reqwest::RequestBuilder) -> Resp {
-        let r = rb
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("request failed: {}", e.without_url()));
+        let r = rb.send().await.unwrap_or_else(|e| panic!("request failed: {}", e.without_url()));
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let body = r.bytes().await.unwrap();
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        Resp { status, headers, body }
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -229,22 +192,13 @@ impl Api {
         if let Some(f) = folder {
             desc["folder"] = f.into();
         }
-        let body = multipart_body(
-            "UploadBoundary",
-            &desc.to_string(),
-            name,
-            content,
-            Quirks::default(),
-        );
-        self.upload_raw("multipart/form-data; boundary=UploadBoundary", body)
-            .await
+        let body = multipart_body("UploadBoundary", &desc.to_string(), name, content, Quirks::default());
+        self.upload_raw("multipart/form-data; boundary=UploadBoundary", body).await
     }
 
     pub async fn upload_raw(&self, content_type: &str, body: Vec<u8>) -> Resp {
         Api::send(
-            self.req(reqwest::Method::POST, "/cloud/v1/files/content")
-                .header("content-type", content_type)
-                .body(body),
+            self.req(reqwest::Method::POST, "/cloud/v1/files/content").header("content-type", content_type).body(body),
         )
         .await
     }
@@ -263,9 +217,7 @@ impl Api {
     }
 
     pub async fn freespace(&self) -> u64 {
-        self.get("/cloud/v1/freespace").await.ok()["freespace"]
-            .as_u64()
-            .unwrap()
+        self.get("/cloud/v1/freespace").await.ok()["freespace"].as_u64().unwrap()
     }
 
     pub async fn download(&self, file_id: &str) -> Bytes {
@@ -287,18 +239,15 @@ pub struct Quirks {
     pub no_crlf_before_closing: bool,
 }
 
-pub fn multipart_body(
-    boundary: &str,
-    description: &str,
-    filename: &str,
-    content: &[u8],
-    q: Quirks,
-) -> Vec<u8> {
+pub fn multipart_body(boundary: &str, description: &str, filename: &str, content: &[u8], q: Quirks) -> Vec<u8> {
     let mut b = Vec::new();
     if q.leading_crlf {
         b.extend_from_slice(b"\r\n");
     }
-    b.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\n{description}\r\n").as_bytes());
+    b.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\n{description}\r\n")
+            .as_bytes(),
+    );
     b.extend_from_slice(
         format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n")
             .as_bytes(),
@@ -320,11 +269,9 @@ pub fn sha256(b: &[u8]) -> String {
 
 pub fn png(w: u32, h: u32) -> Vec<u8> {
     let mut out = Vec::new();
-    image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
-    })
-    .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-    .unwrap();
+    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]))
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
     out
 }
 

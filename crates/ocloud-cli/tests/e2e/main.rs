@@ -4,6 +4,7 @@ mod harness;
 
 mod api;
 mod browser;
+mod client;
 mod content;
 mod crash;
 mod errors;

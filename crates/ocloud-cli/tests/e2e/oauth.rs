@@ -31,30 +31,17 @@ pub fn admin(s: &Server, args: &[&str], stdin: Option<&str>) -> String {
         .unwrap();
     if let Some(input) = stdin {
         use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "admin {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
 impl Setup {
     pub fn new(extra: &[&str], scopes: &str, rate_limit: Option<&str>) -> Setup {
         let server = Server::start(extra);
-        admin(
-            &server,
-            &["user", "add", "alice", "--password-stdin"],
-            Some("correct horse\n"),
-        );
+        admin(&server, &["user", "add", "alice", "--password-stdin"], Some("correct horse\n"));
         let mut args = vec![
             "app",
             "add",
@@ -81,10 +68,7 @@ impl Setup {
     /// A browser: no redirects followed, cookies kept by hand.
     pub fn browser(&self) -> Browser {
         Browser {
-            http: reqwest::Client::builder()
-                .redirect(Policy::none())
-                .build()
-                .unwrap(),
+            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
             base: self.server.url.clone(),
             cookies: Vec::new(),
         }
@@ -116,16 +100,10 @@ impl Setup {
             }
             let html = String::from_utf8_lossy(&page.body).into_owned();
             page = if html.contains("action=\"/oauth/v2/login\"") {
-                b.submit(
-                    &page,
-                    "/oauth/v2/login",
-                    &[("username", "alice"), ("password", "correct horse")],
-                )
-                .await
+                b.submit(&page, "/oauth/v2/login", &[("username", "alice"), ("password", "correct horse")]).await
             } else {
                 assert!(html.contains("Allow tests to access your cloud?"), "{html}");
-                b.submit(&page, "/oauth/v2/consent", &[("decision", "allow")])
-                    .await
+                b.submit(&page, "/oauth/v2/consent", &[("decision", "allow")]).await
             };
         }
         redirect_param(&page, "code").expect("a code")
@@ -142,12 +120,7 @@ impl Setup {
     }
 
     pub async fn exchange(&self, code: &str) -> Resp {
-        self.token(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT),
-        ])
-        .await
+        self.token(&[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT)]).await
     }
 }
 
@@ -190,20 +163,11 @@ impl Browser {
     }
 
     fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
     pub async fn get(&mut self, path: &str) -> Resp {
-        let r = Api::send(
-            self.http
-                .get(format!("{}{path}", self.base))
-                .header("cookie", self.cookie_header()),
-        )
-        .await;
+        let r = Api::send(self.http.get(format!("{}{path}", self.base)).header("cookie", self.cookie_header())).await;
         self.keep_cookies(&r);
         r
     }
@@ -214,10 +178,7 @@ impl Browser {
         let mut form: Vec<(String, String)> = hidden_fields(&html);
         form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let r = Api::send(
-            self.http
-                .post(format!("{}{action}", self.base))
-                .header("cookie", self.cookie_header())
-                .form(&form),
+            self.http.post(format!("{}{action}", self.base)).header("cookie", self.cookie_header()).form(&form),
         )
         .await;
         self.keep_cookies(&r);
@@ -230,31 +191,15 @@ impl Browser {
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
+    s.replace("&quot;", "\"").replace("&#39;", "'").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 }
 
 pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
     html.split("<input type=\"hidden\" ")
         .skip(1)
         .map(|chunk| {
-            let name = chunk
-                .split("name=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap();
-            let value = chunk
-                .split("value=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap();
+            let name = chunk.split("name=\"").nth(1).unwrap().split('"').next().unwrap();
+            let value = chunk.split("value=\"").nth(1).unwrap().split('"').next().unwrap();
             (name.to_owned(), unescape(value))
         })
         .collect()
@@ -262,37 +207,26 @@ pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
 
 /// A parameter of the redirect a response points to.
 pub fn redirect_param(r: &Resp, name: &str) -> Option<String> {
-    assert!(
-        matches!(r.status, 302 | 303 | 307),
-        "not a redirect: {} {}",
-        r.status,
-        String::from_utf8_lossy(&r.body)
-    );
+    assert!(matches!(r.status, 302 | 303 | 307), "not a redirect: {} {}", r.status, String::from_utf8_lossy(&r.body));
     let loc = r.header("location").unwrap();
-    assert!(
-        loc.starts_with(REDIRECT) || loc.starts_with("http://localhost:9/other"),
-        "{loc}"
-    );
+    assert!(loc.starts_with(REDIRECT) || loc.starts_with("http://localhost:9/other"), "{loc}");
     let q = loc.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    q.split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| {
-            let v = v.replace('+', " ");
-            let bytes = v.as_bytes();
-            let mut out = Vec::new();
-            let mut i = 0;
-            while i < bytes.len() {
-                if bytes[i] == b'%' {
-                    out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
-                    i += 3;
-                } else {
-                    out.push(bytes[i]);
-                    i += 1;
-                }
+    q.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| {
+        let v = v.replace('+', " ");
+        let bytes = v.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
             }
-            String::from_utf8(out).unwrap()
-        })
+        }
+        String::from_utf8(out).unwrap()
+    })
 }
 
 #[tokio::test]
@@ -303,31 +237,13 @@ async fn whole_flow_code_token_api_refresh() {
     let html = String::from_utf8_lossy(&page.body).into_owned();
     assert!(html.contains("Sign in") && html.contains("<strong>tests</strong>"));
     let login_cookie = page.header("set-cookie").unwrap();
-    assert!(
-        login_cookie.contains("HttpOnly") && login_cookie.contains("SameSite=Lax"),
-        "{login_cookie}"
-    );
-    let consent = b
-        .submit(
-            &page,
-            "/oauth/v2/login",
-            &[("username", "alice"), ("password", "correct horse")],
-        )
-        .await;
+    assert!(login_cookie.contains("HttpOnly") && login_cookie.contains("SameSite=Lax"), "{login_cookie}");
+    let consent = b.submit(&page, "/oauth/v2/login", &[("username", "alice"), ("password", "correct horse")]).await;
     assert!(b.has_cookie("ocloud_session"));
     let consent_html = String::from_utf8_lossy(&consent.body).into_owned();
-    assert!(
-        consent_html.contains("Read and write files in its own folder of your cloud"),
-        "scopes in plain words"
-    );
-    let done = b
-        .submit(&consent, "/oauth/v2/consent", &[("decision", "allow")])
-        .await;
-    assert_eq!(
-        redirect_param(&done, "state").as_deref(),
-        Some("s t&ate=1"),
-        "state echoed"
-    );
+    assert!(consent_html.contains("Read and write files in its own folder of your cloud"), "scopes in plain words");
+    let done = b.submit(&consent, "/oauth/v2/consent", &[("decision", "allow")]).await;
+    assert_eq!(redirect_param(&done, "state").as_deref(), Some("s t&ate=1"), "state echoed");
     let code = redirect_param(&done, "code").unwrap();
     assert_eq!(code.len(), 68);
 
@@ -341,10 +257,7 @@ async fn whole_flow_code_token_api_refresh() {
     assert!(access.starts_with("OFR-"));
     let api = Api::new(&s.server.url, access);
     let root = api.root("").await;
-    assert_eq!(
-        root["name"], "tests",
-        "a cloud-scoped token sees its app folder"
-    );
+    assert_eq!(root["name"], "tests", "a cloud-scoped token sees its app folder");
 
     // Refresh: a new access token, no new refresh token (spec §2.2); redirect_uri and scope
     // are accepted and ignored.
@@ -367,9 +280,7 @@ async fn whole_flow_code_token_api_refresh() {
         assert!(redirect_param(&again, "code").is_some());
     }
     // prompt=login shows the login page; prompt=consent the consent page.
-    let login = b
-        .get(&s.authorize_url(&[("prompt", "login consent")]))
-        .await;
+    let login = b.get(&s.authorize_url(&[("prompt", "login consent")])).await;
     assert!(String::from_utf8_lossy(&login.body).contains("Sign in"));
     let consent = b.get(&s.authorize_url(&[("prompt", "consent")])).await;
     assert!(String::from_utf8_lossy(&consent.body).contains("Allow tests"));
@@ -379,10 +290,7 @@ async fn whole_flow_code_token_api_refresh() {
     assert_eq!(out.status, 200);
     assert!(!b.has_cookie("ocloud_session"));
     let none = b.get(&s.authorize_url(&[("prompt", "none")])).await;
-    assert_eq!(
-        redirect_param(&none, "error").as_deref(),
-        Some("login_required")
-    );
+    assert_eq!(redirect_param(&none, "error").as_deref(), Some("login_required"));
 }
 
 #[tokio::test]
@@ -390,61 +298,26 @@ async fn prompt_none_deny_and_wrong_password() {
     let s = Setup::new(&[], "openid cloud", None);
     let mut b = s.browser();
     let none = b.get(&s.authorize_url(&[("prompt", "none")])).await;
-    assert_eq!(
-        redirect_param(&none, "error").as_deref(),
-        Some("login_required")
-    );
+    assert_eq!(redirect_param(&none, "error").as_deref(), Some("login_required"));
     assert_eq!(redirect_param(&none, "state").as_deref(), Some("s t&ate=1"));
 
     let page = b.get(&s.authorize_url(&[])).await;
-    let bad = b
-        .submit(
-            &page,
-            "/oauth/v2/login",
-            &[("username", "alice"), ("password", "wrong")],
-        )
-        .await;
+    let bad = b.submit(&page, "/oauth/v2/login", &[("username", "alice"), ("password", "wrong")]).await;
     assert_eq!(bad.status, 401);
     assert!(String::from_utf8_lossy(&bad.body).contains("Wrong user name or password."));
     assert!(!b.has_cookie("ocloud_session"));
-    let unknown = b
-        .submit(
-            &bad,
-            "/oauth/v2/login",
-            &[("username", "mallory"), ("password", "x")],
-        )
-        .await;
+    let unknown = b.submit(&bad, "/oauth/v2/login", &[("username", "mallory"), ("password", "x")]).await;
     assert_eq!(unknown.status, 401);
 
-    let consent = b
-        .submit(
-            &unknown,
-            "/oauth/v2/login",
-            &[("username", "alice"), ("password", "correct horse")],
-        )
-        .await;
+    let consent = b.submit(&unknown, "/oauth/v2/login", &[("username", "alice"), ("password", "correct horse")]).await;
     assert_eq!(consent.status, 200);
     // Signed in but no consent yet: prompt=none says so.
     let none = b.get(&s.authorize_url(&[("prompt", "none")])).await;
-    assert_eq!(
-        redirect_param(&none, "error").as_deref(),
-        Some("consent_required")
-    );
-    let denied = b
-        .submit(&consent, "/oauth/v2/consent", &[("decision", "deny")])
-        .await;
-    assert_eq!(
-        redirect_param(&denied, "error").as_deref(),
-        Some("access_denied")
-    );
-    assert_eq!(
-        redirect_param(&denied, "error_description").as_deref(),
-        Some("consent denied")
-    );
-    assert_eq!(
-        redirect_param(&denied, "state").as_deref(),
-        Some("s t&ate=1")
-    );
+    assert_eq!(redirect_param(&none, "error").as_deref(), Some("consent_required"));
+    let denied = b.submit(&consent, "/oauth/v2/consent", &[("decision", "deny")]).await;
+    assert_eq!(redirect_param(&denied, "error").as_deref(), Some("access_denied"));
+    assert_eq!(redirect_param(&denied, "error_description").as_deref(), Some("consent denied"));
+    assert_eq!(redirect_param(&denied, "state").as_deref(), Some("s t&ate=1"));
     assert!(redirect_param(&denied, "code").is_none());
 }
 
@@ -453,73 +326,36 @@ async fn authorize_refusals() {
     let s = Setup::new(&[], "openid cloud", None);
     let mut b = s.browser();
     // Unknown client or unregistered redirect URI: an error page, never a redirect.
-    for extra in [
-        [("client_id", "nobody")],
-        [("redirect_uri", "http://127.0.0.1:9/cb/evil")],
-    ] {
+    for extra in [[("client_id", "nobody")], [("redirect_uri", "http://127.0.0.1:9/cb/evil")]] {
         let r = b.get(&s.authorize_url(&extra)).await;
         assert_eq!(r.status, 400);
         assert!(r.header("location").is_none());
         assert!(String::from_utf8_lossy(&r.body).contains("Cannot continue"));
     }
     // The second registered URI is fine.
-    let other = b
-        .get(&s.authorize_url(&[("redirect_uri", "http://localhost:9/other")]))
-        .await;
+    let other = b.get(&s.authorize_url(&[("redirect_uri", "http://localhost:9/other")])).await;
     assert_eq!(other.status, 200);
     // Errors the client may hear about are redirected to it.
     for (extra, error) in [
         (vec![("scope", "cloud")], "invalid_scope"),
         (vec![("scope", "openid cloudfullwrite")], "invalid_scope"),
-        (
-            vec![("response_type", "token")],
-            "unsupported_response_type",
-        ),
-        (
-            vec![
-                ("code_challenge", "abc"),
-                ("code_challenge_method", "plain"),
-            ],
-            "invalid_request",
-        ),
+        (vec![("response_type", "token")], "unsupported_response_type"),
+        (vec![("code_challenge", "abc"), ("code_challenge_method", "plain")], "invalid_request"),
         (vec![("prompt", "none login")], "invalid_request"),
     ] {
         let r = b.get(&s.authorize_url(&extra)).await;
-        assert_eq!(
-            redirect_param(&r, "error").as_deref(),
-            Some(error),
-            "{extra:?}"
-        );
+        assert_eq!(redirect_param(&r, "error").as_deref(), Some(error), "{extra:?}");
     }
     // A login form without its CSRF cookie is refused; a consent with a wrong CSRF token too.
     let page = b.get(&s.authorize_url(&[])).await;
     let mut fresh = s.browser();
-    let r = fresh
-        .submit(
-            &page,
-            "/oauth/v2/login",
-            &[("username", "alice"), ("password", "correct horse")],
-        )
-        .await;
+    let r = fresh.submit(&page, "/oauth/v2/login", &[("username", "alice"), ("password", "correct horse")]).await;
     assert!(String::from_utf8_lossy(&r.body).contains("This form has expired"));
     assert!(!fresh.has_cookie("ocloud_session"));
-    let consent = b
-        .submit(
-            &page,
-            "/oauth/v2/login",
-            &[("username", "alice"), ("password", "correct horse")],
-        )
-        .await;
-    let html = String::from_utf8_lossy(&consent.body)
-        .replace("name=\"csrf\" value=\"", "name=\"csrf\" value=\"x");
-    let forged = Resp {
-        status: 200,
-        headers: consent.headers.clone(),
-        body: html.into_bytes().into(),
-    };
-    let r = b
-        .submit(&forged, "/oauth/v2/consent", &[("decision", "allow")])
-        .await;
+    let consent = b.submit(&page, "/oauth/v2/login", &[("username", "alice"), ("password", "correct horse")]).await;
+    let html = String::from_utf8_lossy(&consent.body).replace("name=\"csrf\" value=\"", "name=\"csrf\" value=\"x");
+    let forged = Resp { status: 200, headers: consent.headers.clone(), body: html.into_bytes().into() };
+    let r = b.submit(&forged, "/oauth/v2/consent", &[("decision", "allow")]).await;
     assert_eq!(r.status, 403);
 }
 
@@ -533,17 +369,10 @@ async fn token_endpoint_refusals() {
         reqwest::Client::new()
             .post(format!("{}/oauth/v2/token", s.server.url))
             .basic_auth(&s.client_id, Some("nope"))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", REDIRECT),
-            ]),
+            .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)]),
     )
     .await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (401, Some("invalid_client"))
-    );
+    assert_eq!((r.status, r.json()["error"].as_str()), (401, Some("invalid_client")));
     assert!(r.header("www-authenticate").is_some());
     let r = Api::send(
         reqwest::Client::new()
@@ -551,47 +380,21 @@ async fn token_endpoint_refusals() {
             .form(&[("grant_type", "authorization_code")]),
     )
     .await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (401, Some("invalid_client"))
-    );
+    assert_eq!((r.status, r.json()["error"].as_str()), (401, Some("invalid_client")));
     // Wrong redirect_uri, missing fields, unknown grant type.
     let r = s
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://localhost:9/other"),
-        ])
+        .token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://localhost:9/other")])
         .await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
-    let r = s
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("redirect_uri", REDIRECT),
-        ])
-        .await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (400, Some("invalid_request"))
-    );
-    let r = s
-        .token(&[("grant_type", "password"), ("username", "alice")])
-        .await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (400, Some("unsupported_grant_type"))
-    );
+    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_grant")));
+    let r = s.token(&[("grant_type", "authorization_code"), ("redirect_uri", REDIRECT)]).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_request")));
+    let r = s.token(&[("grant_type", "password"), ("username", "alice")]).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("unsupported_grant_type")));
     // The code was spent by the wrong-redirect attempt (single use): a fresh one works once.
     let code = s.code(&mut b, &[]).await;
     let first = s.exchange(&code).await.ok();
     let reuse = s.exchange(&code).await;
-    assert_eq!(
-        (reuse.status, reuse.json()["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_eq!((reuse.status, reuse.json()["error"].as_str()), (400, Some("invalid_grant")));
     // A replayed code revokes what it gave.
     Api::new(&s.server.url, first["access_token"].as_str().unwrap())
         .get("/cloud/v1/freespace")
@@ -599,44 +402,28 @@ async fn token_endpoint_refusals() {
         .assert_error(401, 41);
     // client_secret_post works too.
     let code = s.code(&mut b, &[]).await;
-    let r = Api::send(
-        reqwest::Client::new()
-            .post(format!("{}/oauth/v2/token", s.server.url))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("client_id", s.client_id.as_str()),
-                ("client_secret", s.secret.as_str()),
-            ]),
-    )
+    let r = Api::send(reqwest::Client::new().post(format!("{}/oauth/v2/token", s.server.url)).form(&[
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("client_id", s.client_id.as_str()),
+        ("client_secret", s.secret.as_str()),
+    ]))
     .await;
     assert_eq!(r.status, 200);
     // A refresh token of another client is refused.
-    let other: Value = serde_json::from_str(&admin(
-        &s.server,
-        &["app", "add", "other", "--redirect-uri", REDIRECT, "--json"],
-        None,
-    ))
-    .unwrap();
+    let other: Value =
+        serde_json::from_str(&admin(&s.server, &["app", "add", "other", "--redirect-uri", REDIRECT, "--json"], None))
+            .unwrap();
     let rt = r.json()["refresh_token"].as_str().unwrap().to_owned();
     let r = Api::send(
         reqwest::Client::new()
             .post(format!("{}/oauth/v2/token", s.server.url))
-            .basic_auth(
-                other["client_id"].as_str().unwrap(),
-                other["client_secret"].as_str(),
-            )
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", rt.as_str()),
-            ]),
+            .basic_auth(other["client_id"].as_str().unwrap(), other["client_secret"].as_str())
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())]),
     )
     .await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_grant")));
 }
 
 #[tokio::test]
@@ -645,39 +432,20 @@ async fn pkce_s256() {
     let mut b = s.browser();
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"; // RFC 7636 appendix B
-    let with = [
-        ("code_challenge", challenge),
-        ("code_challenge_method", "S256"),
-    ];
+    let with = [("code_challenge", challenge), ("code_challenge_method", "S256")];
+    let code = s.code(&mut b, &with).await;
+    let r = s.token(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT)]).await;
+    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_request")), "verifier required");
     let code = s.code(&mut b, &with).await;
     let r = s
         .token(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", REDIRECT),
+            ("code_verifier", "wrong-verifier-wrong-verifier-wrong-verifier"),
         ])
         .await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (400, Some("invalid_request")),
-        "verifier required"
-    );
-    let code = s.code(&mut b, &with).await;
-    let r = s
-        .token(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            (
-                "code_verifier",
-                "wrong-verifier-wrong-verifier-wrong-verifier",
-            ),
-        ])
-        .await;
-    assert_eq!(
-        (r.status, r.json()["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
+    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("invalid_grant")));
     let code = s.code(&mut b, &with).await;
     let r = s
         .token(&[
@@ -692,34 +460,19 @@ async fn pkce_s256() {
 
 #[tokio::test]
 async fn expired_code_and_expired_access_token() {
-    let s = Setup::new(
-        &["--code-ttl", "0", "--token-ttl", "0"],
-        "openid cloud",
-        None,
-    );
+    let s = Setup::new(&["--code-ttl", "0", "--token-ttl", "0"], "openid cloud", None);
     let mut b = s.browser();
     let code = s.code(&mut b, &[]).await;
     let r = s.exchange(&code).await;
-    assert_eq!(
-        (r.status, r.json()["error_description"].as_str()),
-        (400, Some("authorization code expired"))
-    );
+    assert_eq!((r.status, r.json()["error_description"].as_str()), (400, Some("authorization code expired")));
 
     let s = Setup::new(&["--token-ttl", "0"], "openid cloud", None);
     let mut b = s.browser();
     let t = s.exchange(&s.code(&mut b, &[]).await).await.ok();
     assert_eq!(t["expires_in"], 0);
-    Api::new(&s.server.url, t["access_token"].as_str().unwrap())
-        .get("/cloud/v1/freespace")
-        .await
-        .assert_error(401, 42);
+    Api::new(&s.server.url, t["access_token"].as_str().unwrap()).get("/cloud/v1/freespace").await.assert_error(401, 42);
     // The refresh token still works.
-    let r = s
-        .token(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", t["refresh_token"].as_str().unwrap()),
-        ])
-        .await;
+    let r = s.token(&[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap())]).await;
     assert_eq!(r.status, 200);
 }
 
@@ -741,42 +494,18 @@ async fn revocation() {
         }
     };
     // Revoking the refresh token ends the whole grant.
-    assert_eq!(
-        revoke(t["refresh_token"].as_str().unwrap().to_owned())
-            .await
-            .status,
-        200
-    );
-    Api::new(&s.server.url, t["access_token"].as_str().unwrap())
-        .get("/cloud/v1/freespace")
-        .await
-        .assert_error(401, 41);
-    let r = s
-        .token(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", t["refresh_token"].as_str().unwrap()),
-        ])
-        .await;
+    assert_eq!(revoke(t["refresh_token"].as_str().unwrap().to_owned()).await.status, 200);
+    Api::new(&s.server.url, t["access_token"].as_str().unwrap()).get("/cloud/v1/freespace").await.assert_error(401, 41);
+    let r = s.token(&[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap())]).await;
     assert_eq!(r.json()["error"], "invalid_grant");
     // Revoking an access token ends only it; unknown tokens are fine (RFC 7009).
     let t = s.exchange(&s.code(&mut b, &[]).await).await.ok();
+    assert_eq!(revoke(t["access_token"].as_str().unwrap().to_owned()).await.status, 200);
+    Api::new(&s.server.url, t["access_token"].as_str().unwrap()).get("/cloud/v1/freespace").await.assert_error(401, 41);
     assert_eq!(
-        revoke(t["access_token"].as_str().unwrap().to_owned())
+        s.token(&[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap())])
             .await
             .status,
-        200
-    );
-    Api::new(&s.server.url, t["access_token"].as_str().unwrap())
-        .get("/cloud/v1/freespace")
-        .await
-        .assert_error(401, 41);
-    assert_eq!(
-        s.token(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", t["refresh_token"].as_str().unwrap())
-        ])
-        .await
-        .status,
         200
     );
     assert_eq!(revoke("OFR-unknown".into()).await.status, 200);
@@ -797,31 +526,19 @@ async fn rate_limit_53_with_retry_after() {
     assert!((1..=20).contains(&wait), "{wait}");
     // Another user of the same app has a bucket of their own.
     let bob = s.server.admin_token(&["--user", "bob", "--app", "tests"]);
-    assert_eq!(
-        Api::new(&s.server.url, &bob)
-            .get("/cloud/v1/freespace")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(Api::new(&s.server.url, &bob).get("/cloud/v1/freespace").await.status, 200);
 }
 
 #[tokio::test]
 async fn full_read_scope_through_oauth() {
     let s = Setup::new(&[], "openid cloud cloudfullread", None);
     let mut b = s.browser();
-    let t = s
-        .exchange(&s.code(&mut b, &[("scope", "openid cloudfullread")]).await)
-        .await
-        .ok();
+    let t = s.exchange(&s.code(&mut b, &[("scope", "openid cloudfullread")]).await).await.ok();
     let api = Api::new(&s.server.url, t["access_token"].as_str().unwrap());
     assert_eq!(api.root("").await["id"], "Lw");
-    api.post_json(
-        "/cloud/v1/folders",
-        serde_json::json!({"name": "x", "parentFolderId": "Lw"}),
-    )
-    .await
-    .assert_error(403, 50);
+    api.post_json("/cloud/v1/folders", serde_json::json!({"name": "x", "parentFolderId": "Lw"}))
+        .await
+        .assert_error(403, 50);
 }
 
 #[tokio::test]
@@ -831,22 +548,10 @@ async fn admin_accounts() {
     assert!(out.starts_with("user carol  password "), "{out}");
     let password = out.trim().rsplit(' ').next().unwrap().to_owned();
     assert_eq!(password.len(), 24);
-    admin(
-        &s,
-        &["user", "add", "dave", "--password-stdin", "--quota", "1KiB"],
-        Some("pw\n"),
-    );
-    let users: Vec<Value> = admin(&s, &["user", "list", "--json"], None)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(
-        users
-            .iter()
-            .map(|u| u["name"].as_str().unwrap())
-            .collect::<Vec<_>>(),
-        ["carol", "dave"]
-    );
+    admin(&s, &["user", "add", "dave", "--password-stdin", "--quota", "1KiB"], Some("pw\n"));
+    let users: Vec<Value> =
+        admin(&s, &["user", "list", "--json"], None).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(users.iter().map(|u| u["name"].as_str().unwrap()).collect::<Vec<_>>(), ["carol", "dave"]);
     assert_eq!(users[1]["quota"], 1024);
     let out = Command::new(BIN)
         .args(["admin", "user", "add", "carol", "--data-dir"])
@@ -855,24 +560,14 @@ async fn admin_accounts() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr).trim(),
-        "ocloud: a user named \"carol\" already exists"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "ocloud: a user named \"carol\" already exists");
     // Secrets are stored hashed.
-    let app: Value = serde_json::from_str(&admin(
-        &s,
-        &["app", "add", "a1", "--redirect-uri", REDIRECT, "--json"],
-        None,
-    ))
-    .unwrap();
+    let app: Value =
+        serde_json::from_str(&admin(&s, &["app", "add", "a1", "--redirect-uri", REDIRECT, "--json"], None)).unwrap();
     let db = std::fs::read(s.data.join("ocloud.db")).unwrap();
     let wal = std::fs::read(s.data.join("ocloud.db-wal")).unwrap_or_default();
     for secret in [app["client_secret"].as_str().unwrap(), password.as_str()] {
-        assert!(
-            !String::from_utf8_lossy(&db).contains(secret)
-                && !String::from_utf8_lossy(&wal).contains(secret)
-        );
+        assert!(!String::from_utf8_lossy(&db).contains(secret) && !String::from_utf8_lossy(&wal).contains(secret));
     }
     let apps = admin(&s, &["app", "list", "--json"], None);
     assert!(apps.contains("\"a1\"") && !apps.contains(app["client_secret"].as_str().unwrap()));
@@ -880,15 +575,9 @@ async fn admin_accounts() {
     assert_eq!(admin(&s, &["app", "list"], None), "");
     // Removing a user removes their files.
     let token = s.admin_token(&["--user", "dave"]);
-    Api::new(&s.url, &token)
-        .upload("f.txt", b"abc", None)
-        .await
-        .ok();
+    Api::new(&s.url, &token).upload("f.txt", b"abc", None).await.ok();
     admin(&s, &["user", "remove", "dave"], None);
-    Api::new(&s.url, &token)
-        .get("/cloud/v1/freespace")
-        .await
-        .assert_error(401, 41);
+    Api::new(&s.url, &token).get("/cloud/v1/freespace").await.assert_error(401, 41);
     let remaining: usize = std::fs::read_dir(s.data.join("blobs"))
         .unwrap()
         .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
@@ -916,13 +605,7 @@ async fn dev_account_on_first_start() {
     child.wait().unwrap();
     assert!(text.contains("created the dev account"), "{text}");
     assert!(text.contains("http://127.0.0.1:8910/callback"));
-    let password = text
-        .split("password ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
+    let password = text.split("password ").nth(1).unwrap().split_whitespace().next().unwrap();
     let s = Server::start_in(dir.path(), &[]);
     let again = s.api_as("dev", "dev", "openid cloud");
     assert_eq!(again.freespace().await, 5 << 30);

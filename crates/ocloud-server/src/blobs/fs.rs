@@ -46,13 +46,9 @@ fn io(path: &Path, e: std::io::Error) -> BlobError {
 
 async fn sync_dir(dir: &Path) -> BlobResult<()> {
     let d = dir.to_owned();
-    tokio::task::spawn_blocking(move || {
-        std::fs::File::open(&d)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| io(&d, e))
-    })
-    .await
-    .map_err(|e| BlobError::Io(e.to_string()))?
+    tokio::task::spawn_blocking(move || std::fs::File::open(&d).and_then(|f| f.sync_all()).map_err(|e| io(&d, e)))
+        .await
+        .map_err(|e| BlobError::Io(e.to_string()))?
 }
 
 struct FsWriter {
@@ -75,18 +71,12 @@ impl BlobWriter for FsWriter {
         let f = f.into_inner();
         f.sync_all().await.map_err(|e| io(&self.tmp, e))?;
         drop(f);
-        let dir = self
-            .dest
-            .parent()
-            .expect("blob path has a parent")
-            .to_owned();
+        let dir = self.dest.parent().expect("blob path has a parent").to_owned();
         if fs::metadata(&dir).await.is_err() {
             fs::create_dir_all(&dir).await.map_err(|e| io(&dir, e))?;
             sync_dir(dir.parent().expect("blob dir has a parent")).await?;
         }
-        fs::rename(&self.tmp, &self.dest)
-            .await
-            .map_err(|e| io(&self.dest, e))?;
+        fs::rename(&self.tmp, &self.dest).await.map_err(|e| io(&self.dest, e))?;
         sync_dir(&dir).await?;
         Ok(std::mem::take(&mut self.key))
     }
@@ -113,12 +103,7 @@ impl Blobs for FsBlobs {
         let tmp = self.tmp.join(format!("{key}.part"));
         let dest = self.path(&key)?;
         let file = fs::File::create(&tmp).await.map_err(|e| io(&tmp, e))?;
-        Ok(Box::new(FsWriter {
-            key,
-            tmp,
-            dest,
-            file: Some(BufWriter::with_capacity(256 * 1024, file)),
-        }))
+        Ok(Box::new(FsWriter { key, tmp, dest, file: Some(BufWriter::with_capacity(256 * 1024, file)) }))
     }
 
     async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobReader> {
@@ -131,9 +116,7 @@ impl Blobs for FsBlobs {
             Err(e) => return Err(io(&path, e)),
         };
         if offset > 0 {
-            f.seek(SeekFrom::Start(offset))
-                .await
-                .map_err(|e| io(&path, e))?;
+            f.seek(SeekFrom::Start(offset)).await.map_err(|e| io(&path, e))?;
         }
         Ok(match len {
             Some(n) => Box::pin(f.take(n)),
@@ -143,11 +126,7 @@ impl Blobs for FsBlobs {
 
     async fn delete(&self, key: &str) -> BlobResult<()> {
         let path = self.path(key)?;
-        for p in [
-            path.clone(),
-            path.with_extension("thumb"),
-            path.with_extension("preview"),
-        ] {
+        for p in [path.clone(), path.with_extension("thumb"), path.with_extension("preview")] {
             match fs::remove_file(&p).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -182,30 +161,19 @@ impl Blobs for FsBlobs {
         keep: &(dyn for<'k> Fn(&'k str) -> bool + Send + Sync),
     ) -> BlobResult<usize> {
         let mut removed = 0;
-        let mut tmp = fs::read_dir(&self.tmp)
-            .await
-            .map_err(|e| io(&self.tmp, e))?;
+        let mut tmp = fs::read_dir(&self.tmp).await.map_err(|e| io(&self.tmp, e))?;
         while let Some(e) = tmp.next_entry().await.map_err(|e| io(&self.tmp, e))? {
             if fs::remove_file(e.path()).await.is_ok() {
                 removed += 1;
             }
         }
-        let mut shards = fs::read_dir(&self.root)
-            .await
-            .map_err(|e| io(&self.root, e))?;
+        let mut shards = fs::read_dir(&self.root).await.map_err(|e| io(&self.root, e))?;
         while let Some(shard) = shards.next_entry().await.map_err(|e| io(&self.root, e))? {
-            let mut files = fs::read_dir(shard.path())
-                .await
-                .map_err(|e| io(&shard.path(), e))?;
+            let mut files = fs::read_dir(shard.path()).await.map_err(|e| io(&shard.path(), e))?;
             while let Some(f) = files.next_entry().await.map_err(|e| io(&shard.path(), e))? {
                 let name = f.file_name().to_string_lossy().into_owned();
                 let key = name.split('.').next().unwrap_or_default();
-                let old = f
-                    .metadata()
-                    .await
-                    .and_then(|m| m.modified())
-                    .map(|t| t < before)
-                    .unwrap_or(false);
+                let old = f.metadata().await.and_then(|m| m.modified()).map(|t| t < before).unwrap_or(false);
                 if old && !keep(key) && fs::remove_file(f.path()).await.is_ok() {
                     removed += 1;
                 }

@@ -72,8 +72,6 @@ pub async fn read_prefix(blobs: &dyn Blobs, key: &str, max: u64) -> BlobResult<V
     use tokio::io::AsyncReadExt;
     let mut r = blobs.read(key, 0, Some(max)).await?;
     let mut buf = Vec::new();
-    r.read_to_end(&mut buf)
-        .await
-        .map_err(|e| BlobError::Io(format!("blob {key}: {e}")))?;
+    r.read_to_end(&mut buf).await.map_err(|e| BlobError::Io(format!("blob {key}: {e}")))?;
     Ok(buf)
 }

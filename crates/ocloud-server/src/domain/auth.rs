@@ -30,11 +30,7 @@ impl Access {
 
     /// This access with the full scopes turned off (`restrictedmode`).
     pub fn restricted(&self) -> Access {
-        Access {
-            full_read: false,
-            full_write: false,
-            ..self.clone()
-        }
+        Access { full_read: false, full_write: false, ..self.clone() }
     }
 }
 
@@ -83,9 +79,7 @@ impl Service {
         ttl: std::time::Duration,
     ) -> Result<IssuedTokens> {
         let grant = new_token()[4..].to_owned();
-        let g = self
-            .issue_with_ttl(user, app, scope, &grant, true, ttl)
-            .await?;
+        let g = self.issue_with_ttl(user, app, scope, &grant, true, ttl).await?;
         Ok(IssuedTokens {
             access_token: g.access_token,
             refresh_token: g.refresh_token.unwrap_or_default(),
@@ -102,8 +96,7 @@ impl Service {
         grant: &str,
         with_refresh: bool,
     ) -> Result<super::oauth::Grant> {
-        self.issue_with_ttl(user, app, scope, grant, with_refresh, self.cfg.token_ttl)
-            .await
+        self.issue_with_ttl(user, app, scope, grant, with_refresh, self.cfg.token_ttl).await
     }
 
     async fn issue_with_ttl(
@@ -132,45 +125,24 @@ impl Service {
                 revoked: false,
                 grant: grant.to_owned(),
             };
-            self.meta
-                .insert_token(NewToken {
-                    hash: hash_token(&token),
-                    record,
-                })
-                .await?;
+            self.meta.insert_token(NewToken { hash: hash_token(&token), record }).await?;
         }
-        Ok(super::oauth::Grant {
-            access_token,
-            refresh_token,
-            expires_in: ttl.as_secs(),
-        })
+        Ok(super::oauth::Grant { access_token, refresh_token, expires_in: ttl.as_secs() })
     }
 
     /// Checks a bearer token (spec §2.3, seed 000): none 40, unknown or revoked 41, expired
     /// 42, blocked app 51, blocked user 52, no cloud scope 50.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Access> {
         let token = token.ok_or(Error::MissingCredentials)?;
-        let record = self
-            .meta
-            .token(&hash_token(token))
-            .await?
-            .ok_or(Error::InvalidCredentials)?;
+        let record = self.meta.token(&hash_token(token)).await?.ok_or(Error::InvalidCredentials)?;
         if record.kind != "access" || record.revoked {
             return Err(Error::InvalidCredentials);
         }
         if record.expires_at <= now_s() {
             return Err(Error::ExpiredCredentials);
         }
-        let user = self
-            .meta
-            .user(record.user_id)
-            .await?
-            .ok_or(Error::InvalidCredentials)?;
-        let app = self
-            .meta
-            .app(record.app_id)
-            .await?
-            .ok_or(Error::InvalidCredentials)?;
+        let user = self.meta.user(record.user_id).await?.ok_or(Error::InvalidCredentials)?;
+        let app = self.meta.app(record.app_id).await?.ok_or(Error::InvalidCredentials)?;
         if app.disabled {
             return Err(Error::BlockedApp);
         }
@@ -181,17 +153,9 @@ impl Service {
         let full_write = scopes.contains(&"cloudfullwrite");
         let full_read = full_write || scopes.contains(&"cloudfullread");
         if !full_read && !scopes.contains(&"cloud") {
-            return Err(Error::AccessDenied(format!(
-                "scope {:?} does not include cloud",
-                record.scope
-            )));
+            return Err(Error::AccessDenied(format!("scope {:?} does not include cloud", record.scope)));
         }
-        Ok(Access {
-            user,
-            app,
-            full_read,
-            full_write,
-        })
+        Ok(Access { user, app, full_read, full_write })
     }
 
     /// Bytes the user can still store.
@@ -207,9 +171,7 @@ impl Service {
     /// A legacy session id (spec §3.2), valid 15 minutes; the service never requires it.
     pub async fn create_session(&self, a: &Access) -> Result<String> {
         let esid = new_token()[4..].to_owned();
-        self.meta
-            .insert_session(&esid, a.user.id, now_s() + 15 * 60)
-            .await?;
+        self.meta.insert_session(&esid, a.user.id, now_s() + 15 * 60).await?;
         Ok(esid)
     }
 }

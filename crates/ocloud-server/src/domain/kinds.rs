@@ -7,10 +7,7 @@ use ocloud_wire::model::FileType;
 
 /// Kind and MIME type from the file name's extension.
 pub fn from_name(name: &str) -> (FileType, &'static str) {
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
         "jpg" | "jpeg" | "jpe" => (FileType::Picture, "image/jpeg"),
         "png" => (FileType::Picture, "image/png"),
@@ -49,9 +46,7 @@ pub fn sniff_picture(prefix: &[u8]) -> Option<(&'static str, u32, u32)> {
         image::ImageFormat::Bmp => "image/bmp",
         _ => return None,
     };
-    let (w, h) = image::ImageReader::with_format(Cursor::new(prefix), format)
-        .into_dimensions()
-        .ok()?;
+    let (w, h) = image::ImageReader::with_format(Cursor::new(prefix), format).into_dimensions().ok()?;
     Some((mime, w, h))
 }
 
@@ -63,8 +58,7 @@ mod tests {
     fn png_header_gives_dimensions() {
         let img = image::RgbImage::new(30, 20);
         let mut png = Vec::new();
-        img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
-            .unwrap();
+        img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
         assert_eq!(sniff_picture(&png), Some(("image/png", 30, 20)));
         assert_eq!(sniff_picture(b"hello"), None);
         assert_eq!(from_name("A.JPG").0, FileType::Picture);

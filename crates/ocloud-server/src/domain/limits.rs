@@ -25,11 +25,7 @@ impl Service {
             return Ok(());
         };
         let bucket = {
-            let mut map = self
-                .limits
-                .buckets
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut map = self.limits.buckets.lock().unwrap_or_else(|p| p.into_inner());
             map.entry((a.app.id, a.user.id, per_minute))
                 .or_insert_with(|| Arc::new(RateLimiter::direct(Quota::per_minute(n))))
                 .clone()

@@ -40,15 +40,8 @@ pub struct Service {
 
 impl Service {
     /// Assembles the domain layer over its two backends.
-    pub fn new(
-        meta: Arc<dyn Metadata>,
-        blobs: Arc<dyn Blobs>,
-        cfg: Arc<Config>,
-        public_url: String,
-    ) -> Service {
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+    pub fn new(meta: Arc<dyn Metadata>, blobs: Arc<dyn Blobs>, cfg: Arc<Config>, public_url: String) -> Service {
+        let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Service {
             meta,
             blobs,

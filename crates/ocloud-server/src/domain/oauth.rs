@@ -16,15 +16,8 @@ use super::{Result, Service, dates};
 use crate::store::{App, CodeRecord, NewApp, User, WebSession};
 
 /// Scopes the service knows (spec §2.1).
-pub const KNOWN_SCOPES: [&str; 7] = [
-    "openid",
-    "cloud",
-    "cloudfullread",
-    "cloudfullwrite",
-    "offline_access",
-    "profile",
-    "details",
-];
+pub const KNOWN_SCOPES: [&str; 7] =
+    ["openid", "cloud", "cloudfullread", "cloudfullwrite", "offline_access", "profile", "details"];
 
 /// Lifetime of a login session of the web pages.
 const WEB_SESSION_SECS: i64 = 7 * 24 * 3600;
@@ -34,19 +27,12 @@ pub fn hash_secret(secret: &str) -> String {
     let mut salt = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut salt);
     let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt");
-    Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .expect("argon2 with default params")
-        .to_string()
+    Argon2::default().hash_password(secret.as_bytes(), &salt).expect("argon2 with default params").to_string()
 }
 
 /// Checks a secret against an argon2 hash.
 pub fn verify_secret(secret: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(secret.as_bytes(), &h)
-            .is_ok()
-    })
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
 }
 
 /// Constant-time equality of two strings.
@@ -149,19 +135,12 @@ pub struct OAuthFailure {
 
 impl OAuthFailure {
     fn new(error: &'static str, description: impl Into<String>) -> OAuthFailure {
-        OAuthFailure {
-            error,
-            description: description.into(),
-        }
+        OAuthFailure { error, description: description.into() }
     }
 
     /// The HTTP status: 401 for `invalid_client`, 400 otherwise.
     pub fn status(&self) -> u16 {
-        if self.error == "invalid_client" {
-            401
-        } else {
-            400
-        }
+        if self.error == "invalid_client" { 401 } else { 400 }
     }
 }
 
@@ -194,16 +173,10 @@ impl Service {
             .map_err(|e| page(format!("Internal error: {e}")))?
             .ok_or_else(|| page(format!("Unknown application {:?}.", req.client_id)))?;
         if !app.redirect_uris.iter().any(|u| u == &req.redirect_uri) {
-            return Err(page(format!(
-                "The redirect URI {:?} is not registered for {}.",
-                req.redirect_uri, app.name
-            )));
+            return Err(page(format!("The redirect URI {:?} is not registered for {}.", req.redirect_uri, app.name)));
         }
         if app.disabled {
-            return Err(AuthorizeError::Redirect(
-                "unauthorized_client",
-                "application blocked".into(),
-            ));
+            return Err(AuthorizeError::Redirect("unauthorized_client", "application blocked".into()));
         }
         if req.response_type != "code" {
             return Err(AuthorizeError::Redirect(
@@ -213,38 +186,27 @@ impl Service {
         }
         let scopes = req.scopes();
         if !scopes.contains(&"openid") {
-            return Err(AuthorizeError::Redirect(
-                "invalid_scope",
-                "scope must contain openid".into(),
-            ));
+            return Err(AuthorizeError::Redirect("invalid_scope", "scope must contain openid".into()));
         }
         let allowed: Vec<&str> = app.scopes.split_whitespace().collect();
-        if let Some(bad) = scopes
-            .iter()
-            .find(|s| !KNOWN_SCOPES.contains(s) || !allowed.contains(s))
-        {
+        if let Some(bad) = scopes.iter().find(|s| !KNOWN_SCOPES.contains(s) || !allowed.contains(s)) {
             return Err(AuthorizeError::Redirect(
                 "invalid_scope",
                 format!("scope {bad} is not granted to this application"),
             ));
         }
-        match (
-            req.code_challenge.is_empty(),
-            req.code_challenge_method.as_str(),
-        ) {
+        match (req.code_challenge.is_empty(), req.code_challenge_method.as_str()) {
             (true, "") => {}
             (false, "S256") if (43..=128).contains(&req.code_challenge.len()) => {}
             _ => {
                 return Err(AuthorizeError::Redirect(
                     "invalid_request",
-                    "PKCE needs code_challenge_method=S256 and a 43 to 128 character challenge"
-                        .into(),
+                    "PKCE needs code_challenge_method=S256 and a 43 to 128 character challenge".into(),
                 ));
             }
         }
         for p in req.prompt.split_whitespace() {
-            if !matches!(p, "none" | "login" | "consent")
-                || (p == "none" && req.prompt.split_whitespace().count() > 1)
+            if !matches!(p, "none" | "login" | "consent") || (p == "none" && req.prompt.split_whitespace().count() > 1)
             {
                 return Err(AuthorizeError::Redirect(
                     "invalid_request",
@@ -278,14 +240,8 @@ impl Service {
     pub async fn open_web_session(&self, user: &User) -> Result<(String, String)> {
         let sid = new_token();
         let csrf = new_token();
-        let session = WebSession {
-            user_id: user.id,
-            csrf: csrf.clone(),
-            expires_at: now_s() + WEB_SESSION_SECS,
-        };
-        self.meta
-            .insert_web_session(&hash_token(&sid), session)
-            .await?;
+        let session = WebSession { user_id: user.id, csrf: csrf.clone(), expires_at: now_s() + WEB_SESSION_SECS };
+        self.meta.insert_web_session(&hash_token(&sid), session).await?;
         Ok((sid, csrf))
     }
 
@@ -297,12 +253,7 @@ impl Service {
         if s.expires_at <= now_s() {
             return Ok(None);
         }
-        Ok(self
-            .meta
-            .user(s.user_id)
-            .await?
-            .filter(|u| !u.disabled)
-            .map(|u| (u, s)))
+        Ok(self.meta.user(s.user_id).await?.filter(|u| !u.disabled).map(|u| (u, s)))
     }
 
     /// Ends a browser session.
@@ -311,12 +262,7 @@ impl Service {
     }
 
     /// Whether the user already consented to every scope of the request.
-    pub async fn has_consent(
-        &self,
-        user: &User,
-        app: &App,
-        req: &AuthorizeRequest,
-    ) -> Result<bool> {
+    pub async fn has_consent(&self, user: &User, app: &App, req: &AuthorizeRequest) -> Result<bool> {
         let Some(granted) = self.meta.consent(user.id, app.id).await? else {
             return Ok(false);
         };
@@ -325,12 +271,7 @@ impl Service {
     }
 
     /// Records the user's consent to the request's scopes.
-    pub async fn grant_consent(
-        &self,
-        user: &User,
-        app: &App,
-        req: &AuthorizeRequest,
-    ) -> Result<()> {
+    pub async fn grant_consent(&self, user: &User, app: &App, req: &AuthorizeRequest) -> Result<()> {
         let mut scopes: Vec<String> = self
             .meta
             .consent(user.id, app.id)
@@ -344,19 +285,11 @@ impl Service {
                 scopes.push(s.to_owned());
             }
         }
-        Ok(self
-            .meta
-            .set_consent(user.id, app.id, &scopes.join(" "))
-            .await?)
+        Ok(self.meta.set_consent(user.id, app.id, &scopes.join(" ")).await?)
     }
 
     /// Issues an authorization code for a checked request.
-    pub async fn issue_code(
-        &self,
-        user: &User,
-        app: &App,
-        req: &AuthorizeRequest,
-    ) -> Result<String> {
+    pub async fn issue_code(&self, user: &User, app: &App, req: &AuthorizeRequest) -> Result<String> {
         let code = new_token();
         let record = CodeRecord {
             app_id: app.id,
@@ -371,11 +304,7 @@ impl Service {
     }
 
     /// Authenticates a client of the token endpoint.
-    pub async fn authenticate_client(
-        &self,
-        client_id: &str,
-        secret: &str,
-    ) -> Result<App, OAuthFailure> {
+    pub async fn authenticate_client(&self, client_id: &str, secret: &str) -> Result<App, OAuthFailure> {
         let bad = || OAuthFailure::new("invalid_client", "client authentication failed");
         let app = self
             .meta
@@ -387,9 +316,7 @@ impl Service {
             return Err(bad());
         };
         let secret = secret.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash))
-            .await
-            .unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || verify_secret(&secret, &hash)).await.unwrap_or(false);
         if !ok || app.disabled {
             return Err(bad());
         }
@@ -424,26 +351,17 @@ impl Service {
             return Err(invalid("authorization code expired"));
         }
         if record.redirect_uri != redirect_uri {
-            return Err(invalid(
-                "redirect_uri differs from the authorization request",
-            ));
+            return Err(invalid("redirect_uri differs from the authorization request"));
         }
         if let Some(challenge) = &record.code_challenge {
-            let verifier = verifier
-                .ok_or_else(|| OAuthFailure::new("invalid_request", "code_verifier is required"))?;
-            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(Sha256::digest(verifier.as_bytes()));
+            let verifier = verifier.ok_or_else(|| OAuthFailure::new("invalid_request", "code_verifier is required"))?;
+            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
             if !same(&computed, challenge) {
                 return Err(invalid("code_verifier does not match the code_challenge"));
             }
         }
-        let user = self
-            .meta
-            .user(record.user_id)
-            .await
-            .ok()
-            .flatten()
-            .ok_or_else(|| invalid("user no longer exists"))?;
+        let user =
+            self.meta.user(record.user_id).await.ok().flatten().ok_or_else(|| invalid("user no longer exists"))?;
         let t = self
             .issue_tokens_for_grant(&user, app, &record.scope, &grant_id, true)
             .await
@@ -469,13 +387,8 @@ impl Service {
         if record.expires_at <= now_s() {
             return Err(invalid("refresh token expired"));
         }
-        let user = self
-            .meta
-            .user(record.user_id)
-            .await
-            .ok()
-            .flatten()
-            .ok_or_else(|| invalid("user no longer exists"))?;
+        let user =
+            self.meta.user(record.user_id).await.ok().flatten().ok_or_else(|| invalid("user no longer exists"))?;
         let rotate = self.cfg.rotate_refresh_tokens;
         if rotate {
             let _ = self.meta.revoke_token(&hash, app.id).await;
@@ -529,12 +442,7 @@ impl Service {
     }
 
     /// Registers a user with a password.
-    pub async fn register_user(
-        &self,
-        name: &str,
-        password: &str,
-        quota: Option<u64>,
-    ) -> Result<User> {
+    pub async fn register_user(&self, name: &str, password: &str, quota: Option<u64>) -> Result<User> {
         super::names::validate(name)?;
         let password = password.to_owned();
         let hash = tokio::task::spawn_blocking(move || hash_secret(&password))
@@ -560,10 +468,7 @@ mod tests {
 
     #[test]
     fn scopes_accept_plus_and_space() {
-        let r = AuthorizeRequest {
-            scope: "openid+cloud cloud offline_access".into(),
-            ..Default::default()
-        };
+        let r = AuthorizeRequest { scope: "openid+cloud cloud offline_access".into(), ..Default::default() };
         assert_eq!(r.scopes(), ["openid", "cloud", "offline_access"]);
     }
 }

@@ -18,14 +18,9 @@ const MAX_SOURCE: u64 = 64 << 20;
 /// Scales `source` to fit a `size`×`size` box (never up) and encodes it as JPEG.
 pub fn render(source: &[u8], size: u32) -> std::result::Result<Vec<u8>, image::ImageError> {
     let img = image::load_from_memory(source)?;
-    let img = if img.width() > size || img.height() > size {
-        img.thumbnail(size, size)
-    } else {
-        img
-    };
+    let img = if img.width() > size || img.height() > size { img.thumbnail(size, size) } else { img };
     let mut out = Vec::new();
-    image::DynamicImage::ImageRgb8(img.to_rgb8())
-        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)?;
+    image::DynamicImage::ImageRgb8(img.to_rgb8()).write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)?;
     Ok(out)
 }
 
@@ -44,19 +39,12 @@ impl Service {
 
     /// A rendition of a blob, made now if it is not cached yet.
     pub async fn rendition(&self, blob: &str, kind: &str) -> Result<Bytes> {
-        let size = KINDS
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, s)| *s)
-            .ok_or_else(|| Error::NotFound(kind.to_owned()))?;
+        let size =
+            KINDS.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s).ok_or_else(|| Error::NotFound(kind.to_owned()))?;
         if let Some(b) = self.blobs.rendition(blob, kind).await? {
             return Ok(b);
         }
-        let _permit = self
-            .renders
-            .acquire()
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let _permit = self.renders.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
         if let Some(b) = self.blobs.rendition(blob, kind).await? {
             return Ok(b);
         }
@@ -85,18 +73,11 @@ mod tests {
     #[test]
     fn keeps_aspect_never_upscales() {
         let mut png = Vec::new();
-        image::RgbImage::new(1000, 500)
-            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .unwrap();
+        image::RgbImage::new(1000, 500).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
         let t = image::load_from_memory(&super::render(&png, 144).unwrap()).unwrap();
         assert_eq!((t.width(), t.height()), (144, 72));
         let mut small = Vec::new();
-        image::RgbImage::new(50, 40)
-            .write_to(
-                &mut std::io::Cursor::new(&mut small),
-                image::ImageFormat::Png,
-            )
-            .unwrap();
+        image::RgbImage::new(50, 40).write_to(&mut std::io::Cursor::new(&mut small), image::ImageFormat::Png).unwrap();
         let s = image::load_from_memory(&super::render(&small, 800).unwrap()).unwrap();
         assert_eq!((s.width(), s.height()), (50, 40));
     }

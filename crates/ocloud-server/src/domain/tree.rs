@@ -26,11 +26,8 @@ impl Item {
     }
 
     fn child(&self, node: Node) -> Item {
-        let path = if node.is_dir {
-            id::folder_path(&self.path, &node.name)
-        } else {
-            id::file_path(&self.path, &node.name)
-        };
+        let path =
+            if node.is_dir { id::folder_path(&self.path, &node.name) } else { id::file_path(&self.path, &node.name) };
         Item { node, path }
     }
 }
@@ -65,11 +62,7 @@ pub struct ListParams {
 
 impl Service {
     fn root_path_for(&self, a: &Access) -> String {
-        if a.full_read {
-            ROOT_PATH.to_owned()
-        } else {
-            a.app_prefix()
-        }
+        if a.full_read { ROOT_PATH.to_owned() } else { a.app_prefix() }
     }
 
     /// The folder a listing without id shows: the whole cloud with `cloudfullread`, else the
@@ -77,29 +70,16 @@ impl Service {
     pub async fn view_root(&self, a: &Access) -> Result<Item> {
         let root = self.meta.root(a.user.id).await?;
         if a.full_read {
-            return Ok(Item {
-                node: root,
-                path: ROOT_PATH.to_owned(),
-            });
+            return Ok(Item { node: root, path: ROOT_PATH.to_owned() });
         }
-        let node = self
-            .meta
-            .ensure_folders(root.id, &[PARTNERS_FOLDER.to_owned(), a.app.name.clone()])
-            .await?;
-        Ok(Item {
-            node,
-            path: a.app_prefix(),
-        })
+        let node = self.meta.ensure_folders(root.id, &[PARTNERS_FOLDER.to_owned(), a.app.name.clone()]).await?;
+        Ok(Item { node, path: a.app_prefix() })
     }
 
     /// Where uploads and new folders go when the client names no folder: the root with
     /// `cloudfullwrite`, else the app folder.
     pub async fn default_target(&self, a: &Access) -> Result<Item> {
-        if a.full_write {
-            self.view_root(a).await
-        } else {
-            self.view_root(&a.restricted()).await
-        }
+        if a.full_write { self.view_root(a).await } else { self.view_root(&a.restricted()).await }
     }
 
     /// The item an id names, if this access may see it. Folder ids end with `/`, file ids
@@ -108,12 +88,7 @@ impl Service {
         let raw = id::decode(item_id).ok_or_else(|| Error::BadId(item_id.to_owned()))?;
         // Clients may send a decomposed (NFD) path; names are stored NFC.
         let path: String = raw.nfc().collect();
-        let not_found = || {
-            Error::NotFound(format!(
-                "{} {item_id}",
-                if want_dir { "folder" } else { "file" }
-            ))
-        };
+        let not_found = || Error::NotFound(format!("{} {item_id}", if want_dir { "folder" } else { "file" }));
         if path != ROOT_PATH && (path.starts_with('/') || path.ends_with('/') != want_dir) {
             return Err(not_found());
         }
@@ -127,11 +102,7 @@ impl Service {
         if path == ROOT_PATH {
             return Ok(Item { node: root, path });
         }
-        let names: Vec<String> = path
-            .trim_end_matches('/')
-            .split('/')
-            .map(str::to_owned)
-            .collect();
+        let names: Vec<String> = path.trim_end_matches('/').split('/').map(str::to_owned).collect();
         if names.iter().any(String::is_empty) {
             return Err(not_found());
         }
@@ -152,22 +123,14 @@ impl Service {
         if a.full_write || folder.path.starts_with(&a.app_prefix()) {
             Ok(())
         } else {
-            Err(Error::Forbidden(format!(
-                "writing in folder {} needs the cloudfullwrite scope",
-                folder.id()
-            )))
+            Err(Error::Forbidden(format!("writing in folder {} needs the cloudfullwrite scope", folder.id())))
         }
     }
 
     fn check_modify(&self, a: &Access, item: &Item) -> Result<()> {
         let prefix = a.app_prefix();
-        if item.path == ROOT_PATH
-            || (!a.full_write && (item.path == prefix || !item.path.starts_with(&prefix)))
-        {
-            Err(Error::Forbidden(format!(
-                "item {} cannot be changed with this token",
-                item.id()
-            )))
+        if item.path == ROOT_PATH || (!a.full_write && (item.path == prefix || !item.path.starts_with(&prefix))) {
+            Err(Error::Forbidden(format!("item {} cannot be changed with this token", item.id())))
         } else {
             Ok(())
         }
@@ -183,21 +146,12 @@ impl Service {
 
     fn content_url(&self, item: &Item, kind: &str) -> String {
         let blob = item.node.blob.as_deref().unwrap_or_default();
-        format!(
-            "{}/cloud/v1/files/{}/{kind}/{}",
-            self.public_url,
-            item.id(),
-            &blob[..blob.len().min(16)]
-        )
+        format!("{}/cloud/v1/files/{}/{kind}/{}", self.public_url, item.id(), &blob[..blob.len().min(16)])
     }
 
     /// Whether thumbnails and previews can be made: pictures whose header was read.
     pub fn has_renditions(node: &Node) -> bool {
-        node.file_type == Some(FileType::Picture)
-            && node
-                .metadata
-                .as_deref()
-                .is_some_and(|m| m.contains("\"width\""))
+        node.file_type == Some(FileType::Picture) && node.metadata.as_deref().is_some_and(|m| m.contains("\"width\""))
     }
 
     /// The wire form of a file. `urls`: add downloadUrl (and thumb/preview for pictures).
@@ -224,17 +178,8 @@ impl Service {
     }
 
     /// `GET /folders[/{id}]` (spec §3.4).
-    pub async fn list(
-        &self,
-        a: &Access,
-        folder_id: Option<&str>,
-        p: &ListParams,
-    ) -> Result<Folder> {
-        let a = &if p.restricted {
-            a.restricted()
-        } else {
-            a.clone()
-        };
+    pub async fn list(&self, a: &Access, folder_id: Option<&str>, p: &ListParams) -> Result<Folder> {
+        let a = &if p.restricted { a.restricted() } else { a.clone() };
         let folder = match folder_id {
             Some(fid) if !fid.is_empty() => self.resolve(a, fid, true).await?,
             _ => self.view_root(a).await?,
@@ -247,28 +192,16 @@ impl Service {
             let mut dirs = Vec::new();
             let mut plain = Vec::new();
             for d in all {
-                let parent = Item {
-                    node: folder.node.clone(),
-                    path: rel_join(&folder.path, &d.parent_rel),
-                };
+                let parent = Item { node: folder.node.clone(), path: rel_join(&folder.path, &d.parent_rel) };
                 let keep = d.node.is_dir || p.filter.is_none_or(|f| d.node.file_type == Some(f));
                 if keep {
                     let item = parent.child(d.node);
-                    if item.node.is_dir {
-                        dirs.push((item, parent.path))
-                    } else {
-                        plain.push(item)
-                    }
+                    if item.node.is_dir { dirs.push((item, parent.path)) } else { plain.push(item) }
                 }
             }
             let take = limit.unwrap_or(u64::MAX) as usize;
             let skip = p.offset as usize;
-            let mut entries = dirs
-                .into_iter()
-                .map(Ok)
-                .chain(plain.into_iter().map(Err))
-                .skip(skip)
-                .take(take);
+            let mut entries = dirs.into_iter().map(Ok).chain(plain.into_iter().map(Err)).skip(skip).take(take);
             for e in entries.by_ref() {
                 match e {
                     Ok((item, parent_path)) => subfolders.push(SubFolder {
@@ -280,21 +213,11 @@ impl Service {
                 }
             }
         } else {
-            let q = ChildQuery {
-                dirs: true,
-                files: !p.tree,
-                file_type: p.filter,
-                offset: p.offset,
-                limit,
-            };
+            let q = ChildQuery { dirs: true, files: !p.tree, file_type: p.filter, offset: p.offset, limit };
             for node in self.meta.children(folder.node.id, q).await? {
                 let item = folder.child(node);
                 if item.node.is_dir {
-                    subfolders.push(SubFolder {
-                        id: item.id(),
-                        name: item.node.name,
-                        parent_id: folder_id.clone(),
-                    });
+                    subfolders.push(SubFolder { id: item.id(), name: item.node.name, parent_id: folder_id.clone() });
                 } else {
                     files.push(self.file_json(&item, p.thumbnails, None));
                 }
@@ -310,12 +233,7 @@ impl Service {
     }
 
     /// `POST /folders` (spec §3.5).
-    pub async fn create_folder(
-        &self,
-        a: &Access,
-        name: &str,
-        parent_id: Option<&str>,
-    ) -> Result<Folder> {
+    pub async fn create_folder(&self, a: &Access, name: &str, parent_id: Option<&str>) -> Result<Folder> {
         let name = names::validate(name)?;
         let parent = self.resolve_folder_or_default(a, parent_id).await?;
         self.check_write_into(a, &parent)?;
@@ -332,13 +250,7 @@ impl Service {
 
     /// `POST /folders/{id}` and `POST /files/{id}` (spec §3.6): any combination of rename,
     /// move and copy. Returns the resulting item and its folder's id.
-    pub async fn update(
-        &self,
-        a: &Access,
-        item_id: &str,
-        is_dir: bool,
-        req: &UpdateItem,
-    ) -> Result<(Item, String)> {
+    pub async fn update(&self, a: &Access, item_id: &str, is_dir: bool, req: &UpdateItem) -> Result<(Item, String)> {
         let item = self.resolve(a, item_id, is_dir).await?;
         let copy = req.clone.unwrap_or(false);
         let new_name = match &req.name {
@@ -346,9 +258,7 @@ impl Service {
             None => item.node.name.clone(),
         };
         if item.node.parent_id.is_none() {
-            return Err(Error::Forbidden(
-                "the root folder cannot be renamed, moved or copied".into(),
-            ));
+            return Err(Error::Forbidden("the root folder cannot be renamed, moved or copied".into()));
         }
         if !copy {
             self.check_modify(a, &item)?;
@@ -367,18 +277,9 @@ impl Service {
         };
         self.check_write_into(a, &dest)?;
         let node = if copy {
-            self.meta
-                .copy(
-                    item.node.id,
-                    dest.node.id,
-                    &new_name,
-                    self.quota_of(&a.user),
-                )
-                .await?
+            self.meta.copy(item.node.id, dest.node.id, &new_name, self.quota_of(&a.user)).await?
         } else {
-            self.meta
-                .relocate(item.node.id, dest.node.id, &new_name)
-                .await?
+            self.meta.relocate(item.node.id, dest.node.id, &new_name).await?
         };
         Ok((dest.child(node), dest.id()))
     }

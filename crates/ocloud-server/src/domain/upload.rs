@@ -43,20 +43,13 @@ impl Service {
         if let Some(size) = declared {
             self.check_size(a, size)?;
         }
-        Ok(UploadTarget {
-            folder,
-            name,
-            declared,
-        })
+        Ok(UploadTarget { folder, name, declared })
     }
 
     /// Refuses a size over the upload limit or the free space.
     pub fn check_size(&self, a: &Access, size: u64) -> Result<()> {
         if size > self.cfg.max_upload_size {
-            return Err(Error::TooLarge {
-                size,
-                max: self.cfg.max_upload_size,
-            });
+            return Err(Error::TooLarge { size, max: self.cfg.max_upload_size });
         }
         let free = self.freespace(a);
         if size > free {
@@ -84,13 +77,7 @@ impl Service {
         }
     }
 
-    async fn record(
-        &self,
-        a: &Access,
-        target: &UploadTarget,
-        blob: &str,
-        size: u64,
-    ) -> Result<UploadResponse> {
+    async fn record(&self, a: &Access, target: &UploadTarget, blob: &str, size: u64) -> Result<UploadResponse> {
         let (mut file_type, mut mime) = kinds::from_name(&target.name);
         let mut metadata = None;
         let prefix = blobs::read_prefix(self.blobs.as_ref(), blob, 512 * 1024).await?;
@@ -107,21 +94,12 @@ impl Service {
             mime: mime.to_owned(),
             metadata,
         };
-        let node = self
-            .meta
-            .insert_file(target.folder.node.id, file, self.quota_of(&a.user))
-            .await?;
+        let node = self.meta.insert_file(target.folder.node.id, file, self.quota_of(&a.user)).await?;
         if Service::has_renditions(&node) {
             self.schedule_renditions(blob.to_owned());
         }
-        let item = Item {
-            path: ocloud_wire::id::file_path(&target.folder.path, &node.name),
-            node,
-        };
+        let item = Item { path: ocloud_wire::id::file_path(&target.folder.path, &node.name), node };
         tracing::info!(user = %a.user.name, file = %item.path, size, "stored");
-        Ok(UploadResponse {
-            file_id: item.id(),
-            file_name: item.node.name,
-        })
+        Ok(UploadResponse { file_id: item.id(), file_name: item.node.name })
     }
 }

@@ -6,9 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ocloud_wire::ErrorCode;
-use ocloud_wire::model::{
-    CreateFolder, File, FileType, Folder, FreeSpace, Session, SubFolder, UpdateItem,
-};
+use ocloud_wire::model::{CreateFolder, File, FileType, Folder, FreeSpace, Session, SubFolder, UpdateItem};
 
 use super::AppState;
 use super::conditional::{Precondition, validators};
@@ -21,9 +19,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Free space of the caller.
 #[utoipa::path(get, path = "/cloud/v1/freespace", responses((status = 200, body = FreeSpace), (status = 401, body = ocloud_wire::ErrorBody)))]
 pub async fn freespace(State(s): State<AppState>, Auth(a): Auth) -> Json<FreeSpace> {
-    Json(FreeSpace {
-        freespace: s.svc.freespace(&a),
-    })
+    Json(FreeSpace { freespace: s.svc.freespace(&a) })
 }
 
 fn list_params(q: &RawQuery) -> ApiResult<ListParams> {
@@ -56,11 +52,7 @@ fn list_params(q: &RawQuery) -> ApiResult<ListParams> {
     ("tree" = Option<bool>, Query, description = "folders only"),
     ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query)),
     responses((status = 200, body = Folder)))]
-pub async fn root_folder(
-    State(s): State<AppState>,
-    Auth(a): Auth,
-    q: RawQuery,
-) -> ApiResult<Json<Folder>> {
+pub async fn root_folder(State(s): State<AppState>, Auth(a): Auth, q: RawQuery) -> ApiResult<Json<Folder>> {
     let p = list_params(&q)?;
     Ok(Json(s.svc.list(&a, None, &p).await?))
 }
@@ -86,11 +78,7 @@ pub async fn create_folder(
     body: Body,
 ) -> ApiResult<Json<Folder>> {
     let req: CreateFolder = json_body(&s, &headers, body).await?;
-    Ok(Json(
-        s.svc
-            .create_folder(&a, &req.name, req.parent_folder_id.as_deref())
-            .await?,
-    ))
+    Ok(Json(s.svc.create_folder(&a, &req.name, req.parent_folder_id.as_deref()).await?))
 }
 
 async fn update_item(
@@ -103,19 +91,11 @@ async fn update_item(
 ) -> ApiResult<Response> {
     let req: UpdateItem = json_body(s, headers, body).await?;
     if req.name.is_none() && req.parent_folder_id.is_none() && req.clone != Some(true) {
-        return Err(ApiError::new(
-            ErrorCode::MissingBodyField,
-            "give name, parentFolderId, or both",
-        ));
+        return Err(ApiError::new(ErrorCode::MissingBodyField, "give name, parentFolderId, or both"));
     }
     let (item, parent_id) = s.svc.update(a, id, is_dir, &req).await?;
     Ok(if is_dir {
-        Json(SubFolder {
-            id: item.id(),
-            name: item.node.name,
-            parent_id,
-        })
-        .into_response()
+        Json(SubFolder { id: item.id(), name: item.node.name, parent_id }).into_response()
     } else {
         Json(s.svc.file_json(&item, true, Some(parent_id))).into_response()
     })
@@ -135,11 +115,7 @@ pub async fn update_folder(
 
 /// Deletes a folder and everything in it.
 #[utoipa::path(delete, path = "/cloud/v1/folders/{id}", params(("id" = String, Path)), responses((status = 204)))]
-pub async fn delete_folder(
-    State(s): State<AppState>,
-    Auth(a): Auth,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+pub async fn delete_folder(State(s): State<AppState>, Auth(a): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
     s.svc.delete(&a, &id, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -176,10 +152,9 @@ async fn check_file_preconditions(
     let item = s.svc.resolve(a, id, false).await?;
     match validators(&item.node).evaluate(headers, false) {
         Precondition::Pass => Ok(()),
-        Precondition::NotModified | Precondition::Failed(_) => Err(ApiError::new(
-            ErrorCode::PreconditionFailed,
-            format!("precondition failed for file {id}"),
-        )),
+        Precondition::NotModified | Precondition::Failed(_) => {
+            Err(ApiError::new(ErrorCode::PreconditionFailed, format!("precondition failed for file {id}")))
+        }
     }
 }
 
@@ -212,16 +187,10 @@ pub async fn delete_file(
 /// Legacy session id (spec §3.2); never required by the service.
 #[utoipa::path(post, path = "/cloud/v1/session", responses((status = 200, body = Session)))]
 pub async fn session(State(s): State<AppState>, Auth(a): Auth) -> ApiResult<Json<Session>> {
-    Ok(Json(Session {
-        esid: s.svc.create_session(&a).await?,
-    }))
+    Ok(Json(Session { esid: s.svc.create_session(&a).await? }))
 }
 
 /// The OpenAPI document of this API.
 pub async fn openapi(State(s): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        s.openapi.clone(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], s.openapi.clone()).into_response()
 }

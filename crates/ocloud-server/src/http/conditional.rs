@@ -43,20 +43,13 @@ pub fn validators(node: &Node) -> Validators {
 
 /// Whether a request carries any of the four conditional headers.
 pub fn has_preconditions(h: &HeaderMap) -> bool {
-    [
-        header::IF_MATCH,
-        header::IF_NONE_MATCH,
-        header::IF_MODIFIED_SINCE,
-        header::IF_UNMODIFIED_SINCE,
-    ]
-    .iter()
-    .any(|n| h.contains_key(n))
+    [header::IF_MATCH, header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE, header::IF_UNMODIFIED_SINCE]
+        .iter()
+        .any(|n| h.contains_key(n))
 }
 
 fn etag_list_matches(list: &str, etag: &str, weak: bool) -> bool {
-    list.split(',')
-        .map(str::trim)
-        .any(|t| t == "*" || t == etag || (weak && t.strip_prefix("W/") == Some(etag)))
+    list.split(',').map(str::trim).any(|t| t == "*" || t == etag || (weak && t.strip_prefix("W/") == Some(etag)))
 }
 
 fn date(h: &HeaderMap, name: header::HeaderName) -> Option<SystemTime> {
@@ -68,10 +61,7 @@ impl Validators {
     pub fn evaluate(&self, h: &HeaderMap, safe: bool) -> Precondition {
         if let Some(v) = h.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) {
             if !etag_list_matches(v, &self.etag, false) {
-                return Precondition::Failed(format!(
-                    "If-Match {v} does not match ETag {}",
-                    self.etag
-                ));
+                return Precondition::Failed(format!("If-Match {v} does not match ETag {}", self.etag));
             }
         } else if let Some(t) = date(h, header::IF_UNMODIFIED_SINCE)
             && self.modified > t
@@ -79,11 +69,7 @@ impl Validators {
             return Precondition::Failed("modified since If-Unmodified-Since".into());
         }
         let fail = |why: String| {
-            if safe {
-                Precondition::NotModified
-            } else {
-                Precondition::Failed(why)
-            }
+            if safe { Precondition::NotModified } else { Precondition::Failed(why) }
         };
         if let Some(v) = h.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
             if etag_list_matches(v, &self.etag, true) {
@@ -129,10 +115,7 @@ mod tests {
     use super::*;
 
     fn v() -> Validators {
-        Validators {
-            etag: "\"abc\"".into(),
-            modified: UNIX_EPOCH + Duration::from_secs(1_000_000),
-        }
+        Validators { etag: "\"abc\"".into(), modified: UNIX_EPOCH + Duration::from_secs(1_000_000) }
     }
 
     fn h(name: header::HeaderName, value: &str) -> HeaderMap {
@@ -145,33 +128,12 @@ mod tests {
     fn rfc_order_and_outcomes() {
         let later = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(2_000_000));
         let earlier = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(10));
-        assert_eq!(
-            v().evaluate(&h(header::IF_MATCH, "\"abc\""), false),
-            Precondition::Pass
-        );
-        assert!(matches!(
-            v().evaluate(&h(header::IF_MATCH, "\"x\""), true),
-            Precondition::Failed(_)
-        ));
-        assert_eq!(
-            v().evaluate(&h(header::IF_NONE_MATCH, "\"abc\""), true),
-            Precondition::NotModified
-        );
-        assert!(matches!(
-            v().evaluate(&h(header::IF_NONE_MATCH, "*"), false),
-            Precondition::Failed(_)
-        ));
-        assert_eq!(
-            v().evaluate(&h(header::IF_MODIFIED_SINCE, &later), true),
-            Precondition::NotModified
-        );
-        assert_eq!(
-            v().evaluate(&h(header::IF_MODIFIED_SINCE, &earlier), true),
-            Precondition::Pass
-        );
-        assert!(matches!(
-            v().evaluate(&h(header::IF_UNMODIFIED_SINCE, &earlier), true),
-            Precondition::Failed(_)
-        ));
+        assert_eq!(v().evaluate(&h(header::IF_MATCH, "\"abc\""), false), Precondition::Pass);
+        assert!(matches!(v().evaluate(&h(header::IF_MATCH, "\"x\""), true), Precondition::Failed(_)));
+        assert_eq!(v().evaluate(&h(header::IF_NONE_MATCH, "\"abc\""), true), Precondition::NotModified);
+        assert!(matches!(v().evaluate(&h(header::IF_NONE_MATCH, "*"), false), Precondition::Failed(_)));
+        assert_eq!(v().evaluate(&h(header::IF_MODIFIED_SINCE, &later), true), Precondition::NotModified);
+        assert_eq!(v().evaluate(&h(header::IF_MODIFIED_SINCE, &earlier), true), Precondition::Pass);
+        assert!(matches!(v().evaluate(&h(header::IF_UNMODIFIED_SINCE, &earlier), true), Precondition::Failed(_)));
     }
 }

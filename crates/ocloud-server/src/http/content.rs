@@ -75,15 +75,9 @@ pub async fn get(
     let mut v = validators(&item.node);
     if kind != "content" {
         if !crate::domain::Service::has_renditions(&item.node) {
-            return Err(ApiError::new(
-                ErrorCode::NotFound,
-                format!("file {id} has no {kind}"),
-            ));
+            return Err(ApiError::new(ErrorCode::NotFound, format!("file {id} has no {kind}")));
         }
-        v.etag = format!(
-            "\"{}-{kind}\"",
-            item.node.blob.as_deref().unwrap_or_default()
-        );
+        v.etag = format!("\"{}-{kind}\"", item.node.blob.as_deref().unwrap_or_default());
     }
     match v.evaluate(&headers, true) {
         Precondition::Pass => {}
@@ -98,17 +92,11 @@ pub async fn get(
         return Ok(res);
     }
     if kind != "content" {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("no {kind:?} for file {id}"),
-        ));
+        return Err(ApiError::new(ErrorCode::NotFound, format!("no {kind:?} for file {id}")));
     }
     let size = item.node.size;
     let range = if v.if_range_holds(&headers) {
-        parse_range(
-            headers.get(header::RANGE).and_then(|r| r.to_str().ok()),
-            size,
-        )
+        parse_range(headers.get(header::RANGE).and_then(|r| r.to_str().ok()), size)
     } else {
         ByteRange::Full
     };
@@ -118,51 +106,34 @@ pub async fn get(
         ByteRange::Unsatisfiable => {
             // 416 is outside the spec's error table; the body is empty, as RFC 9110 allows.
             let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            res.headers_mut().insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
-            );
+            res.headers_mut()
+                .insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"));
             return Ok(res);
         }
     };
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        let reader = s
-            .svc
-            .blobs
-            .read(&blob, first, Some(len))
-            .await
-            .map_err(crate::domain::Error::from)?;
+        let reader = s.svc.blobs.read(&blob, first, Some(len)).await.map_err(crate::domain::Error::from)?;
         Body::from_stream(ReaderStream::with_capacity(reader, 256 * 1024))
     };
     let mut res = Response::new(body);
     *res.status_mut() = status;
     let h = res.headers_mut();
-    let mime = item
-        .node
-        .mime
-        .as_deref()
-        .unwrap_or("application/octet-stream");
+    let mime = item.node.mime.as_deref().unwrap_or("application/octet-stream");
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_str(mime).unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    let disposition = format!(
-        "attachment; filename*=UTF-8''{}",
-        percent_encode(&item.node.name)
-    );
+    let disposition = format!("attachment; filename*=UTF-8''{}", percent_encode(&item.node.name));
     if let Ok(d) = HeaderValue::from_str(&disposition) {
         h.insert(header::CONTENT_DISPOSITION, d);
     }
     if status == StatusCode::PARTIAL_CONTENT {
         let cr = format!("bytes {first}-{}/{size}", first + len - 1);
-        h.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&cr).expect("ascii"),
-        );
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("ascii"));
     }
     v.apply(h);
     Ok(res)

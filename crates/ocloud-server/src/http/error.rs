@@ -37,12 +37,7 @@ pub struct ApiError {
 impl ApiError {
     /// An error of this code.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> ApiError {
-        ApiError {
-            code,
-            detail: detail.into(),
-            legacy: Legacy::Wrapped,
-            retry_after: None,
-        }
+        ApiError { code, detail: detail.into(), legacy: Legacy::Wrapped, retry_after: None }
     }
 
     /// Same error, answered with a PDK label under `--legacy-errors`.
@@ -58,9 +53,7 @@ impl From<Error> for ApiError {
         let code = match &e {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::BadId(_) => ErrorCode::InvalidUrlParameter,
-            Error::InvalidName(..) | Error::Exists(_) | Error::IntoItself => {
-                ErrorCode::InvalidBodyField
-            }
+            Error::InvalidName(..) | Error::Exists(_) | Error::IntoItself => ErrorCode::InvalidBodyField,
             Error::Forbidden(_) => {
                 let mut err = ApiError::new(ErrorCode::AccessDenied, detail);
                 err.legacy = Legacy::Backend(LegacyLabel::ForbiddenAccess);
@@ -69,12 +62,10 @@ impl From<Error> for ApiError {
             // Quota and size: the table has no row of their own; 413/66 is the closest
             // ("larger than the server is willing to process"). README: "Quota".
             Error::QuotaExceeded { .. } => {
-                return ApiError::new(ErrorCode::PayloadTooLarge, detail)
-                    .with_label(LegacyLabel::NoSpaceLeft);
+                return ApiError::new(ErrorCode::PayloadTooLarge, detail).with_label(LegacyLabel::NoSpaceLeft);
             }
             Error::TooLarge { .. } => {
-                return ApiError::new(ErrorCode::PayloadTooLarge, detail)
-                    .with_label(LegacyLabel::TooBigFile);
+                return ApiError::new(ErrorCode::PayloadTooLarge, detail).with_label(LegacyLabel::TooBigFile);
             }
             Error::MissingCredentials => ErrorCode::MissingCredentials,
             Error::InvalidCredentials => ErrorCode::InvalidCredentials,
@@ -95,8 +86,7 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
             tracing::error!(code = self.code.code(), detail = %self.detail, "request failed");
         } else {
@@ -109,8 +99,7 @@ impl IntoResponse for ApiError {
             res.headers_mut().insert(DETAIL_HEADER, v);
         }
         if let Some(s) = self.retry_after {
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         res.extensions_mut().insert(self);
         res
@@ -123,20 +112,11 @@ pub fn legacy_shape(mut res: Response) -> Response {
         return res;
     };
     let (status, body) = match err.legacy {
-        Legacy::Wrapped => (
-            err.code.status(),
-            serde_json::to_vec(&WrappedError {
-                error: ErrorBody::from(err.code),
-            }),
-        ),
+        Legacy::Wrapped => (err.code.status(), serde_json::to_vec(&WrappedError { error: ErrorBody::from(err.code) })),
         Legacy::Label(label) => (label.parts().0, serde_json::to_vec(&label.body())),
         Legacy::Backend(label) => {
             let (_, pdk, name, details) = label.parts();
-            let body = ErrorBody {
-                code: 800,
-                message: format!("{pdk}-{name}"),
-                description: details.to_owned(),
-            };
+            let body = ErrorBody { code: 800, message: format!("{pdk}-{name}"), description: details.to_owned() };
             (err.code.status(), serde_json::to_vec(&body))
         }
     };

@@ -22,25 +22,17 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let v = v
-        .to_str()
-        .map_err(|_| ApiError::new(ErrorCode::InvalidHeader, "Authorization is not text"))?;
+    let v = v.to_str().map_err(|_| ApiError::new(ErrorCode::InvalidHeader, "Authorization is not text"))?;
     match v.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(Some(token.trim())),
-        _ => Err(ApiError::new(
-            ErrorCode::InvalidHeader,
-            "Authorization must be 'Bearer <access token>'",
-        )),
+        _ => Err(ApiError::new(ErrorCode::InvalidHeader, "Authorization must be 'Bearer <access token>'")),
     }
 }
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?;
         let access = state.svc.authenticate(token).await?;
         state.svc.check_rate(&access)?;
@@ -56,25 +48,19 @@ impl<S: Send + Sync> FromRequestParts<S> for RawQuery {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or_default();
-        Ok(RawQuery(
-            form_urlencoded::parse(q.as_bytes()).into_owned().collect(),
-        ))
+        Ok(RawQuery(form_urlencoded::parse(q.as_bytes()).into_owned().collect()))
     }
 }
 
 impl RawQuery {
     /// The value of a parameter (case-insensitive name), if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// A flag of spec §3.4: on when present, unless its value is `false` or `0`.
     pub fn flag(&self, name: &str) -> bool {
-        self.get(name)
-            .is_some_and(|v| !(v.eq_ignore_ascii_case("false") || v == "0"))
+        self.get(name).is_some_and(|v| !(v.eq_ignore_ascii_case("false") || v == "0"))
     }
 
     /// A non-negative integer parameter; 400/28 when it is not one.
@@ -82,84 +68,48 @@ impl RawQuery {
         match self.get(name) {
             None | Some("") => Ok(None),
             Some(v) => v.parse().map(Some).map_err(|_| {
-                ApiError::new(
-                    ErrorCode::InvalidQueryParameter,
-                    format!("{name}={v:?} is not a non-negative integer"),
-                )
+                ApiError::new(ErrorCode::InvalidQueryParameter, format!("{name}={v:?} is not a non-negative integer"))
             }),
         }
     }
 }
 
 /// Reads the next body chunk, giving up with 408/63 after `idle` without data.
-pub async fn next_chunk(
-    stream: &mut BodyDataStream,
-    idle: std::time::Duration,
-) -> Result<Option<Bytes>, ApiError> {
+pub async fn next_chunk(stream: &mut BodyDataStream, idle: std::time::Duration) -> Result<Option<Bytes>, ApiError> {
     match tokio::time::timeout(idle, stream.next()).await {
-        Err(_) => Err(ApiError::new(
-            ErrorCode::RequestTimeout,
-            format!("no body data for {} s", idle.as_secs()),
-        )),
+        Err(_) => Err(ApiError::new(ErrorCode::RequestTimeout, format!("no body data for {} s", idle.as_secs()))),
         Ok(None) => Ok(None),
         Ok(Some(Ok(b))) => Ok(Some(b)),
-        Ok(Some(Err(e))) => Err(ApiError::new(
-            ErrorCode::InvalidBody,
-            format!("reading the body: {e}"),
-        )),
+        Ok(Some(Err(e))) => Err(ApiError::new(ErrorCode::InvalidBody, format!("reading the body: {e}"))),
     }
 }
 
 /// The declared `Content-Length`, if any.
 pub fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// A JSON body, checked the spec's way: no body 21, no `Content-Type` 25, another type 68,
 /// too large 66, stalled 63, unparsable 22, a missing field 23, a bad field 24.
-pub async fn json_body<T: DeserializeOwned>(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<T, ApiError> {
+pub async fn json_body<T: DeserializeOwned>(state: &AppState, headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
     let limit = state.svc.cfg.max_json_body;
     if content_length(headers).is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("JSON bodies are limited to {limit} bytes"),
-        ));
+        return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("JSON bodies are limited to {limit} bytes")));
     }
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
     while let Some(chunk) = next_chunk(&mut stream, state.svc.cfg.body_timeout).await? {
         buf.extend_from_slice(&chunk);
         if buf.len() > limit {
-            return Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("JSON bodies are limited to {limit} bytes"),
-            ));
+            return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("JSON bodies are limited to {limit} bytes")));
         }
     }
     if buf.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::new(
-            ErrorCode::MissingBody,
-            "a JSON body is required",
-        ));
+        return Err(ApiError::new(ErrorCode::MissingBody, "a JSON body is required"));
     }
-    match headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or_default())
-    {
+    match headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or_default()) {
         None => {
-            return Err(ApiError::new(
-                ErrorCode::MissingHeader,
-                "Content-Type: application/json is required",
-            ));
+            return Err(ApiError::new(ErrorCode::MissingHeader, "Content-Type: application/json is required"));
         }
         Some(ct) if !is_json(ct) => {
             return Err(ApiError::new(
@@ -177,29 +127,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("malformed JSON: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidBody,
-            "the body must be a JSON object",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidBody, "the body must be a JSON object"));
     }
     serde_json::from_value(value).map_err(|e| {
         let msg = e.to_string();
-        let code = if msg.starts_with("missing field") {
-            ErrorCode::MissingBodyField
-        } else {
-            ErrorCode::InvalidBodyField
-        };
+        let code =
+            if msg.starts_with("missing field") { ErrorCode::MissingBodyField } else { ErrorCode::InvalidBodyField };
         ApiError::new(code, msg)
     })
 }
 
 fn is_json(ct: &str) -> bool {
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     essence == "application/json" || essence.ends_with("+json") || essence == "text/json"
 }
 
@@ -210,15 +149,9 @@ pub fn accepts_json(accept: &str) -> bool {
         let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
         let refused = parts.any(|p| {
             let p = p.trim().to_ascii_lowercase();
-            p.strip_prefix("q=")
-                .and_then(|q| q.trim().parse::<f32>().ok())
-                .is_some_and(|q| q == 0.0)
+            p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q == 0.0)
         });
-        !refused
-            && matches!(
-                media.as_str(),
-                "*/*" | "application/*" | "application/json" | ""
-            )
+        !refused && matches!(media.as_str(), "*/*" | "application/*" | "application/json" | "")
     })
 }
 
@@ -242,22 +175,10 @@ mod tests {
         struct T {
             name: String,
         }
-        assert_eq!(
-            parse_json::<T>(b"{").err().unwrap().code,
-            ErrorCode::InvalidBody
-        );
-        assert_eq!(
-            parse_json::<T>(b"[]").err().unwrap().code,
-            ErrorCode::InvalidBody
-        );
-        assert_eq!(
-            parse_json::<T>(b"{}").err().unwrap().code,
-            ErrorCode::MissingBodyField
-        );
-        assert_eq!(
-            parse_json::<T>(b"{\"name\":3}").err().unwrap().code,
-            ErrorCode::InvalidBodyField
-        );
+        assert_eq!(parse_json::<T>(b"{").err().unwrap().code, ErrorCode::InvalidBody);
+        assert_eq!(parse_json::<T>(b"[]").err().unwrap().code, ErrorCode::InvalidBody);
+        assert_eq!(parse_json::<T>(b"{}").err().unwrap().code, ErrorCode::MissingBodyField);
+        assert_eq!(parse_json::<T>(b"{\"name\":3}").err().unwrap().code, ErrorCode::InvalidBodyField);
         assert!(parse_json::<T>(b"{\"name\":\"x\"}").is_ok());
     }
 }

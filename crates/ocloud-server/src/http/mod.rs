@@ -55,19 +55,10 @@ pub fn router(state: AppState) -> Router {
         .route("/cloud/v1/freespace", get(freespace))
         .route("/cloud/v1/folders", get(root_folder).post(create_folder))
         .route("/cloud/v1/folders/", get(root_folder).post(create_folder))
-        .route(
-            "/cloud/v1/folders/{id}",
-            get(folder).post(update_folder).delete(delete_folder),
-        )
-        .route(
-            "/cloud/v1/folders/{id}/",
-            get(folder).post(update_folder).delete(delete_folder),
-        )
+        .route("/cloud/v1/folders/{id}", get(folder).post(update_folder).delete(delete_folder))
+        .route("/cloud/v1/folders/{id}/", get(folder).post(update_folder).delete(delete_folder))
         .route("/cloud/v1/files/content", post(upload::upload))
-        .route(
-            "/cloud/v1/files/{id}",
-            get(file).post(update_file).delete(delete_file),
-        )
+        .route("/cloud/v1/files/{id}", get(file).post(update_file).delete(delete_file))
         .route("/cloud/v1/files/{id}/{kind}/{opaque}", get(content::get))
         .route("/cloud/v1/session", post(session))
         .route("/cloud/v1/session/", post(session))
@@ -90,14 +81,11 @@ pub fn router(state: AppState) -> Router {
 
 /// axum answers an unknown method with a bare 405; give it the spec's body, keep `Allow`.
 async fn method_not_allowed(res: Response) -> Response {
-    if res.status() != StatusCode::METHOD_NOT_ALLOWED
-        || res.extensions().get::<ApiError>().is_some()
-    {
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED || res.extensions().get::<ApiError>().is_some() {
         return res;
     }
     let allow = res.headers().get(header::ALLOW).cloned();
-    let mut out =
-        ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed here").into_response();
+    let mut out = ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed here").into_response();
     if let Some(a) = allow {
         out.headers_mut().insert(header::ALLOW, a);
     }
@@ -107,32 +95,20 @@ async fn method_not_allowed(res: Response) -> Response {
 /// Checks that apply to every request before routing: life-cycle, URI length, `Accept`.
 async fn gate(State(s): State<AppState>, req: Request, next: Next) -> Response {
     if s.phase.load(Ordering::Acquire) != phase::READY {
-        return ApiError::new(
-            ErrorCode::Unavailable,
-            "the service is starting or stopping",
-        )
-        .into_response();
+        return ApiError::new(ErrorCode::Unavailable, "the service is starting or stopping").into_response();
     }
     let uri_len = req.uri().path().len() + req.uri().query().map_or(0, |q| q.len() + 1);
     if uri_len > s.svc.cfg.max_uri_len {
-        return ApiError::new(ErrorCode::UriTooLong, format!("URI of {uri_len} bytes"))
-            .into_response();
+        return ApiError::new(ErrorCode::UriTooLong, format!("URI of {uri_len} bytes")).into_response();
     }
     // Content URLs answer bytes, not JSON: Accept does not apply to them.
-    let is_content = req.uri().path().starts_with("/cloud/v1/files/")
-        && req.uri().path().matches('/').count() >= 6;
+    let is_content = req.uri().path().starts_with("/cloud/v1/files/") && req.uri().path().matches('/').count() >= 6;
     if !is_content
-        && let Some(accept) = req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
+        && let Some(accept) = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok())
         && !extract::accepts_json(accept)
     {
-        return ApiError::new(
-            ErrorCode::NotAcceptable,
-            format!("Accept {accept:?} excludes application/json"),
-        )
-        .into_response();
+        return ApiError::new(ErrorCode::NotAcceptable, format!("Accept {accept:?} excludes application/json"))
+            .into_response();
     }
     next.run(req).await
 }
@@ -142,19 +118,13 @@ async fn gate(State(s): State<AppState>, req: Request, next: Next) -> Response {
 async fn capacity(State(s): State<AppState>, req: Request, next: Next) -> Response {
     match s.slots.clone().try_acquire_owned() {
         Ok(_permit) => next.run(req).await,
-        Err(_) => {
-            ApiError::new(ErrorCode::OverCapacity, "too many requests in flight").into_response()
-        }
+        Err(_) => ApiError::new(ErrorCode::OverCapacity, "too many requests in flight").into_response(),
     }
 }
 
 async fn legacy(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let res = next.run(req).await;
-    if s.svc.cfg.legacy_errors {
-        error::legacy_shape(res)
-    } else {
-        res
-    }
+    if s.svc.cfg.legacy_errors { error::legacy_shape(res) } else { res }
 }
 
 #[cfg(test)]
@@ -173,26 +143,18 @@ mod tests {
             phase: Arc::new(AtomicU8::new(phase_now)),
             openapi: bytes::Bytes::new(),
         };
-        let req = axum::http::Request::get("/cloud/v1/freespace")
-            .body(Body::empty())
-            .unwrap();
+        let req = axum::http::Request::get("/cloud/v1/freespace").body(Body::empty()).unwrap();
         let res = router(state).oneshot(req).await.unwrap();
         let status = res.status();
-        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
-            .await
-            .unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
         (status, serde_json::from_slice(&body).unwrap())
     }
 
     #[tokio::test]
     async fn starting_and_stopping_answer_503_5() {
-        let expected =
-            serde_json::to_value(ocloud_wire::ErrorBody::from(ErrorCode::Unavailable)).unwrap();
+        let expected = serde_json::to_value(ocloud_wire::ErrorBody::from(ErrorCode::Unavailable)).unwrap();
         for p in [phase::STARTING, phase::STOPPING] {
-            assert_eq!(
-                answer(p).await,
-                (StatusCode::SERVICE_UNAVAILABLE, expected.clone())
-            );
+            assert_eq!(answer(p).await, (StatusCode::SERVICE_UNAVAILABLE, expected.clone()));
         }
         // Ready: the request goes through to authentication.
         assert_eq!(answer(phase::READY).await.1["code"], 40);

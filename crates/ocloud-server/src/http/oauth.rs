@@ -33,14 +33,8 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn set_cookie(s: &AppState, res: &mut Response, name: &str, value: &str, max_age: Option<i64>) {
-    let secure = if s.svc.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let age = max_age
-        .map(|a| format!("; Max-Age={a}"))
-        .unwrap_or_default();
+    let secure = if s.svc.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let age = max_age.map(|a| format!("; Max-Age={a}")).unwrap_or_default();
     let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{age}");
     if let Ok(v) = HeaderValue::from_str(&v) {
         res.headers_mut().append(header::SET_COOKIE, v);
@@ -56,9 +50,7 @@ fn html(status: StatusCode, body: String) -> Response {
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(
         "content-security-policy",
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ),
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
     );
     res
 }
@@ -74,14 +66,7 @@ fn redirect_to(uri: &str, params: &[(&str, &str)]) -> Response {
 }
 
 fn redirect_error(req: &AuthorizeRequest, error: &str, description: &str) -> Response {
-    redirect_to(
-        &req.redirect_uri,
-        &[
-            ("error", error),
-            ("error_description", description),
-            ("state", &req.state),
-        ],
-    )
+    redirect_to(&req.redirect_uri, &[("error", error), ("error_description", description), ("state", &req.state)])
 }
 
 async fn redirect_code(s: &AppState, user: &User, app: &App, req: &AuthorizeRequest) -> Response {
@@ -94,19 +79,9 @@ async fn redirect_code(s: &AppState, user: &User, app: &App, req: &AuthorizeRequ
     }
 }
 
-fn login_page(
-    s: &AppState,
-    app: &App,
-    req: &AuthorizeRequest,
-    error: Option<&str>,
-    username: &str,
-) -> Response {
+fn login_page(s: &AppState, app: &App, req: &AuthorizeRequest, error: Option<&str>, username: &str) -> Response {
     let csrf = new_token();
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
-    };
+    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
     let mut res = html(status, web::login(&app.name, req, &csrf, error, username));
     set_cookie(s, &mut res, LOGIN_CSRF_COOKIE, &csrf, None);
     res
@@ -136,16 +111,10 @@ async fn after_login(
 ) -> Response {
     match s.svc.has_consent(user, app, req).await {
         Ok(true) if !force_consent => redirect_code(s, user, app, req).await,
-        Ok(_) => html(
-            StatusCode::OK,
-            web::consent(&app.name, &user.name, req, csrf),
-        ),
+        Ok(_) => html(StatusCode::OK, web::consent(&app.name, &user.name, req, csrf)),
         Err(e) => {
             tracing::error!(error = %e, "reading consent");
-            html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                web::error("Internal error."),
-            )
+            html(StatusCode::INTERNAL_SERVER_ERROR, web::error("Internal error."))
         }
     }
 }
@@ -164,11 +133,7 @@ pub async fn authorize(State(s): State<AppState>, headers: HeaderMap, q: RawQuer
         };
         return match s.svc.has_consent(&user, &app, &req).await {
             Ok(true) => redirect_code(&s, &user, &app, &req).await,
-            _ => redirect_error(
-                &req,
-                "consent_required",
-                "the user has not allowed this application",
-            ),
+            _ => redirect_error(&req, "consent_required", "the user has not allowed this application"),
         };
     }
     match session {
@@ -180,17 +145,8 @@ pub async fn authorize(State(s): State<AppState>, headers: HeaderMap, q: RawQuer
 }
 
 /// `POST /oauth/v2/login`: the sign-in form.
-pub async fn login(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<Vec<(String, String)>>,
-) -> Response {
-    let get = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_default()
-    };
+pub async fn login(State(s): State<AppState>, headers: HeaderMap, Form(form): Form<Vec<(String, String)>>) -> Response {
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or_default();
     let req = AuthorizeRequest::from_pairs(form.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let app = match checked(&s, &req).await {
         Ok(a) => a,
@@ -198,41 +154,23 @@ pub async fn login(
     };
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same(&expected, get("csrf")) {
-        return login_page(
-            &s,
-            &app,
-            &req,
-            Some("This form has expired. Please sign in again."),
-            get("username"),
-        );
+        return login_page(&s, &app, &req, Some("This form has expired. Please sign in again."), get("username"));
     }
     let user = match s.svc.login(get("username"), get("password")).await {
         Ok(Some(u)) => u,
         Ok(None) => {
-            return login_page(
-                &s,
-                &app,
-                &req,
-                Some("Wrong user name or password."),
-                get("username"),
-            );
+            return login_page(&s, &app, &req, Some("Wrong user name or password."), get("username"));
         }
         Err(e) => {
             tracing::error!(error = %e, "login");
-            return html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                web::error("Internal error."),
-            );
+            return html(StatusCode::INTERNAL_SERVER_ERROR, web::error("Internal error."));
         }
     };
     let (sid, csrf) = match s.svc.open_web_session(&user).await {
         Ok(x) => x,
         Err(e) => {
             tracing::error!(error = %e, "opening a session");
-            return html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                web::error("Internal error."),
-            );
+            return html(StatusCode::INTERNAL_SERVER_ERROR, web::error("Internal error."));
         }
     };
     tracing::info!(user = %user.name, app = %app.name, "signed in");
@@ -248,25 +186,14 @@ pub async fn consent(
     headers: HeaderMap,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    let get = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_default()
-    };
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or_default();
     let req = AuthorizeRequest::from_pairs(form.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let app = match checked(&s, &req).await {
         Ok(a) => a,
         Err(res) => return res,
     };
     let Some((user, session)) = session_of(&s, &headers).await else {
-        return login_page(
-            &s,
-            &app,
-            &req,
-            Some("Your session has ended. Please sign in again."),
-            "",
-        );
+        return login_page(&s, &app, &req, Some("Your session has ended. Please sign in again."), "");
     };
     if !same(&session.csrf, get("csrf")) {
         return html(
@@ -296,55 +223,30 @@ pub async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
 
 fn oauth_error(f: OAuthFailure) -> Response {
     let status = StatusCode::from_u16(f.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut res = (
-        status,
-        axum::Json(OAuthError {
-            error: f.error.to_owned(),
-            error_description: Some(f.description),
-        }),
-    )
-        .into_response();
+    let mut res =
+        (status, axum::Json(OAuthError { error: f.error.to_owned(), error_description: Some(f.description) }))
+            .into_response();
     if status == StatusCode::UNAUTHORIZED {
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"ocloud\""),
-        );
+        res.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"ocloud\""));
     }
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
 fn invalid_request(why: &str) -> OAuthFailure {
-    OAuthFailure {
-        error: "invalid_request",
-        description: why.to_owned(),
-    }
+    OAuthFailure { error: "invalid_request", description: why.to_owned() }
 }
 
 /// Reads an `application/x-www-form-urlencoded` body (at most 64 KiB).
-async fn form_body(
-    s: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Vec<(String, String)>, OAuthFailure> {
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !ct
-        .to_ascii_lowercase()
-        .starts_with("application/x-www-form-urlencoded")
-    {
-        return Err(invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
+async fn form_body(s: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<(String, String)>, OAuthFailure> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return Err(invalid_request("the body must be application/x-www-form-urlencoded"));
     }
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
-    while let Some(chunk) = next_chunk(&mut stream, s.svc.cfg.body_timeout)
-        .await
-        .map_err(|e| invalid_request(&e.detail))?
+    while let Some(chunk) =
+        next_chunk(&mut stream, s.svc.cfg.body_timeout).await.map_err(|e| invalid_request(&e.detail))?
     {
         buf.extend_from_slice(&chunk);
         if buf.len() > 64 * 1024 {
@@ -355,26 +257,15 @@ async fn form_body(
 }
 
 /// Client credentials from HTTP Basic or from the body (client_secret_post).
-async fn client(
-    s: &AppState,
-    headers: &HeaderMap,
-    form: &[(String, String)],
-) -> Result<App, OAuthFailure> {
+async fn client(s: &AppState, headers: &HeaderMap, form: &[(String, String)]) -> Result<App, OAuthFailure> {
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split_once(' ')
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
-                .map(|(_, b)| b.trim().to_owned())
-        });
+    let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic")).map(|(_, b)| b.trim().to_owned())
+    });
     let (id, secret) = match basic {
         Some(b64) => {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok());
+            let raw =
+                base64::engine::general_purpose::STANDARD.decode(b64).ok().and_then(|b| String::from_utf8(b).ok());
             let Some((id, secret)) = raw.as_deref().and_then(|r| r.split_once(':')) else {
                 return Err(OAuthFailure {
                     error: "invalid_client",
@@ -412,16 +303,12 @@ pub async fn token(State(s): State<AppState>, headers: HeaderMap, body: Body) ->
         let grant = match get("grant_type") {
             Some("authorization_code") => {
                 let code = get("code").ok_or_else(|| invalid_request("code is required"))?;
-                let redirect_uri = get("redirect_uri")
-                    .ok_or_else(|| invalid_request("redirect_uri is required"))?;
-                s.svc
-                    .exchange_code(&app, code, redirect_uri, get("code_verifier"))
-                    .await?
+                let redirect_uri = get("redirect_uri").ok_or_else(|| invalid_request("redirect_uri is required"))?;
+                s.svc.exchange_code(&app, code, redirect_uri, get("code_verifier")).await?
             }
             // redirect_uri and scope are sent by some clients on refresh: accepted, ignored.
             Some("refresh_token") => {
-                let rt = get("refresh_token")
-                    .ok_or_else(|| invalid_request("refresh_token is required"))?;
+                let rt = get("refresh_token").ok_or_else(|| invalid_request("refresh_token is required"))?;
                 s.svc.refresh(&app, rt).await?
             }
             Some(other) => {
@@ -445,10 +332,8 @@ pub async fn token(State(s): State<AppState>, headers: HeaderMap, body: Body) ->
                 scope: None,
             };
             let mut res = axum::Json(body).into_response();
-            res.headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            res.headers_mut()
-                .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
             res
         }
         Err(f) => oauth_error(f),
@@ -465,10 +350,7 @@ pub async fn revoke(State(s): State<AppState>, headers: HeaderMap, body: Body) -
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.clone())
             .ok_or_else(|| invalid_request("token is required"))?;
-        s.svc.revoke(&app, &token).await.map_err(|e| OAuthFailure {
-            error: "server_error",
-            description: e.to_string(),
-        })
+        s.svc.revoke(&app, &token).await.map_err(|e| OAuthFailure { error: "server_error", description: e.to_string() })
     }
     .await;
     match result {

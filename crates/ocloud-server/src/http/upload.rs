@@ -39,54 +39,30 @@ pub async fn upload(
     let a = s.svc.authenticate(token).await.map_err(|e| {
         let err = ApiError::from(e);
         match err.code {
-            ErrorCode::MissingCredentials
-            | ErrorCode::InvalidCredentials
-            | ErrorCode::ExpiredCredentials => err.with_label(LegacyLabel::InvalidToken),
+            ErrorCode::MissingCredentials | ErrorCode::InvalidCredentials | ErrorCode::ExpiredCredentials => {
+                err.with_label(LegacyLabel::InvalidToken)
+            }
             _ => err,
         }
     })?;
     s.svc.check_rate(&a)?;
-    let ct = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     let res = if essence == "multipart/form-data" {
         let boundary = param(ct, "boundary")
             .filter(|b| !b.is_empty() && b.len() <= 200)
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidHeader,
-                    "multipart Content-Type without a boundary",
-                )
-            })?;
+            .ok_or_else(|| ApiError::new(ErrorCode::InvalidHeader, "multipart Content-Type without a boundary"))?;
         if let Some(len) = content_length(&headers) {
             // The description and headers are small: a body far over the limit is refused now.
-            let max = s
-                .svc
-                .cfg
-                .max_upload_size
-                .saturating_add(SMALL_PART_MAX as u64 * 2);
+            let max = s.svc.cfg.max_upload_size.saturating_add(SMALL_PART_MAX as u64 * 2);
             if len > max {
-                return Err(Error::TooLarge {
-                    size: len,
-                    max: s.svc.cfg.max_upload_size,
-                }
-                .into());
+                return Err(Error::TooLarge { size: len, max: s.svc.cfg.max_upload_size }.into());
             }
         }
         let mut parts = Multipart::new(body.into_data_stream(), &boundary, s.svc.cfg.body_timeout);
         form_a(&s, &a, &mut parts).await?
     } else if q.get("name").is_some()
-        || matches!(
-            essence.as_str(),
-            "" | "application/x-www-form-urlencoded" | "application/octet-stream"
-        )
+        || matches!(essence.as_str(), "" | "application/x-www-form-urlencoded" | "application/octet-stream")
     {
         form_b(&s, &a, &headers, &q, body).await?
     } else {
@@ -105,22 +81,13 @@ async fn form_b(
     q: &RawQuery,
     body: Body,
 ) -> Result<UploadResponse, ApiError> {
-    let name = q.get("name").filter(|n| !n.is_empty()).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::MissingQueryParameter,
-            "the name query parameter is required",
-        )
-    })?;
-    let len = content_length(headers).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::LengthRequired,
-            "a raw upload needs a Content-Length",
-        )
-    })?;
-    let target = s
-        .svc
-        .prepare_upload(a, q.get("folder"), name, Some(len))
-        .await?;
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingQueryParameter, "the name query parameter is required"))?;
+    let len = content_length(headers)
+        .ok_or_else(|| ApiError::new(ErrorCode::LengthRequired, "a raw upload needs a Content-Length"))?;
+    let target = s.svc.prepare_upload(a, q.get("folder"), name, Some(len)).await?;
     let mut sink = Sink::new(s, a, Some(len)).await?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = next_chunk(&mut stream, s.svc.cfg.body_timeout).await? {
@@ -154,19 +121,11 @@ async fn form_a(s: &AppState, a: &Access, p: &mut Multipart) -> Result<UploadRes
             .as_ref()
             .map(|d| d.name.clone())
             .or(h.filename.clone())
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::MissingBodyField,
-                    "no file name: send a description part",
-                )
-            })?;
+            .ok_or_else(|| ApiError::new(ErrorCode::MissingBodyField, "no file name: send a description part"))?;
         let declared = match desc.as_ref().map(|d| d.size.trim()) {
             None | Some("") => None,
             Some(v) => Some(v.parse::<u64>().map_err(|_| {
-                ApiError::new(
-                    ErrorCode::InvalidBodyField,
-                    format!("description size {v:?} is not a byte count"),
-                )
+                ApiError::new(ErrorCode::InvalidBodyField, format!("description size {v:?} is not a byte count"))
             })?),
         };
         let folder = desc.as_ref().and_then(|d| d.folder.as_deref());
@@ -179,10 +138,7 @@ async fn form_a(s: &AppState, a: &Access, p: &mut Multipart) -> Result<UploadRes
         let (key, size) = sink.commit().await?;
         return Ok(s.svc.finish_upload(a, target, key, size).await?);
     }
-    Err(ApiError::new(
-        ErrorCode::MissingBodyField,
-        "the multipart body has no file part",
-    ))
+    Err(ApiError::new(ErrorCode::MissingBodyField, "the multipart body has no file part"))
 }
 
 /// Writes into a new blob, refusing to go over the declared size, the upload limit or the
@@ -212,43 +168,21 @@ impl Sink {
         if let Some(d) = self.declared
             && total > d
         {
-            return Err(ApiError::new(
-                ErrorCode::InvalidBodyField,
-                format!("more than the declared {d} bytes"),
-            ));
+            return Err(ApiError::new(ErrorCode::InvalidBodyField, format!("more than the declared {d} bytes")));
         }
         if total > self.max {
-            return Err(Error::TooLarge {
-                size: total,
-                max: self.max,
-            }
-            .into());
+            return Err(Error::TooLarge { size: total, max: self.max }.into());
         }
         if total > self.free {
-            return Err(Error::QuotaExceeded {
-                needed: total,
-                free: self.free,
-            }
-            .into());
+            return Err(Error::QuotaExceeded { needed: total, free: self.free }.into());
         }
-        self.writer
-            .as_mut()
-            .expect("sink open")
-            .write(chunk)
-            .await
-            .map_err(Error::from)?;
+        self.writer.as_mut().expect("sink open").write(chunk).await.map_err(Error::from)?;
         self.written = total;
         Ok(())
     }
 
     async fn commit(mut self) -> Result<(String, u64), ApiError> {
-        let key = self
-            .writer
-            .take()
-            .expect("sink open")
-            .commit()
-            .await
-            .map_err(Error::from)?;
+        let key = self.writer.take().expect("sink open").commit().await.map_err(Error::from)?;
         Ok((key, self.written))
     }
 }
@@ -340,10 +274,7 @@ impl Multipart {
         }
         loop {
             let text = &self.buf[..];
-            let start = text
-                .iter()
-                .take_while(|b| matches!(b, b' ' | b'\t'))
-                .count();
+            let start = text.iter().take_while(|b| matches!(b, b' ' | b'\t')).count();
             let text = &text[start..];
             let first = if text.starts_with(b"\r\n") {
                 2
@@ -389,10 +320,7 @@ impl Multipart {
                 return Ok(data);
             }
             if self.buf.len() > SMALL_PART_MAX + self.dash_boundary.len() {
-                return Err(ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    "a form field is over 64 KiB",
-                ));
+                return Err(ApiError::new(ErrorCode::PayloadTooLarge, "a form field is over 64 KiB"));
             }
             if !self.fill().await? {
                 return Ok(self.buf.split().freeze());
@@ -404,10 +332,7 @@ impl Multipart {
     /// nothing, and a boundary or the end of the body.
     async fn stream_exact(&mut self, n: u64, sink: &mut Sink) -> Result<(), ApiError> {
         let shorter = || {
-            ApiError::new(
-                ErrorCode::InvalidBodyField,
-                format!("the file part is shorter than the declared {n} bytes"),
-            )
+            ApiError::new(ErrorCode::InvalidBodyField, format!("the file part is shorter than the declared {n} bytes"))
         };
         let mut remaining = n;
         // The boundary never occurs inside content (RFC 7578): meeting it means the declared
@@ -440,8 +365,7 @@ impl Multipart {
             0
         };
         let rest = &self.buf[skip..];
-        let ends_well = rest.starts_with(&self.dash_boundary)
-            || (self.eof && self.dash_boundary.starts_with(rest));
+        let ends_well = rest.starts_with(&self.dash_boundary) || (self.eof && self.dash_boundary.starts_with(rest));
         if !ends_well {
             return Err(ApiError::new(
                 ErrorCode::InvalidBodyField,
@@ -545,18 +469,13 @@ mod tests {
             param("multipart/form-data; boundary=UploadBoundary", "boundary").as_deref(),
             Some("UploadBoundary")
         );
-        assert_eq!(
-            param("multipart/form-data; boundary=\"a b\"", "boundary").as_deref(),
-            Some("a b")
-        );
+        assert_eq!(param("multipart/form-data; boundary=\"a b\"", "boundary").as_deref(), Some("a b"));
         let h = parse_part_headers(
             "Content-Disposition: form-data; name=\"file\"; filename=\"été \\\"x\\\".jpg\"\r\nContent-Type: image/jpeg",
         );
         assert_eq!(h.name.as_deref(), Some("file"));
         assert_eq!(h.filename.as_deref(), Some("été \"x\".jpg"));
-        let h = parse_part_headers(
-            "content-disposition: form-data; name=file; filename*=UTF-8''caf%C3%A9+1.txt",
-        );
+        let h = parse_part_headers("content-disposition: form-data; name=file; filename*=UTF-8''caf%C3%A9+1.txt");
         assert_eq!(h.filename.as_deref(), Some("café+1.txt"));
         assert_eq!(line_end_before(b"ab\r\n--", 4), 2);
         assert_eq!(line_end_before(b"ab--", 2), 2);

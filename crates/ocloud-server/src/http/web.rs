@@ -51,30 +51,16 @@ fn page(title: &str, body: &str) -> String {
 }
 
 fn hidden(req: &AuthorizeRequest, csrf: &str) -> String {
-    let mut out = format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-        esc(csrf)
-    );
+    let mut out = format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(csrf));
     for (k, v) in req.pairs() {
-        out.push_str(&format!(
-            "<input type=\"hidden\" name=\"{k}\" value=\"{}\">",
-            esc(v)
-        ));
+        out.push_str(&format!("<input type=\"hidden\" name=\"{k}\" value=\"{}\">", esc(v)));
     }
     out
 }
 
 /// The sign-in form.
-pub fn login(
-    app_name: &str,
-    req: &AuthorizeRequest,
-    csrf: &str,
-    error: Option<&str>,
-    username: &str,
-) -> String {
-    let err = error
-        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
-        .unwrap_or_default();
+pub fn login(app_name: &str, req: &AuthorizeRequest, csrf: &str, error: Option<&str>, username: &str) -> String {
+    let err = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
     page(
         "Sign in",
         &format!(
@@ -107,12 +93,8 @@ pub fn scope_words(scope: &str) -> Option<&'static str> {
 
 /// The consent form.
 pub fn consent(app_name: &str, user: &str, req: &AuthorizeRequest, csrf: &str) -> String {
-    let items: String = req
-        .scopes()
-        .iter()
-        .filter_map(|s| scope_words(s))
-        .map(|w| format!("<li>{}</li>", esc(w)))
-        .collect();
+    let items: String =
+        req.scopes().iter().filter_map(|s| scope_words(s)).map(|w| format!("<li>{}</li>", esc(w))).collect();
     page(
         "Allow access",
         &format!(
@@ -130,30 +112,18 @@ pub fn consent(app_name: &str, user: &str, req: &AuthorizeRequest, csrf: &str) -
 
 /// An error that cannot be sent back to the application.
 pub fn error(message: &str) -> String {
-    page(
-        "Cannot continue",
-        &format!(
-            "<h1>Cannot continue</h1><p class=\"error\">{}</p>",
-            esc(message)
-        ),
-    )
+    page("Cannot continue", &format!("<h1>Cannot continue</h1><p class=\"error\">{}</p>", esc(message)))
 }
 
 /// After sign-out.
 pub fn logged_out() -> String {
-    page(
-        "Signed out",
-        "<h1>Signed out</h1><p class=\"sub\">You can close this window.</p>",
-    )
+    page("Signed out", "<h1>Signed out</h1><p class=\"sub\">You can close this window.</p>")
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn escapes() {
-        assert_eq!(
-            super::esc("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
+        assert_eq!(super::esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
     }
 }

@@ -236,12 +236,7 @@ pub trait Metadata: Send + Sync + 'static {
     async fn app(&self, id: i64) -> StoreResult<Option<App>>;
 
     /// Registers a user. `AlreadyExists` if the name is taken.
-    async fn create_user(
-        &self,
-        name: &str,
-        password_hash: &str,
-        quota: Option<u64>,
-    ) -> StoreResult<User>;
+    async fn create_user(&self, name: &str, password_hash: &str, quota: Option<u64>) -> StoreResult<User>;
     /// A user and their password hash, by name.
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<(User, Option<String>)>>;
     /// Every user, by name.
@@ -304,8 +299,7 @@ pub trait Metadata: Send + Sync + 'static {
     /// Renames and/or moves a node. `AlreadyExists`, `IntoItself`.
     async fn relocate(&self, node: NodeId, parent: NodeId, name: &str) -> StoreResult<Node>;
     /// Copies a node (recursively) under `parent` as `name`, sharing blobs; checks the quota.
-    async fn copy(&self, node: NodeId, parent: NodeId, name: &str, quota: u64)
-    -> StoreResult<Node>;
+    async fn copy(&self, node: NodeId, parent: NodeId, name: &str, quota: u64) -> StoreResult<Node>;
     /// Deletes a node and its subtree; returns the blob keys no node references any more.
     async fn delete(&self, node: NodeId) -> StoreResult<Vec<String>>;
     /// Replaces a file's metadata JSON.

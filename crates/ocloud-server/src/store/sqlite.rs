@@ -46,8 +46,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS nodes_root ON nodes(user_id) WHERE parent_id I
 CREATE TABLE IF NOT EXISTS blobs(key TEXT PRIMARY KEY, refs INTEGER NOT NULL) WITHOUT ROWID;
 "#;
 
-const NODE_COLS: &str =
-    "id, user_id, parent_id, name, is_dir, size, blob, file_type, mime, metadata, created, updated";
+const NODE_COLS: &str = "id, user_id, parent_id, name, is_dir, size, blob, file_type, mime, metadata, created, updated";
 
 /// The SQLite backend. Cheap to clone.
 #[derive(Clone)]
@@ -62,11 +61,7 @@ impl Sqlite {
     pub fn open(path: &Path) -> anyhow::Result<Sqlite> {
         let conn = connect(path)?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Sqlite {
-            path: path.to_owned(),
-            writer: Arc::new(Mutex::new(conn)),
-            readers: Arc::default(),
-        })
+        Ok(Sqlite { path: path.to_owned(), writer: Arc::new(Mutex::new(conn)), readers: Arc::default() })
     }
 
     async fn read<T: Send + 'static>(
@@ -94,9 +89,7 @@ impl Sqlite {
         let writer = self.writer.clone();
         blocking(move || {
             let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(backend)?;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
             let out = f(&tx)?;
             tx.commit().map_err(backend)?;
             Ok(out)
@@ -113,12 +106,8 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     Ok(conn)
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> StoreResult<T> + Send + 'static,
-) -> StoreResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Backend(format!("metadata task failed: {e}")))?
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Backend(format!("metadata task failed: {e}")))?
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -126,10 +115,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn type_name(t: FileType) -> &'static str {
@@ -177,8 +163,7 @@ fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-const APP_COLS: &str =
-    "id, name, client_id, disabled, secret_hash, redirect_uris, scopes, rate_limit";
+const APP_COLS: &str = "id, name, client_id, disabled, secret_hash, redirect_uris, scopes, rate_limit";
 
 fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
     let uris: String = r.get(5)?;
@@ -195,26 +180,17 @@ fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
 }
 
 fn get_node(c: &Connection, id: NodeId) -> rusqlite::Result<Option<Node>> {
-    c.query_row(
-        &format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"),
-        [id],
-        node_from_row,
-    )
-    .optional()
+    c.query_row(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"), [id], node_from_row).optional()
 }
 
 fn child(c: &Connection, parent: NodeId, name: &str) -> rusqlite::Result<Option<Node>> {
-    c.prepare_cached(&format!(
-        "SELECT {NODE_COLS} FROM nodes WHERE parent_id = ?1 AND name = ?2"
-    ))?
-    .query_row(params![parent, name], node_from_row)
-    .optional()
+    c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE parent_id = ?1 AND name = ?2"))?
+        .query_row(params![parent, name], node_from_row)
+        .optional()
 }
 
 fn must_node(c: &Connection, id: NodeId) -> StoreResult<Node> {
-    get_node(c, id)
-        .map_err(backend)?
-        .ok_or_else(|| StoreError::NotFound(format!("node {id}")))
+    get_node(c, id).map_err(backend)?.ok_or_else(|| StoreError::NotFound(format!("node {id}")))
 }
 
 fn insert_folder(c: &Connection, user_id: i64, parent: NodeId, name: &str) -> StoreResult<Node> {
@@ -231,30 +207,19 @@ fn insert_folder(c: &Connection, user_id: i64, parent: NodeId, name: &str) -> St
 }
 
 fn user_row(c: &Connection, id: i64) -> StoreResult<User> {
-    c.query_row(
-        "SELECT id, name, quota, used, disabled FROM users WHERE id = ?1",
-        [id],
-        user_from_row,
-    )
-    .optional()
-    .map_err(backend)?
-    .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+    c.query_row("SELECT id, name, quota, used, disabled FROM users WHERE id = ?1", [id], user_from_row)
+        .optional()
+        .map_err(backend)?
+        .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
 }
 
 fn charge(c: &Connection, user_id: i64, bytes: u64, quota: u64) -> StoreResult<()> {
     let user = user_row(c, user_id)?;
     let free = quota.saturating_sub(user.used);
     if bytes > free {
-        return Err(StoreError::QuotaExceeded {
-            needed: bytes,
-            free,
-        });
+        return Err(StoreError::QuotaExceeded { needed: bytes, free });
     }
-    c.execute(
-        "UPDATE users SET used = used + ?2 WHERE id = ?1",
-        params![user_id, bytes as i64],
-    )
-    .map_err(backend)?;
+    c.execute("UPDATE users SET used = used + ?2 WHERE id = ?1", params![user_id, bytes as i64]).map_err(backend)?;
     Ok(())
 }
 
@@ -285,11 +250,7 @@ fn subtree(c: &Connection, root: NodeId) -> rusqlite::Result<Vec<Node>> {
         "WITH RECURSIVE sub(id, depth) AS (SELECT ?1, 0 UNION ALL \
          SELECT n.id, sub.depth + 1 FROM nodes n JOIN sub ON n.parent_id = sub.id) \
          SELECT {} FROM sub JOIN nodes n ON n.id = sub.id ORDER BY sub.depth",
-        NODE_COLS
-            .split(", ")
-            .map(|c| format!("n.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        NODE_COLS.split(", ").map(|c| format!("n.{c}")).collect::<Vec<_>>().join(", ")
     );
     let mut stmt = c.prepare_cached(&sql)?;
     stmt.query_map([root], node_from_row)?.collect()
@@ -322,12 +283,8 @@ impl Metadata for Sqlite {
 
     async fn user(&self, id: i64) -> StoreResult<Option<User>> {
         self.read(move |c| {
-            c.query_row(
-                "SELECT id, name, quota, used, disabled FROM users WHERE id = ?1",
-                [id],
-                user_from_row,
-            )
-            .optional()
+            c.query_row("SELECT id, name, quota, used, disabled FROM users WHERE id = ?1", [id], user_from_row)
+                .optional()
         })
         .await
     }
@@ -368,22 +325,12 @@ impl Metadata for Sqlite {
 
     async fn app(&self, id: i64) -> StoreResult<Option<App>> {
         self.read(move |c| {
-            c.query_row(
-                &format!("SELECT {APP_COLS} FROM apps WHERE id = ?1"),
-                [id],
-                app_from_row,
-            )
-            .optional()
+            c.query_row(&format!("SELECT {APP_COLS} FROM apps WHERE id = ?1"), [id], app_from_row).optional()
         })
         .await
     }
 
-    async fn create_user(
-        &self,
-        name: &str,
-        password_hash: &str,
-        quota: Option<u64>,
-    ) -> StoreResult<User> {
+    async fn create_user(&self, name: &str, password_hash: &str, quota: Option<u64>) -> StoreResult<User> {
         let (name, hash) = (name.to_owned(), password_hash.to_owned());
         self.write(move |tx| {
             let exists: Option<i64> =
@@ -434,9 +381,7 @@ impl Metadata for Sqlite {
         let name = name.to_owned();
         self.write(move |tx| {
             let id: i64 = tx
-                .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| {
-                    r.get(0)
-                })
+                .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| r.get(0))
                 .optional()
                 .map_err(backend)?
                 .ok_or_else(|| StoreError::NotFound(format!("user {name:?}")))?;
@@ -447,15 +392,10 @@ impl Metadata for Sqlite {
                 .map_err(backend)?;
             for blob in blobs {
                 let refs: i64 = tx
-                    .query_row(
-                        "UPDATE blobs SET refs = refs - 1 WHERE key = ?1 RETURNING refs",
-                        [&blob],
-                        |r| r.get(0),
-                    )
+                    .query_row("UPDATE blobs SET refs = refs - 1 WHERE key = ?1 RETURNING refs", [&blob], |r| r.get(0))
                     .map_err(backend)?;
                 if refs <= 0 {
-                    tx.execute("DELETE FROM blobs WHERE key = ?1", [&blob])
-                        .map_err(backend)?;
+                    tx.execute("DELETE FROM blobs WHERE key = ?1", [&blob]).map_err(backend)?;
                     freed.push(blob);
                 }
             }
@@ -499,21 +439,15 @@ impl Metadata for Sqlite {
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
         let client_id = client_id.to_owned();
         self.read(move |c| {
-            c.query_row(
-                &format!("SELECT {APP_COLS} FROM apps WHERE client_id = ?1"),
-                [client_id],
-                app_from_row,
-            )
-            .optional()
+            c.query_row(&format!("SELECT {APP_COLS} FROM apps WHERE client_id = ?1"), [client_id], app_from_row)
+                .optional()
         })
         .await
     }
 
     async fn apps(&self) -> StoreResult<Vec<App>> {
         self.read(|c| {
-            c.prepare(&format!("SELECT {APP_COLS} FROM apps ORDER BY name"))?
-                .query_map([], app_from_row)?
-                .collect()
+            c.prepare(&format!("SELECT {APP_COLS} FROM apps ORDER BY name"))?.query_map([], app_from_row)?.collect()
         })
         .await
     }
@@ -587,11 +521,9 @@ impl Metadata for Sqlite {
 
     async fn consent(&self, user_id: i64, app_id: i64) -> StoreResult<Option<String>> {
         self.read(move |c| {
-            c.query_row(
-                "SELECT scope FROM consents WHERE user_id = ?1 AND app_id = ?2",
-                [user_id, app_id],
-                |r| r.get(0),
-            )
+            c.query_row("SELECT scope FROM consents WHERE user_id = ?1 AND app_id = ?2", [user_id, app_id], |r| {
+                r.get(0)
+            })
             .optional()
         })
         .await
@@ -627,17 +559,9 @@ impl Metadata for Sqlite {
     async fn web_session(&self, hash: &[u8]) -> StoreResult<Option<WebSession>> {
         let hash = hash.to_vec();
         self.read(move |c| {
-            c.query_row(
-                "SELECT user_id, csrf, expires_at FROM web_sessions WHERE hash = ?1",
-                [hash],
-                |r| {
-                    Ok(WebSession {
-                        user_id: r.get(0)?,
-                        csrf: r.get(1)?,
-                        expires_at: r.get(2)?,
-                    })
-                },
-            )
+            c.query_row("SELECT user_id, csrf, expires_at FROM web_sessions WHERE hash = ?1", [hash], |r| {
+                Ok(WebSession { user_id: r.get(0)?, csrf: r.get(1)?, expires_at: r.get(2)? })
+            })
             .optional()
         })
         .await
@@ -646,8 +570,7 @@ impl Metadata for Sqlite {
     async fn delete_web_session(&self, hash: &[u8]) -> StoreResult<()> {
         let hash = hash.to_vec();
         self.write(move |tx| {
-            tx.execute("DELETE FROM web_sessions WHERE hash = ?1", [hash])
-                .map_err(backend)?;
+            tx.execute("DELETE FROM web_sessions WHERE hash = ?1", [hash]).map_err(backend)?;
             Ok(())
         })
         .await
@@ -667,14 +590,9 @@ impl Metadata for Sqlite {
             let Some((kind, grant)) = found else {
                 return Ok(false);
             };
-            tx.execute("UPDATE tokens SET revoked = 1 WHERE hash = ?1", [&hash])
-                .map_err(backend)?;
+            tx.execute("UPDATE tokens SET revoked = 1 WHERE hash = ?1", [&hash]).map_err(backend)?;
             if kind == "refresh" && !grant.is_empty() {
-                tx.execute(
-                    "UPDATE tokens SET revoked = 1 WHERE grant_id = ?1",
-                    [&grant],
-                )
-                .map_err(backend)?;
+                tx.execute("UPDATE tokens SET revoked = 1 WHERE grant_id = ?1", [&grant]).map_err(backend)?;
             }
             Ok(true)
         })
@@ -684,8 +602,7 @@ impl Metadata for Sqlite {
     async fn revoke_grant(&self, grant: &str) -> StoreResult<()> {
         let grant = grant.to_owned();
         self.write(move |tx| {
-            tx.execute("UPDATE tokens SET revoked = 1 WHERE grant_id = ?1", [grant])
-                .map_err(backend)?;
+            tx.execute("UPDATE tokens SET revoked = 1 WHERE grant_id = ?1", [grant]).map_err(backend)?;
             Ok(())
         })
         .await
@@ -707,19 +624,21 @@ impl Metadata for Sqlite {
     async fn token(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>> {
         let hash = hash.to_vec();
         self.read(move |c| {
-            c.prepare_cached("SELECT kind, user_id, app_id, scope, expires_at, revoked, grant_id FROM tokens WHERE hash = ?1")?
-                .query_row([hash], |r| {
-                    Ok(TokenRecord {
-                        kind: r.get(0)?,
-                        user_id: r.get(1)?,
-                        app_id: r.get(2)?,
-                        scope: r.get(3)?,
-                        expires_at: r.get(4)?,
-                        revoked: r.get(5)?,
-                        grant: r.get(6)?,
-                    })
+            c.prepare_cached(
+                "SELECT kind, user_id, app_id, scope, expires_at, revoked, grant_id FROM tokens WHERE hash = ?1",
+            )?
+            .query_row([hash], |r| {
+                Ok(TokenRecord {
+                    kind: r.get(0)?,
+                    user_id: r.get(1)?,
+                    app_id: r.get(2)?,
+                    scope: r.get(3)?,
+                    expires_at: r.get(4)?,
+                    revoked: r.get(5)?,
+                    grant: r.get(6)?,
                 })
-                .optional()
+            })
+            .optional()
         })
         .await
     }
@@ -739,11 +658,9 @@ impl Metadata for Sqlite {
 
     async fn root(&self, user_id: i64) -> StoreResult<Node> {
         self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {NODE_COLS} FROM nodes WHERE user_id = ?1 AND parent_id IS NULL"
-            ))?
-            .query_row([user_id], node_from_row)
-            .optional()
+            c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = ?1 AND parent_id IS NULL"))?
+                .query_row([user_id], node_from_row)
+                .optional()
         })
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("root of user {user_id}")))
@@ -798,11 +715,8 @@ impl Metadata for Sqlite {
                 (false, true) => " AND is_dir = 0",
                 (false, false) => return Ok(Vec::new()),
             };
-            let type_filter = if q.file_type.is_some() {
-                " AND (is_dir = 1 OR file_type = ?2)"
-            } else {
-                " AND ?2 IS NULL"
-            };
+            let type_filter =
+                if q.file_type.is_some() { " AND (is_dir = 1 OR file_type = ?2)" } else { " AND ?2 IS NULL" };
             let sql = format!(
                 "SELECT {NODE_COLS} FROM nodes WHERE parent_id = ?1{kinds}{type_filter} \
                  ORDER BY is_dir DESC, name LIMIT ?3 OFFSET ?4"
@@ -810,8 +724,7 @@ impl Metadata for Sqlite {
             let limit = q.limit.map(|l| l as i64).unwrap_or(-1);
             let mut stmt = c.prepare_cached(&sql)?;
             let ft = q.file_type.map(type_name);
-            stmt.query_map(params![parent, ft, limit, q.offset as i64], node_from_row)?
-                .collect()
+            stmt.query_map(params![parent, ft, limit, q.offset as i64], node_from_row)?.collect()
         })
         .await
     }
@@ -830,8 +743,7 @@ impl Metadata for Sqlite {
                 NODE_COLS.split(", ").map(|c| format!("n.{c}")).collect::<Vec<_>>().join(", ")
             );
             let mut stmt = c.prepare_cached(&sql)?;
-            stmt.query_map([folder], |r| Ok(Descendant { node: node_from_row(r)?, parent_rel: r.get(12)? }))?
-                .collect()
+            stmt.query_map([folder], |r| Ok(Descendant { node: node_from_row(r)?, parent_rel: r.get(12)? }))?.collect()
         })
         .await
     }
@@ -906,13 +818,7 @@ impl Metadata for Sqlite {
         .await
     }
 
-    async fn copy(
-        &self,
-        node: NodeId,
-        parent: NodeId,
-        name: &str,
-        quota: u64,
-    ) -> StoreResult<Node> {
+    async fn copy(&self, node: NodeId, parent: NodeId, name: &str, quota: u64) -> StoreResult<Node> {
         let name = name.to_owned();
         self.write(move |tx| {
             let p = must_node(tx, parent)?;
@@ -965,28 +871,21 @@ impl Metadata for Sqlite {
             let bytes: u64 = items.iter().filter(|n| !n.is_dir).map(|n| n.size).sum();
             let mut freed = Vec::new();
             for item in items.iter().rev() {
-                tx.execute("DELETE FROM nodes WHERE id = ?1", [item.id])
-                    .map_err(backend)?;
+                tx.execute("DELETE FROM nodes WHERE id = ?1", [item.id]).map_err(backend)?;
                 if let Some(blob) = &item.blob {
                     let refs: i64 = tx
-                        .query_row(
-                            "UPDATE blobs SET refs = refs - 1 WHERE key = ?1 RETURNING refs",
-                            [blob],
-                            |r| r.get(0),
-                        )
+                        .query_row("UPDATE blobs SET refs = refs - 1 WHERE key = ?1 RETURNING refs", [blob], |r| {
+                            r.get(0)
+                        })
                         .map_err(backend)?;
                     if refs <= 0 {
-                        tx.execute("DELETE FROM blobs WHERE key = ?1", [blob])
-                            .map_err(backend)?;
+                        tx.execute("DELETE FROM blobs WHERE key = ?1", [blob]).map_err(backend)?;
                         freed.push(blob.clone());
                     }
                 }
             }
-            tx.execute(
-                "UPDATE users SET used = MAX(0, used - ?2) WHERE id = ?1",
-                params![user_id, bytes as i64],
-            )
-            .map_err(backend)?;
+            tx.execute("UPDATE users SET used = MAX(0, used - ?2) WHERE id = ?1", params![user_id, bytes as i64])
+                .map_err(backend)?;
             Ok(freed)
         })
         .await
@@ -995,23 +894,14 @@ impl Metadata for Sqlite {
     async fn set_metadata(&self, node: NodeId, metadata: &str) -> StoreResult<()> {
         let metadata = metadata.to_owned();
         self.write(move |tx| {
-            tx.execute(
-                "UPDATE nodes SET metadata = ?2 WHERE id = ?1",
-                params![node, metadata],
-            )
-            .map_err(backend)?;
+            tx.execute("UPDATE nodes SET metadata = ?2 WHERE id = ?1", params![node, metadata]).map_err(backend)?;
             Ok(())
         })
         .await
     }
 
     async fn blob_keys(&self) -> StoreResult<std::collections::HashSet<String>> {
-        self.read(|c| {
-            c.prepare("SELECT key FROM blobs")?
-                .query_map([], |r| r.get(0))?
-                .collect()
-        })
-        .await
+        self.read(|c| c.prepare("SELECT key FROM blobs")?.query_map([], |r| r.get(0))?.collect()).await
     }
 }
 
@@ -1034,10 +924,7 @@ mod tests {
         let u = db.ensure_user("alice").await.unwrap();
         let root = db.root(u.id).await.unwrap();
         let a = db.create_folder(root.id, "a").await.unwrap();
-        assert!(matches!(
-            db.create_folder(root.id, "a").await,
-            Err(StoreError::AlreadyExists(_))
-        ));
+        assert!(matches!(db.create_folder(root.id, "a").await, Err(StoreError::AlreadyExists(_))));
         let f = NewFile {
             name: "x.txt".into(),
             size: 10,
@@ -1047,59 +934,16 @@ mod tests {
             metadata: None,
         };
         let f1 = db.insert_file(a.id, f.clone(), 100).await.unwrap();
-        let f2 = db
-            .insert_file(
-                a.id,
-                NewFile {
-                    blob: "b2".into(),
-                    ..f.clone()
-                },
-                100,
-            )
-            .await
-            .unwrap();
+        let f2 = db.insert_file(a.id, NewFile { blob: "b2".into(), ..f.clone() }, 100).await.unwrap();
         assert_eq!((f1.name.as_str(), f2.name.as_str()), ("x.txt", "x(1).txt"));
-        let err = db
-            .insert_file(
-                a.id,
-                NewFile {
-                    size: 81,
-                    blob: "b3".into(),
-                    ..f.clone()
-                },
-                100,
-            )
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            StoreError::QuotaExceeded {
-                needed: 81,
-                free: 80
-            }
-        ));
+        let err = db.insert_file(a.id, NewFile { size: 81, blob: "b3".into(), ..f.clone() }, 100).await.unwrap_err();
+        assert!(matches!(err, StoreError::QuotaExceeded { needed: 81, free: 80 }));
         let a2 = db.copy(a.id, root.id, "a2", 100).await.unwrap();
         assert_eq!(db.user(u.id).await.unwrap().unwrap().used, 40);
-        assert!(matches!(
-            db.copy(a.id, a.id, "in", 100).await,
-            Err(StoreError::IntoItself)
-        ));
+        assert!(matches!(db.copy(a.id, a.id, "in", 100).await, Err(StoreError::IntoItself)));
         let d = db.descendants(root.id, false).await.unwrap();
-        let paths: Vec<String> = d
-            .iter()
-            .map(|d| format!("{}{}", d.parent_rel, d.node.name))
-            .collect();
-        assert_eq!(
-            paths,
-            [
-                "a",
-                "a/x(1).txt",
-                "a/x.txt",
-                "a2",
-                "a2/x(1).txt",
-                "a2/x.txt"
-            ]
-        );
+        let paths: Vec<String> = d.iter().map(|d| format!("{}{}", d.parent_rel, d.node.name)).collect();
+        assert_eq!(paths, ["a", "a/x(1).txt", "a/x.txt", "a2", "a2/x(1).txt", "a2/x.txt"]);
         assert_eq!(db.delete(a.id).await.unwrap(), Vec::<String>::new());
         let mut freed = db.delete(a2.id).await.unwrap();
         freed.sort();

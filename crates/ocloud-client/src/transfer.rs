@@ -1,0 +1,232 @@
+//! Streaming uploads and downloads in fixed-size chunks (256 KiB) with progress: memory stays
+//! flat whatever the file size. Uploads from a file are replayed from the file on retry;
+//! downloads to a path go through `.<name>.ocloud-part` and resume with `Range`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use ocloud_wire::model::{UploadDescription, UploadResponse};
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::multipart::{Form, Part};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+use crate::error::{Error, Result};
+use crate::manager::{ApiManager, Replay};
+
+/// Chunk size of transfers.
+pub const CHUNK: usize = 256 * 1024;
+
+/// Told how many bytes just went through.
+///
+/// ```
+/// use std::sync::{Arc, atomic::{AtomicU64, Ordering}};
+/// let done = Arc::new(AtomicU64::new(0));
+/// let d = done.clone();
+/// let progress: Arc<dyn ocloud_client::Progress> = Arc::new(move |n: u64| { d.fetch_add(n, Ordering::Relaxed); });
+/// progress.advance(10);
+/// assert_eq!(done.load(Ordering::Relaxed), 10);
+/// ```
+pub trait Progress: Send + Sync {
+    /// `bytes` more were sent or received.
+    fn advance(&self, bytes: u64);
+}
+
+impl<F: Fn(u64) + Send + Sync> Progress for F {
+    fn advance(&self, bytes: u64) {
+        self(bytes)
+    }
+}
+
+fn counted<R: AsyncRead + Send + 'static>(reader: R, progress: Option<Arc<dyn Progress>>) -> reqwest::Body {
+    let stream = ReaderStream::with_capacity(reader, CHUNK).inspect(move |chunk| {
+        if let (Ok(c), Some(p)) = (chunk, &progress) {
+            p.advance(c.len() as u64);
+        }
+    });
+    reqwest::Body::wrap_stream(stream)
+}
+
+fn form(name: &str, size: u64, folder: Option<&str>, body: reqwest::Body) -> Result<Form> {
+    let desc = UploadDescription { name: name.to_owned(), size: size.to_string(), folder: folder.map(str::to_owned) };
+    let part = Part::stream_with_length(body, size).file_name(name.to_owned()).mime_str("application/octet-stream")?;
+    Ok(Form::new()
+        .text("description", serde_json::to_string(&desc).expect("description serialises"))
+        .part("file", part))
+}
+
+impl crate::cloud::Files<'_> {
+    /// Uploads a local file (form A of spec §3.9) into `folder` (`None`: the default
+    /// folder), under `name` (default: the file's name). Replayed from the file on retry.
+    ///
+    /// ```no_run
+    /// # async fn f(api: ocloud_client::ApiManager) -> ocloud_client::Result<()> {
+    /// let r = api.files().upload_path("photo.jpg".as_ref(), None, None, None).await?;
+    /// println!("stored as {} ({})", r.file_name, r.file_id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn upload_path(
+        &self,
+        path: &Path,
+        folder: Option<&str>,
+        name: Option<&str>,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> Result<UploadResponse> {
+        let meta = tokio::fs::metadata(path).await.map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() {
+            return Err(Error::Invalid(format!("{}: not a file", path.display())));
+        }
+        let name = match name {
+            Some(n) => n.to_owned(),
+            None => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| Error::Invalid(format!("{}: no file name", path.display())))?,
+        };
+        let size = meta.len();
+        let url = self.m.upload_url("/files/content");
+        let resp = self
+            .m
+            .send(Replay::Safe, |c| {
+                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                let body = counted(tokio::fs::File::from_std(file), progress.clone());
+                Ok(c.post(&url).multipart(form(&name, size, folder, body)?))
+            })
+            .await?;
+        let r: UploadResponse = resp.json().await?;
+        self.m.inner.paths.clear();
+        Ok(r)
+    }
+
+    /// Uploads `size` bytes read from `reader`. A stream cannot be replayed: a failure after
+    /// sending started is returned, not retried.
+    pub async fn upload_reader<R: AsyncRead + Send + 'static>(
+        &self,
+        reader: R,
+        name: &str,
+        size: u64,
+        folder: Option<&str>,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> Result<UploadResponse> {
+        let url = self.m.upload_url("/files/content");
+        let source = std::sync::Mutex::new(Some(reader));
+        let resp = self
+            .m
+            .send(Replay::Unsafe, |c| {
+                let reader = source
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .ok_or_else(|| Error::Invalid("a stream upload cannot be replayed".into()))?;
+                Ok(c.post(&url).multipart(form(name, size, folder, counted(reader, progress.clone()))?))
+            })
+            .await?;
+        let r: UploadResponse = resp.json().await?;
+        self.m.inner.paths.clear();
+        Ok(r)
+    }
+
+    /// Downloads a file by id to a local path (see [`ApiManager::download_to_path`]).
+    pub async fn download(&self, id: &str, dest: &Path, progress: Option<Arc<dyn Progress>>) -> Result<u64> {
+        let info = self.get(id).await?;
+        let url = info.download_url.ok_or_else(|| Error::Invalid(format!("file {id} has no downloadUrl")))?;
+        self.m.download_to_path(&url, dest, progress).await
+    }
+}
+
+/// The temp file a download to `dest` goes through.
+pub fn partial_path(dest: &Path) -> PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dest.with_file_name(format!(".{name}.ocloud-part"))
+}
+
+impl ApiManager {
+    /// Streams the content at `url` from byte `offset` into `writer`; returns the bytes
+    /// written. Fails if the server ignores the range.
+    pub async fn download_to_writer<W: AsyncWrite + Unpin>(
+        &self,
+        url: &str,
+        offset: u64,
+        writer: &mut W,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> Result<u64> {
+        let resp = self
+            .send(Replay::Safe, |c| {
+                let rb = c.get(url);
+                Ok(if offset > 0 { rb.header(RANGE, format!("bytes={offset}-")) } else { rb })
+            })
+            .await?;
+        if offset > 0 && resp.status().as_u16() != 206 {
+            return Err(Error::Invalid(format!("{url}: the server ignored the range")));
+        }
+        copy_body(resp, writer, progress.as_deref(), url).await
+    }
+
+    /// Downloads the content at `url` to `dest`: streamed into `.<name>.ocloud-part` beside
+    /// it, fsynced, then renamed, so `dest` never holds a partial file. A part left by an
+    /// interrupted download is resumed with `Range`. Returns the size of the file.
+    pub async fn download_to_path(&self, url: &str, dest: &Path, progress: Option<Arc<dyn Progress>>) -> Result<u64> {
+        let part = partial_path(dest);
+        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir, e))?;
+        }
+        let have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
+        let resp = self
+            .send(Replay::Safe, |c| {
+                let rb = c.get(url);
+                Ok(if have > 0 { rb.header(RANGE, format!("bytes={have}-")) } else { rb })
+            })
+            .await;
+        let resp = match resp {
+            // A part as long as the file: the last download stopped just before the rename.
+            Err(Error::Api(a)) if a.status == 416 && have > 0 => None,
+            Err(e) => return Err(e),
+            Ok(r) => Some(r),
+        };
+        if let Some(resp) = resp {
+            let resume = have > 0 && resp.status().as_u16() == 206 && content_range_start(&resp) == Some(have);
+            let mut file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .append(resume)
+                .truncate(!resume)
+                .open(&part)
+                .await
+                .map_err(|e| Error::io(&part, e))?;
+            if resume && let Some(p) = &progress {
+                p.advance(have);
+            }
+            copy_body(resp, &mut file, progress.as_deref(), &part.display().to_string()).await?;
+            file.sync_all().await.map_err(|e| Error::io(&part, e))?;
+        }
+        let size = tokio::fs::metadata(&part).await.map_err(|e| Error::io(&part, e))?.len();
+        tokio::fs::rename(&part, dest).await.map_err(|e| Error::io(dest, e))?;
+        Ok(size)
+    }
+}
+
+fn content_range_start(resp: &reqwest::Response) -> Option<u64> {
+    let v = resp.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+    v.strip_prefix("bytes ")?.split('-').next()?.parse().ok()
+}
+
+async fn copy_body<W: AsyncWrite + Unpin>(
+    resp: reqwest::Response,
+    writer: &mut W,
+    progress: Option<&dyn Progress>,
+    what: &str,
+) -> Result<u64> {
+    let mut stream = resp.bytes_stream();
+    let mut total = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        writer.write_all(&chunk).await.map_err(|e| Error::io(what, e))?;
+        total += chunk.len() as u64;
+        if let Some(p) = progress {
+            p.advance(chunk.len() as u64);
+        }
+    }
+    writer.flush().await.map_err(|e| Error::io(what, e))?;
+    Ok(total)
+}
