@@ -138,7 +138,8 @@ impl Blobs for FsBlobs {
 
     async fn put_rendition(&self, key: &str, kind: &str, bytes: Bytes) -> BlobResult<()> {
         let dest = self.path(key)?.with_extension(kind);
-        let tmp = self.tmp.join(format!("{key}.{kind}.part"));
+        // Unique temp name: a background job and a request may render the same thing at once.
+        let tmp = self.tmp.join(format!("{key}.{kind}.{}.part", uuid::Uuid::new_v4().simple()));
         let mut f = fs::File::create(&tmp).await.map_err(|e| io(&tmp, e))?;
         f.write_all(&bytes).await.map_err(|e| io(&tmp, e))?;
         f.sync_all().await.map_err(|e| io(&tmp, e))?;
