@@ -42,6 +42,8 @@
 //! any of the four error shapes of the spec. Failed calls are retried as the
 //! [`RetryPolicy`] says, and a rejected token is refreshed once and the call replayed.
 
+#![warn(missing_docs)]
+
 mod auth;
 mod cloud;
 mod config;
