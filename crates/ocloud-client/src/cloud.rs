@@ -133,6 +133,11 @@ impl Folders<'_> {
         self.m.send_json(Replay::Unsafe, |c| Ok(c.post(&url).json(&body))).await
     }
 
+    /// The raw call of spec §3.6: any combination of rename, move and copy.
+    pub async fn update(&self, id: &str, change: &UpdateItem) -> Result<SubFolder> {
+        self.m.update("folders", id, change.clone()).await
+    }
+
     /// Deletes a folder and everything in it.
     pub async fn delete(&self, id: &str) -> Result<()> {
         let url = self.m.api_url(&format!("/folders/{id}"));
@@ -169,6 +174,11 @@ impl Files<'_> {
     pub async fn get(&self, id: &str) -> Result<File> {
         let url = self.m.api_url(&format!("/files/{id}"));
         self.m.send_json(Replay::Safe, |c| Ok(c.get(&url))).await
+    }
+
+    /// The raw call of spec §3.6: any combination of rename, move and copy.
+    pub async fn update(&self, id: &str, change: &UpdateItem) -> Result<File> {
+        self.m.update("files", id, change.clone()).await
     }
 
     /// Deletes a file.

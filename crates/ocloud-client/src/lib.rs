@@ -58,7 +58,7 @@ pub use cloud::{Files, Folders, ListParams};
 pub use config::{Endpoints, ORANGE_API_URL, ORANGE_UPLOAD_URL, RetryPolicy};
 pub use error::{ApiError, Error, Result};
 pub use manager::{ApiManager, ApiManagerBuilder, Credentials};
-pub use ocloud_wire::model::{File, FileType, Folder, SubFolder, UploadResponse};
+pub use ocloud_wire::model::{File, FileType, Folder, SubFolder, UpdateItem, UploadResponse};
 pub use paths::{Entry, segments};
 pub use tokens::{FileTokenStore, MemoryTokenStore, TokenStore, Tokens};
 pub use transfer::{CHUNK, Progress, partial_path};

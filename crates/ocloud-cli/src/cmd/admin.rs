@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ocloud_wire::model::TokenResponse;
 
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Print a valid access token, creating the user and the app if needed.
     #[command(
@@ -20,7 +20,7 @@ pub enum Command {
     App(AppCommand),
 }
 
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum UserCommand {
     /// Create a user; prints a generated password unless --password-stdin.
     #[command(after_help = "Example:\n  echo 's3cret' | ocloud admin user add alice --password-stdin --quota 10GiB")]
@@ -54,7 +54,7 @@ pub enum UserCommand {
     Block(Account),
 }
 
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum AppCommand {
     /// Register an application; prints its client_id and client_secret once.
     #[command(
@@ -96,14 +96,14 @@ pub enum AppCommand {
     Block(Account),
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct DataDir {
     /// The service's data dir.
     #[arg(long, env = "OCLOUD_DATA_DIR", default_value = "./ocloud-data")]
     data_dir: PathBuf,
 }
 
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Clone, clap::Subcommand)]
 pub enum Account {
     /// Block: its calls get 403 (51 for an app, 52 for a user).
     Disable(AccountArgs),
@@ -111,7 +111,7 @@ pub enum Account {
     Enable(AccountArgs),
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct AccountArgs {
     /// The name.
     name: String,
@@ -120,7 +120,7 @@ pub struct AccountArgs {
     data_dir: PathBuf,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct TokenArgs {
     /// The service's data dir.
     #[arg(long, env = "OCLOUD_DATA_DIR", default_value = "./ocloud-data")]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ocloud_server::{Config, Ready};
 
 /// Options of `ocloud serve`; each has an environment variable.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Example:\n  ocloud serve --listen 127.0.0.1:8080 --data-dir ./ocloud-data --quota 5GiB")]
 pub struct Args {
     /// Address and port to listen on (port 0 picks a free one).

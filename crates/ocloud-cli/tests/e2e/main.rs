@@ -4,6 +4,7 @@ mod harness;
 
 mod api;
 mod browser;
+mod cli;
 mod client;
 mod content;
 mod crash;
