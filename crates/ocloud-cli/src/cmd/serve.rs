@@ -76,6 +76,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let addr = ready.addr;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "ocloud: listening on http://{addr} (data in {})", data_dir.display());
+            let dir = data_dir.display();
             if let Some(dev) = ready.dev_account {
                 let _ = writeln!(
                     out,
@@ -86,8 +87,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     dev.client_secret,
                     dev.redirect_uris.join(" ")
                 );
+                let _ = writeln!(
+                    out,
+                    "ocloud: point the CLI here and log in:\n  ocloud config set --api-url http://{addr} --client-id {} --client-secret {} && ocloud login",
+                    dev.client_id, dev.client_secret
+                );
             }
-            let _ = writeln!(out, "ocloud: get a token with: ocloud admin token --data-dir {}", data_dir.display());
+            let _ = writeln!(out, "ocloud: or use a token directly:\n  export OCLOUD_API_URL=http://{addr} OCLOUD_TOKEN=$(ocloud admin token --data-dir {dir})");
             let _ = out.flush();
         },
         shutdown_signal(),

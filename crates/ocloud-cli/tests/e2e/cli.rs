@@ -392,3 +392,73 @@ async fn concurrent_processes_share_one_token_file() {
     }
     let _ = admin;
 }
+
+#[tokio::test]
+async fn the_command_serve_prints_points_the_cli_and_login_uses_the_local_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.contains("ocloud login")) {
+        let mut l = String::new();
+        assert!(reader.read_line(&mut l).unwrap() > 0, "serve stopped printing: {lines:?}");
+        lines.push(l);
+    }
+    let url = lines[0].split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+    let password = lines.iter().find_map(|l| l.split("password ").nth(1)).unwrap().trim().to_owned();
+    let command = lines.last().unwrap().trim().to_owned();
+    // Run the printed command as a user would (without the `&& ocloud login` part).
+    let config = tempfile::tempdir().unwrap();
+    let set = command.split(" && ").next().unwrap();
+    let args: Vec<&str> = set.split_whitespace().skip(1).collect();
+    let out = Command::new(BIN)
+        .args(&args)
+        .env("OCLOUD_CONFIG", config.path().join("c.toml"))
+        .env_remove("OCLOUD_API_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // `ocloud login`: the local listener of the dev app's redirect URI receives the code.
+    let mut login = Command::new(BIN)
+        .args(["login", "--timeout", "60"])
+        .env("OCLOUD_CONFIG", config.path().join("c.toml"))
+        .env_remove("OCLOUD_API_URL")
+        .env("PATH", "/nonexistent") // no xdg-open: the URL is only printed
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(login.stderr.take().unwrap());
+    let mut authorize = String::new();
+    while !authorize.contains("/oauth/v2/authorize") {
+        authorize.clear();
+        assert!(err.read_line(&mut authorize).unwrap() > 0);
+    }
+    let path = authorize.trim().strip_prefix(&url).unwrap().to_owned();
+    let mut b = crate::oauth::Browser::new(&url);
+    let mut page = b.get(&path).await;
+    page = b.submit(&page, "/oauth/v2/login", &[("username", "dev"), ("password", &password)]).await;
+    page = b.submit(&page, "/oauth/v2/consent", &[("decision", "allow")]).await;
+    let callback = page.header("location").unwrap().to_owned();
+    assert!(callback.starts_with("http://127.0.0.1:8910/callback?"), "{callback}");
+    let answer = reqwest::get(&callback).await.unwrap().text().await.unwrap();
+    assert!(answer.contains("\"code\""));
+    assert!(login.wait().unwrap().success());
+    let who = Command::new(BIN)
+        .args(["--json", "whoami"])
+        .env("OCLOUD_CONFIG", config.path().join("c.toml"))
+        .env_remove("OCLOUD_API_URL")
+        .env_remove("OCLOUD_TOKEN")
+        .output()
+        .unwrap();
+    assert!(who.status.success(), "{}", String::from_utf8_lossy(&who.stderr));
+    let who: Value = serde_json::from_slice(&who.stdout).unwrap();
+    assert_eq!(who["api_url"], url);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -150,6 +150,15 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// A browser for a service at `base`.
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            base: base.to_owned(),
+            cookies: Vec::new(),
+        }
+    }
+
     fn keep_cookies(&mut self, r: &Resp) {
         for v in r.headers.get_all("set-cookie") {
             let v = v.to_str().unwrap();
