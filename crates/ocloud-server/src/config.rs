@@ -36,6 +36,8 @@ pub struct Config {
     pub rate_limit: u32,
     /// Issue a new refresh token on every refresh (Orange kept the old one: spec §2.2).
     pub rotate_refresh_tokens: bool,
+    /// Lifetime of a Personal Content upload URL.
+    pub upload_url_ttl: Duration,
     /// Create the dev user and app on an empty data dir.
     pub dev_account: bool,
 }
@@ -58,6 +60,7 @@ impl Config {
             code_ttl: Duration::from_secs(60),
             rate_limit: 0,
             rotate_refresh_tokens: false,
+            upload_url_ttl: Duration::from_secs(600),
             dev_account: true,
         }
     }

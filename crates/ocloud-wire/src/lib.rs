@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod id;
+pub mod legacy;
 pub mod model;
 
 pub use error::{ErrorBody, ErrorCode};

@@ -47,6 +47,9 @@ pub struct Args {
     /// Issue a new refresh token on each refresh (Orange kept the old one).
     #[arg(long, env = "OCLOUD_ROTATE_REFRESH_TOKENS")]
     rotate_refresh_tokens: bool,
+    /// Lifetime of a Personal Content upload URL, seconds.
+    #[arg(long, env = "OCLOUD_UPLOAD_URL_TTL", default_value_t = 600)]
+    upload_url_ttl: u64,
     /// Do not create the dev user and app on an empty data dir.
     #[arg(long, env = "OCLOUD_NO_DEV_ACCOUNT")]
     no_dev_account: bool,
@@ -66,6 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.rate_limit = args.rate_limit;
     cfg.rotate_refresh_tokens = args.rotate_refresh_tokens;
     cfg.dev_account = !args.no_dev_account;
+    cfg.upload_url_ttl = Duration::from_secs(args.upload_url_ttl);
     let data_dir = cfg.data_dir.clone();
     ocloud_server::serve(
         cfg,

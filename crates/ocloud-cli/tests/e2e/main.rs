@@ -9,5 +9,6 @@ mod client;
 mod content;
 mod crash;
 mod errors;
+mod legacy;
 mod oauth;
 mod upload;

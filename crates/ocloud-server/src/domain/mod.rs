@@ -6,6 +6,7 @@ pub mod auth;
 pub mod dates;
 pub mod error;
 pub mod kinds;
+pub mod legacy;
 pub mod limits;
 pub mod names;
 pub mod oauth;
@@ -34,7 +35,7 @@ pub struct Service {
     pub cfg: Arc<Config>,
     /// Base of content URLs, without trailing slash.
     pub public_url: String,
-    renders: Arc<tokio::sync::Semaphore>,
+    pub(crate) renders: Arc<tokio::sync::Semaphore>,
     limits: Arc<limits::RateLimits>,
 }
 

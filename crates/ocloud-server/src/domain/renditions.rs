@@ -1,6 +1,7 @@
-//! Thumbnails (~144×144) and previews (~800×800) of pictures, JPEG, aspect kept, never
-//! upscaled. Made once in the background after an upload, cached beside the blob, and made
-//! on demand if asked for before the background job ran.
+//! Thumbnails (~144×144) and previews (~800×800) of pictures for the Cloud API, and the
+//! 100×100 and 500×500 sizes of the Personal Photos API: JPEG, aspect kept, never upscaled.
+//! Made once in the background after an upload, cached beside the blob, and made on demand
+//! if asked for before the background job ran.
 
 use std::io::Cursor;
 
@@ -10,15 +11,21 @@ use tokio::io::AsyncReadExt;
 use super::{Error, Result, Service};
 
 /// The renditions: URL segment and bounding box.
-pub const KINDS: [(&str, u32); 2] = [("thumb", 144), ("preview", 800)];
+pub const KINDS: [(&str, u32); 4] = [("thumb", 144), ("preview", 800), ("p100", 100), ("p500", 500)];
 
 /// Pictures larger than this are not rendered (decoding needs the whole file in memory).
 const MAX_SOURCE: u64 = 64 << 20;
 
 /// Scales `source` to fit a `size`×`size` box (never up) and encodes it as JPEG.
 pub fn render(source: &[u8], size: u32) -> std::result::Result<Vec<u8>, image::ImageError> {
+    render_box(source, size, size)
+}
+
+/// Scales `source` to fit a `width`×`height` box (aspect kept, never up), as JPEG.
+pub fn render_box(source: &[u8], width: u32, height: u32) -> std::result::Result<Vec<u8>, image::ImageError> {
     let img = image::load_from_memory(source)?;
-    let img = if img.width() > size || img.height() > size { img.thumbnail(size, size) } else { img };
+    let img =
+        if img.width() > width || img.height() > height { img.thumbnail(width.max(1), height.max(1)) } else { img };
     let mut out = Vec::new();
     image::DynamicImage::ImageRgb8(img.to_rgb8()).write_to(&mut Cursor::new(&mut out), image::ImageFormat::Jpeg)?;
     Ok(out)
@@ -48,6 +55,15 @@ impl Service {
         if let Some(b) = self.blobs.rendition(blob, kind).await? {
             return Ok(b);
         }
+        let jpeg = self.render_now(blob, size, size).await?;
+        self.blobs.put_rendition(blob, kind, jpeg.clone()).await?;
+        Ok(jpeg)
+    }
+}
+
+impl Service {
+    /// Renders a blob into a `width`×`height` box now (not cached).
+    pub async fn render_now(&self, blob: &str, width: u32, height: u32) -> Result<Bytes> {
         let mut source = Vec::new();
         self.blobs
             .read(blob, 0, Some(MAX_SOURCE + 1))
@@ -56,15 +72,13 @@ impl Service {
             .await
             .map_err(|e| Error::Internal(format!("blob {blob}: {e}")))?;
         if source.len() as u64 > MAX_SOURCE {
-            return Err(Error::NotFound(format!("{kind} of a picture over 64 MiB")));
+            return Err(Error::NotFound("renditions of a picture over 64 MiB".into()));
         }
-        let jpeg = tokio::task::spawn_blocking(move || render(&source, size))
+        let jpeg = tokio::task::spawn_blocking(move || render_box(&source, width, height))
             .await
             .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|e| Error::NotFound(format!("{kind} of blob {blob}: {e}")))?;
-        let jpeg = Bytes::from(jpeg);
-        self.blobs.put_rendition(blob, kind, jpeg.clone()).await?;
-        Ok(jpeg)
+            .map_err(|e| Error::NotFound(format!("rendition of blob {blob}: {e}")))?;
+        Ok(Bytes::from(jpeg))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod conditional;
 pub mod content;
 pub mod error;
 pub mod extract;
+pub mod legacy;
 pub mod oauth;
 pub mod openapi;
 pub mod upload;
@@ -64,6 +65,10 @@ pub fn router(state: AppState) -> Router {
         .route("/cloud/v1/session/", post(session))
         .route("/cloud/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/personal/content/v1", get(legacy::content_api).post(legacy::content_api))
+        .route("/personal/content/v1/upload/{key}", axum::routing::any(legacy::content_upload))
+        .route("/personal/photos/v1", get(legacy::photos_api).post(legacy::photos_api))
+        .route("/personal/photos/v1/photo", get(legacy::photo))
         .route("/oauth/v2/authorize", get(oauth::authorize))
         .route("/oauth/v2/login", post(oauth::login))
         .route("/oauth/v2/consent", post(oauth::consent))

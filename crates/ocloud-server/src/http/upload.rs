@@ -143,7 +143,7 @@ async fn form_a(s: &AppState, a: &Access, p: &mut Multipart) -> Result<UploadRes
 
 /// Writes into a new blob, refusing to go over the declared size, the upload limit or the
 /// free space. Dropping it discards the blob.
-struct Sink {
+pub(crate) struct Sink {
     writer: Option<Box<dyn BlobWriter>>,
     written: u64,
     declared: Option<u64>,
@@ -152,7 +152,7 @@ struct Sink {
 }
 
 impl Sink {
-    async fn new(s: &AppState, a: &Access, declared: Option<u64>) -> Result<Sink, ApiError> {
+    pub(crate) async fn new(s: &AppState, a: &Access, declared: Option<u64>) -> Result<Sink, ApiError> {
         let writer = s.svc.blobs.create().await.map_err(Error::from)?;
         Ok(Sink {
             writer: Some(writer),
@@ -163,7 +163,7 @@ impl Sink {
         })
     }
 
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+    pub(crate) async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
         let total = self.written + chunk.len() as u64;
         if let Some(d) = self.declared
             && total > d
@@ -181,7 +181,7 @@ impl Sink {
         Ok(())
     }
 
-    async fn commit(mut self) -> Result<(String, u64), ApiError> {
+    pub(crate) async fn commit(mut self) -> Result<(String, u64), ApiError> {
         let key = self.writer.take().expect("sink open").commit().await.map_err(Error::from)?;
         Ok((key, self.written))
     }
@@ -189,13 +189,13 @@ impl Sink {
 
 /// Headers of one part.
 #[derive(Debug, Default)]
-struct PartHeaders {
-    name: Option<String>,
-    filename: Option<String>,
+pub(crate) struct PartHeaders {
+    pub(crate) name: Option<String>,
+    pub(crate) filename: Option<String>,
 }
 
 /// A lenient streaming `multipart/form-data` reader.
-struct Multipart {
+pub(crate) struct Multipart {
     stream: BodyDataStream,
     buf: BytesMut,
     dash_boundary: Vec<u8>,
@@ -219,7 +219,7 @@ fn line_end_before(buf: &[u8], i: usize) -> usize {
 }
 
 impl Multipart {
-    fn new(stream: BodyDataStream, boundary: &str, idle: std::time::Duration) -> Multipart {
+    pub(crate) fn new(stream: BodyDataStream, boundary: &str, idle: std::time::Duration) -> Multipart {
         Multipart {
             stream,
             buf: BytesMut::new(),
@@ -250,7 +250,7 @@ impl Multipart {
     }
 
     /// Skips the preamble (a stray CRLF included) through the first boundary.
-    async fn start(&mut self) -> Result<(), ApiError> {
+    pub(crate) async fn start(&mut self) -> Result<(), ApiError> {
         loop {
             if let Some(i) = self.find() {
                 self.buf.advance(i + self.dash_boundary.len());
@@ -267,7 +267,7 @@ impl Multipart {
 
     /// After a boundary: the next part's headers, or `None` at the closing delimiter or the
     /// end of the body.
-    async fn next_part(&mut self) -> Result<Option<PartHeaders>, ApiError> {
+    pub(crate) async fn next_part(&mut self) -> Result<Option<PartHeaders>, ApiError> {
         while self.buf.len() < 2 && self.fill().await? {}
         if self.buf.is_empty() || self.buf.starts_with(b"--") {
             return Ok(None);
@@ -311,7 +311,7 @@ impl Multipart {
     }
 
     /// A small part's whole content, through the next boundary.
-    async fn read_small(&mut self) -> Result<Bytes, ApiError> {
+    pub(crate) async fn read_small(&mut self) -> Result<Bytes, ApiError> {
         loop {
             if let Some(i) = self.find() {
                 let end = line_end_before(&self.buf, i);
@@ -330,7 +330,7 @@ impl Multipart {
 
     /// Exactly `n` bytes of file content, then whatever ends the part: CRLF or LF or
     /// nothing, and a boundary or the end of the body.
-    async fn stream_exact(&mut self, n: u64, sink: &mut Sink) -> Result<(), ApiError> {
+    pub(crate) async fn stream_exact(&mut self, n: u64, sink: &mut Sink) -> Result<(), ApiError> {
         let shorter = || {
             ApiError::new(ErrorCode::InvalidBodyField, format!("the file part is shorter than the declared {n} bytes"))
         };
@@ -376,7 +376,7 @@ impl Multipart {
     }
 
     /// File content up to the next boundary (or the end of the body).
-    async fn stream_until_delimiter(&mut self, sink: &mut Sink) -> Result<(), ApiError> {
+    pub(crate) async fn stream_until_delimiter(&mut self, sink: &mut Sink) -> Result<(), ApiError> {
         let hold = self.dash_boundary.len() + 2;
         loop {
             if let Some(i) = self.find() {
@@ -399,7 +399,7 @@ impl Multipart {
 }
 
 /// The value of `name=` among the `;`-separated parameters of a header value, unquoted.
-fn param(value: &str, name: &str) -> Option<String> {
+pub(crate) fn param(value: &str, name: &str) -> Option<String> {
     let mut rest = value;
     while let Some(semi) = rest.find(';') {
         rest = rest[semi + 1..].trim_start();

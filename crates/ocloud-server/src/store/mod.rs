@@ -111,6 +111,25 @@ pub struct CodeRecord {
     pub expires_at: i64,
 }
 
+/// A one-time upload URL of the Personal Content API (spec §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadUrl {
+    /// SHA-256 of the `downloadUploadKey` cookie value.
+    pub cookie_hash: Vec<u8>,
+    /// Whose upload.
+    pub user_id: i64,
+    /// Through which app.
+    pub app_id: i64,
+    /// Scopes of the token that asked.
+    pub scope: String,
+    /// Declared name.
+    pub name: String,
+    /// Declared size.
+    pub size: u64,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
 /// A browser session of the login pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSession {
@@ -271,6 +290,10 @@ pub trait Metadata: Send + Sync + 'static {
     /// belongs to `app_id`. Returns whether anything was revoked.
     async fn revoke_token(&self, hash: &[u8], app_id: i64) -> StoreResult<bool>;
 
+    /// Stores a one-time upload URL (by hash of its key).
+    async fn insert_upload_url(&self, hash: &[u8], url: UploadUrl) -> StoreResult<()>;
+    /// Takes an upload URL and marks it used; the flag says whether it was used already.
+    async fn take_upload_url(&self, hash: &[u8]) -> StoreResult<Option<(UploadUrl, bool)>>;
     /// Revokes every token of a grant (a replayed code's tokens).
     async fn revoke_grant(&self, grant: &str) -> StoreResult<()>;
     /// Stores a token.

@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS codes(
   scope TEXT NOT NULL, code_challenge TEXT, expires_at INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS consents(
   user_id INTEGER NOT NULL, app_id INTEGER NOT NULL, scope TEXT NOT NULL, PRIMARY KEY(user_id, app_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS upload_urls(
+  hash BLOB PRIMARY KEY, cookie_hash BLOB NOT NULL, user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,
+  scope TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+  used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS web_sessions(
   hash BLOB PRIMARY KEY, user_id INTEGER NOT NULL, csrf TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions(
@@ -595,6 +599,51 @@ impl Metadata for Sqlite {
                 tx.execute("UPDATE tokens SET revoked = 1 WHERE grant_id = ?1", [&grant]).map_err(backend)?;
             }
             Ok(true)
+        })
+        .await
+    }
+
+    async fn insert_upload_url(&self, hash: &[u8], u: UploadUrl) -> StoreResult<()> {
+        let hash = hash.to_vec();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO upload_urls(hash, cookie_hash, user_id, app_id, scope, name, size, expires_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                params![hash, u.cookie_hash, u.user_id, u.app_id, u.scope, u.name, u.size as i64, u.expires_at],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_upload_url(&self, hash: &[u8]) -> StoreResult<Option<(UploadUrl, bool)>> {
+        let hash = hash.to_vec();
+        self.write(move |tx| {
+            let found = tx
+                .query_row(
+                    "SELECT cookie_hash, user_id, app_id, scope, name, size, expires_at, used FROM upload_urls WHERE hash = ?1",
+                    [&hash],
+                    |r| {
+                        Ok((
+                            UploadUrl {
+                                cookie_hash: r.get(0)?,
+                                user_id: r.get(1)?,
+                                app_id: r.get(2)?,
+                                scope: r.get(3)?,
+                                name: r.get(4)?,
+                                size: r.get::<_, i64>(5)? as u64,
+                                expires_at: r.get(6)?,
+                            },
+                            r.get::<_, bool>(7)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(backend)?;
+            if found.is_some() {
+                tx.execute("UPDATE upload_urls SET used = 1 WHERE hash = ?1", [&hash]).map_err(backend)?;
+            }
+            Ok(found)
         })
         .await
     }

@@ -1,0 +1,273 @@
+//! The legacy Personal Content and Personal Photos APIs (spec §5, §6) against the real
+//! service: every action, every listed error, one-time URLs, resizing on decoded images, and
+//! what they store seen through the Cloud API.
+
+use ocloud_wire::legacy::{Mum, PhotosAction, StorageXmlEngine, UploadUrlResponse};
+
+use crate::harness::*;
+
+fn xml<T: serde::de::DeserializeOwned>(r: &Resp) -> T {
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"), "{text}");
+    quick_xml::de::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+async fn get(s: &Server, path: &str) -> Resp {
+    Api::send(reqwest::Client::new().get(format!("{}{path}", s.url))).await
+}
+
+fn multipart(boundary: &str, fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (k, v) in fields {
+        b.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+        );
+    }
+    if let Some((name, filename, data)) = file {
+        b.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        b.extend_from_slice(data);
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    b
+}
+
+async fn upload_to(url: &str, cookie: &str, body: Vec<u8>) -> Resp {
+    Api::send(
+        reqwest::Client::new()
+            .post(url)
+            .header("cookie", format!("downloadUploadKey={cookie}"))
+            .header("content-type", "multipart/form-data; boundary=BPzi")
+            .body(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn personal_content_two_steps() {
+    let s = Server::start(&["--quota", "100000"]);
+    let token = s.admin_token(&["--user", "alice", "--app", "tests"]);
+    let data = b"hello world, in two steps".to_vec();
+    let r = get(
+        &s,
+        &format!(
+            "/personal/content/v1?action=getContentUploadURL&token={token}&content_name=HelloWorld.jpg&content_size={}",
+            data.len()
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-language"), Some("en-US"));
+    let granted: UploadUrlResponse = xml(&r);
+    let url = granted.url.unwrap();
+    let cookie = granted.cookie.unwrap();
+    assert_eq!(cookie.name, "downloadUploadKey");
+    // GET is refused (and does not spend the URL).
+    let g = get(&s, url.strip_prefix(&s.url).unwrap()).await;
+    assert_eq!(g.status, 400);
+    assert_eq!(xml::<Mum>(&g).response.message, "HTTP Request method must be POST");
+    // A wrong cookie spends nothing but is refused.
+    let body = multipart("BPzi", &[], Some(("file_content", "HelloWorld.jpg", &data)));
+    let ok = upload_to(&url, &cookie.value, body.clone()).await;
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+    let stored: StorageXmlEngine = xml(&ok);
+    let c = stored.uploadcontentdirectlyresponse.content;
+    assert_eq!((c.name.as_str(), c.file_size), ("HelloWorld", data.len() as u64));
+    assert!(c.creation_date.ends_with("+00:00") && c.creation_date.contains('.'));
+    // Visible through the Cloud API, in the app folder.
+    let api = Api::new(&s.url, &token);
+    let f = api.get(&format!("/cloud/v1/files/{}", id(&format!("{APP}HelloWorld.jpg")))).await.ok();
+    assert_eq!(f["size"], data.len());
+    assert_eq!(api.download(f["id"].as_str().unwrap()).await.as_ref(), &data[..]);
+    // Single use.
+    let again = upload_to(&url, &cookie.value, body.clone()).await;
+    assert_eq!((again.status, xml::<Mum>(&again).response.message.as_str()), (400, "Can not create content"));
+}
+
+#[tokio::test]
+async fn personal_content_refusals() {
+    let s = Server::start(&["--quota", "1000", "--upload-url-ttl", "0"]);
+    let token = s.admin_token(&["--user", "alice", "--app", "tests"]);
+    let ask = |q: String| {
+        let s = &s;
+        async move { get(s, &format!("/personal/content/v1?{q}")).await }
+    };
+    for (q, code) in [
+        (format!("action=getContentUploadURL&token={token}&content_name=&content_size=3"), "PA003"),
+        (format!("action=getContentUploadURL&token={token}&content_name=a/b&content_size=3"), "PA003"),
+        (format!("action=getContentUploadURL&token={token}&content_name=a.txt&content_size=x"), "PA004"),
+        (format!("action=getContentUploadURL&token={token}&content_name=a.txt"), "PA004"),
+        (format!("action=getContentUploadURL&token={token}&content_name=a.txt&content_size=5000"), "MD327"),
+        ("action=getContentUploadURL&token=OFR-nope&content_name=a.txt&content_size=3".to_owned(), "MD804"),
+        (format!("action=somethingElse&token={token}"), "PA900"),
+    ] {
+        let r = ask(q.clone()).await;
+        assert_eq!(r.status, 500, "{q}");
+        let e: UploadUrlResponse = xml(&r);
+        assert_eq!(e.error.as_ref().unwrap().code, code, "{q}");
+        assert_eq!(e.url.is_some(), code == "MD804", "only MD804 carries the portal URL");
+    }
+    // Expired (TTL 0): refused on upload.
+    let r = ask(format!("action=getContentUploadURL&token={token}&content_name=a.txt&content_size=3")).await;
+    let g: UploadUrlResponse = xml(&r);
+    let up = upload_to(
+        &g.url.unwrap(),
+        &g.cookie.unwrap().value,
+        multipart("BPzi", &[], Some(("file_content", "a.txt", b"abc"))),
+    )
+    .await;
+    assert_eq!(xml::<Mum>(&up).response.message, "Can not create content");
+
+    let s = Server::start(&[]);
+    let token = s.admin_token(&["--user", "alice", "--app", "tests"]);
+    let grant = |name: &str, size: usize| {
+        let (s, token, name) = (&s, token.clone(), name.to_owned());
+        async move {
+            let g: UploadUrlResponse = xml(&get(s, &format!("/personal/content/v1?action=getContentUploadURL&token={token}&content_name={name}&content_size={size}")).await);
+            (g.url.unwrap(), g.cookie.unwrap().value)
+        }
+    };
+    // Missing part; size mismatch; wrong cookie.
+    let (url, cookie) = grant("a.txt", 3).await;
+    let r = upload_to(&url, &cookie, multipart("BPzi", &[("other", "x")], None)).await;
+    assert_eq!(xml::<Mum>(&r).response.message, "Parameter file_content is not found in uploadcontent");
+    let (url, cookie) = grant("a.txt", 3).await;
+    let r = upload_to(&url, &cookie, multipart("BPzi", &[], Some(("file_content", "a.txt", b"abcdef")))).await;
+    assert_eq!(xml::<Mum>(&r).response.message, "Error while uploading content");
+    let (url, _) = grant("a.txt", 3).await;
+    let r = upload_to(&url, "wrong", multipart("BPzi", &[], Some(("file_content", "a.txt", b"abc")))).await;
+    assert_eq!((r.status, xml::<Mum>(&r).response.message.as_str()), (400, "Can not create content"));
+    assert_eq!(Api::new(&s.url, &token).root("").await["files"], serde_json::json!([]), "nothing stored");
+}
+
+async fn photos(s: &Server, q: &str) -> (u16, PhotosAction) {
+    let r = get(s, &format!("/personal/photos/v1?{q}")).await;
+    (r.status, xml(&r))
+}
+
+async fn add_photo(
+    s: &Server,
+    token: &str,
+    album: Option<&str>,
+    title: &str,
+    filename: &str,
+    data: &[u8],
+) -> (u16, PhotosAction) {
+    let mut fields = vec![("action", "AddMediaObj"), ("F_title", title), ("token", token)];
+    if let Some(a) = album {
+        fields.insert(1, ("Album", a));
+    }
+    let body = multipart("---------------------------41184676334", &fields, Some(("F", filename, data)));
+    let r = Api::send(
+        reqwest::Client::new()
+            .post(format!("{}/personal/photos/v1", s.url))
+            .header("content-type", "multipart/form-data; boundary=---------------------------41184676334")
+            .body(body),
+    )
+    .await;
+    (r.status, xml(&r))
+}
+
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::RgbImage::from_fn(w, h, |x, _| image::Rgb([(x % 255) as u8, 10, 200]))
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg)
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn personal_photos_every_action() {
+    let s = Server::start(&[]);
+    let token = s.admin_token(&["--user", "alice", "--app", "tests"]);
+    let (st, list) = photos(&s, &format!("action=GetAlbumsList&token={token}")).await;
+    assert_eq!((st, list.code, list.version.as_str()), (200, 3201, "2.0"));
+    assert_eq!(list.albums.unwrap().count, 0);
+    let (_, created) = photos(&s, &format!("action=CreateAlbum&TIT=Summer%202024&token={token}")).await;
+    assert_eq!(created.code, 100);
+    let album = created.album.unwrap();
+    assert_eq!(album.title, "Summer 2024");
+    let (_, dup) = photos(&s, &format!("action=CreateAlbum&title=Summer%202024&token={token}")).await;
+    assert_eq!(dup.album.unwrap().title, "Summer 2024-1");
+    // The seed's typo `?actionGetAlbum`, and the lower-case `album`.
+    let (_, got) = photos(&s, &format!("actionGetAlbum&album={}&token={token}", album.cyphered_id)).await;
+    assert_eq!((got.code, got.album.unwrap().title.as_str()), (105, "Summer 2024"));
+
+    // AddMediaObj: four formats recognised from the bytes, whatever the name.
+    let (st, added) = add_photo(&s, &token, Some(&album.cyphered_id), "Beach", "beach.jpg", &jpeg(1200, 600)).await;
+    assert_eq!((st, added.code), (200, 3201));
+    let m = added.media_object.unwrap();
+    assert_eq!((m.width, m.height, m.mime_type.as_str(), m.title.as_str()), (1200, 600, "image/jpeg", "Beach"));
+    for (fmt, mime) in [
+        (image::ImageFormat::Png, "image/png"),
+        (image::ImageFormat::Gif, "image/gif"),
+        (image::ImageFormat::Bmp, "image/bmp"),
+    ] {
+        let mut data = Vec::new();
+        image::RgbaImage::new(30, 20).write_to(&mut std::io::Cursor::new(&mut data), fmt).unwrap();
+        let (_, a) = add_photo(&s, &token, Some(&album.cyphered_id), mime, "named.dat", &data).await;
+        let m = a.media_object.unwrap();
+        assert_eq!((m.mime_type.as_str(), m.width, m.height), (mime, 30, 20));
+    }
+    let (st, bad) = add_photo(&s, &token, Some(&album.cyphered_id), "text", "fake.jpg", b"not a picture at all").await;
+    assert_eq!((st, bad.code, bad.error_code), (400, 200, Some(1401)));
+    // Without Album: the inbox.
+    let (_, inbox) = add_photo(&s, &token, None, "Loose", "loose.png", &png(8, 8)).await;
+    let albums = inbox.albums.unwrap();
+    assert!(albums.album.iter().any(|a| a.title == "Inbox" && a.media_objects.count == 1));
+    assert!(albums.album.iter().any(|a| a.title == "Summer 2024" && a.media_objects.count == 4));
+
+    let (_, list) = photos(&s, &format!("actionGetMediaObjsList&Album={}&token={token}", album.cyphered_id)).await;
+    assert_eq!(list.code, 3204);
+    let objs = list.media_objects.unwrap().media_object;
+    assert_eq!(objs.len(), 4);
+    let beach = objs.iter().find(|o| o.title == "Beach").unwrap().clone();
+    let (_, one) = photos(&s, &format!("action=GetMediaObj&MOB={}&token={token}", beach.cyphered_id)).await;
+    assert_eq!((one.code, one.media_object.unwrap()), (3205, beach.clone()));
+
+    // baseUrl serves the photo; width/height resize, aspect kept, never upscaled.
+    let base = format!("{}&token={token}", beach.base_url);
+    let original = Api::send(reqwest::Client::new().get(&base)).await;
+    assert_eq!(image::load_from_memory(&original.body).unwrap().width(), 1200);
+    for (w, h, ew, eh) in [(100, 100, 100, 50), (500, 500, 500, 250), (300, 1000, 300, 150), (5000, 5000, 1200, 600)] {
+        let r = Api::send(reqwest::Client::new().get(format!("{base}&width={w}&height={h}"))).await;
+        assert_eq!(r.status, 200);
+        let img = image::load_from_memory(&r.body).unwrap();
+        assert_eq!((img.width(), img.height()), (ew, eh), "{w}x{h}");
+    }
+    let anon = Api::send(reqwest::Client::new().get(&beach.base_url)).await;
+    assert_eq!((anon.status, xml::<PhotosAction>(&anon).error_code), (400, Some(1106)));
+
+    // The Cloud API sees albums as folders and photos as files.
+    let api = Api::new(&s.url, &token);
+    let folder = api.get(&format!("/cloud/v1/folders/{}", id(&format!("{APP}Photos/Summer 2024/")))).await.ok();
+    assert_eq!(folder["files"].as_array().unwrap().len(), 4);
+    assert!(folder["files"].as_array().unwrap().iter().any(|f| f["name"] == "beach.jpg" && f["type"] == "PICTURE"));
+}
+
+#[tokio::test]
+async fn personal_photos_errors() {
+    let s = Server::start(&[]);
+    let token = s.admin_token(&["--user", "alice", "--app", "tests"]);
+    for (q, status, code) in [
+        ("action=GetAlbumsList&token=OFR-bad".to_owned(), 400, 1106),
+        ("action=GetAlbumsList".to_owned(), 400, 1106),
+        (format!("token={token}"), 400, 1101),
+        (format!("action=CreateAlbum&token={token}"), 400, 1101),
+        (format!("action=GetAlbum&token={token}"), 400, 1101),
+        (format!("action=GetAlbum&Album=ffff&token={token}"), 404, 1201),
+        (format!("action=GetMediaObjsList&Album=nothex&token={token}"), 404, 1201),
+        (format!("action=GetMediaObj&MOB=ffff&token={token}"), 404, 1301),
+        (format!("action=Teleport&token={token}"), 400, 1102),
+    ] {
+        let (st, a) = photos(&s, &q).await;
+        assert_eq!((st, a.code, a.error_code), (status, 200, Some(code)), "{q}");
+        assert!(a.error_msg.is_some());
+    }
+    // Another user's album is unknown to this one.
+    let (_, created) = photos(&s, &format!("action=CreateAlbum&TIT=mine&token={token}")).await;
+    let bob = s.admin_token(&["--user", "bob", "--app", "tests"]);
+    let (st, a) =
+        photos(&s, &format!("action=GetAlbum&Album={}&token={bob}", created.album.unwrap().cyphered_id)).await;
+    assert_eq!((st, a.error_code), (404, Some(1201)));
+}
