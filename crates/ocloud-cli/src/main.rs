@@ -148,6 +148,12 @@ enum Command {
     Sync(cmd::transfer::SyncArgs),
     /// Compare a local folder and a remote folder.
     Check(cmd::transfer::CheckArgs),
+    /// The legacy Personal Photos API: albums and photos.
+    #[command(subcommand)]
+    Photos(cmd::personal::PhotosCommand),
+    /// The legacy Personal Content API: one-time upload URLs.
+    #[command(subcommand)]
+    Content(cmd::personal::ContentCommand),
     /// Print a shell completion script.
     #[command(after_help = "Example:\n  ocloud completions bash > /etc/bash_completion.d/ocloud")]
     Completions {
@@ -222,6 +228,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Download { remote, local, opts } => cmd::transfer::download(&api()?, remote, local, opts, &out).await,
         Command::Sync(a) => cmd::transfer::sync(&api()?, a, &out).await,
         Command::Check(a) => cmd::transfer::check(&api()?, a, &out).await,
+        Command::Photos(c) => cmd::personal::photos(&api()?, c, &out).await,
+        Command::Content(c) => cmd::personal::content(&api()?, c, &out).await,
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "ocloud", &mut std::io::stdout());
             Ok(())

@@ -50,6 +50,7 @@ mod config;
 mod error;
 mod manager;
 mod paths;
+mod personal;
 mod tokens;
 mod transfer;
 
@@ -58,7 +59,10 @@ pub use cloud::{Files, Folders, ListParams};
 pub use config::{Endpoints, ORANGE_API_URL, ORANGE_UPLOAD_URL, RetryPolicy};
 pub use error::{ApiError, Error, Result};
 pub use manager::{ApiManager, ApiManagerBuilder, Credentials};
+/// The XML types of the legacy Personal APIs.
+pub use ocloud_wire::legacy;
 pub use ocloud_wire::model::{File, FileType, Folder, SubFolder, UpdateItem, UploadResponse};
 pub use paths::{Entry, segments};
+pub use personal::{PersonalContent, PersonalPhotos, UploadUrl};
 pub use tokens::{FileTokenStore, MemoryTokenStore, TokenStore, Tokens};
 pub use transfer::{CHUNK, Progress, partial_path};

@@ -39,7 +39,7 @@ impl<F: Fn(u64) + Send + Sync> Progress for F {
     }
 }
 
-fn counted<R: AsyncRead + Send + 'static>(reader: R, progress: Option<Arc<dyn Progress>>) -> reqwest::Body {
+pub(crate) fn counted<R: AsyncRead + Send + 'static>(reader: R, progress: Option<Arc<dyn Progress>>) -> reqwest::Body {
     let stream = ReaderStream::with_capacity(reader, CHUNK).inspect(move |chunk| {
         if let (Ok(c), Some(p)) = (chunk, &progress) {
             p.advance(c.len() as u64);

@@ -3,5 +3,6 @@
 pub mod admin;
 pub mod auth;
 pub mod fs;
+pub mod personal;
 pub mod serve;
 pub mod transfer;

@@ -271,3 +271,48 @@ async fn personal_photos_errors() {
         photos(&s, &format!("action=GetAlbum&Album={}&token={bob}", created.album.unwrap().cyphered_id)).await;
     assert_eq!((st, a.error_code), (404, Some(1201)));
 }
+
+#[test]
+fn photos_and_content_from_the_cli() {
+    let s = Server::start(&[]);
+    let token = s.admin_token(&["--user", "alice", "--app", "tests"]);
+    let config = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(BIN)
+            .args(args)
+            .env("OCLOUD_CONFIG", config.path().join("c.toml"))
+            .env("OCLOUD_API_URL", &s.url)
+            .env("OCLOUD_TOKEN", &token)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&run(&a)).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pic = dir.path().join("beach.jpg");
+    std::fs::write(&pic, jpeg(800, 400)).unwrap();
+    let album = json(&["photos", "create-album", "Trip"]);
+    let album_id = album["id"].as_str().unwrap().to_owned();
+    let added = json(&["photos", "add", pic.to_str().unwrap(), "--album", &album_id, "--title", "Beach"]);
+    let media = added[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!((added[0]["width"].as_u64(), added[0]["title"].as_str()), (Some(800), Some("Beach")));
+    let albums = json(&["photos", "albums"]);
+    assert_eq!(albums[0]["mediaObjects"], 1);
+    assert_eq!(json(&["photos", "ls", &album_id])[0]["id"], media.as_str());
+    assert_eq!(json(&["photos", "info", &media])["mimeType"], "image/jpeg");
+    let small = dir.path().join("small.jpg");
+    run(&["photos", "get", &media, "--width", "100", "--height", "100", "-o", small.to_str().unwrap()]);
+    let img = image::load_from_memory(&std::fs::read(&small).unwrap()).unwrap();
+    assert_eq!((img.width(), img.height()), (100, 50));
+
+    let doc = dir.path().join("HelloWorld.txt");
+    std::fs::write(&doc, b"content api").unwrap();
+    let c = json(&["content", "upload", doc.to_str().unwrap()]);
+    assert_eq!((c["name"].as_str(), c["fileSize"].as_u64()), (Some("HelloWorld"), Some(11)));
+    assert_eq!(run(&["cat", "/HelloWorld.txt"]), "content api");
+}
