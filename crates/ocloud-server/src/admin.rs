@@ -134,3 +134,37 @@ pub async fn ensure_dev_account(svc: &Service) -> anyhow::Result<Option<DevAccou
         redirect_uris: uris,
     }))
 }
+
+/// Fills a folder with `count` files of `size` bytes sharing one blob (benchmarks, demos): one
+/// transaction, one content file. Returns the folder's path.
+pub async fn fill(
+    data_dir: &Path,
+    user: &str,
+    app: &str,
+    folder: &str,
+    count: usize,
+    size: usize,
+) -> anyhow::Result<String> {
+    let svc = open(data_dir)?;
+    let user = svc.meta.ensure_user(user).await?;
+    let app = svc.meta.ensure_app(app).await?;
+    let a = svc.access_for(user.id, app.id, "openid cloudfullwrite").await?;
+    let root = svc.meta.root(user.id).await?;
+    let names: Vec<String> = folder.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let dir = svc.meta.ensure_folders(root.id, &names).await?;
+    let mut w = svc.blobs.create().await?;
+    w.write(&vec![b'x'; size]).await?;
+    let blob = w.commit().await?;
+    let files = (0..count)
+        .map(|i| crate::store::NewFile {
+            name: format!("file-{i:07}.txt"),
+            size: size as u64,
+            blob: blob.clone(),
+            file_type: ocloud_wire::model::FileType::File,
+            mime: "text/plain".into(),
+            metadata: None,
+        })
+        .collect();
+    svc.meta.insert_files(dir.id, files, svc.quota_of(&a.user).max(u64::MAX / 2)).await?;
+    Ok(names.join("/"))
+}

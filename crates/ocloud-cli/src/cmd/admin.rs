@@ -12,6 +12,29 @@ pub enum Command {
         after_help = "Example:\n  TOKEN=$(ocloud admin token --data-dir ./ocloud-data --user alice)\n  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:8080/cloud/v1/freespace"
     )]
     Token(TokenArgs),
+    /// Fill a folder with COUNT files of SIZE bytes sharing one content (benchmarks, demos).
+    #[command(
+        after_help = "Example:\n  ocloud admin fill --data-dir ./ocloud-data --user dev --folder /big --count 100000"
+    )]
+    Fill {
+        /// User (created if missing).
+        #[arg(long, default_value = "dev")]
+        user: String,
+        /// App whose token will be used (created if missing).
+        #[arg(long, default_value = "ocloud")]
+        app: String,
+        /// Folder path from the user's root (created if missing).
+        #[arg(long)]
+        folder: String,
+        /// Number of files.
+        #[arg(long)]
+        count: usize,
+        /// Bytes per file.
+        #[arg(long, default_value_t = 16)]
+        size: usize,
+        #[command(flatten)]
+        dir: DataDir,
+    },
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
@@ -144,6 +167,10 @@ pub struct TokenArgs {
 
 pub async fn run(c: Command) -> anyhow::Result<()> {
     match c {
+        Command::Fill { user, app, folder, count, size, dir } => {
+            let path = ocloud_server::admin::fill(&dir.data_dir, &user, &app, &folder, count, size).await?;
+            println!("{count} files in /{path}");
+        }
         Command::User(UserCommand::Block(acc)) => account(false, acc).await?,
         Command::App(AppCommand::Block(acc)) => account(true, acc).await?,
         Command::User(UserCommand::Add { name, password_stdin, quota, dir }) => {

@@ -319,6 +319,9 @@ pub trait Metadata: Send + Sync + 'static {
     async fn create_folder(&self, parent: NodeId, name: &str) -> StoreResult<Node>;
     /// Records a file whose content is already durable; renames on a clash; checks the quota.
     async fn insert_file(&self, parent: NodeId, file: NewFile, quota: u64) -> StoreResult<Node>;
+    /// Records many files at once in one transaction (imports, benchmarks); renames on
+    /// clashes; checks the quota for the total.
+    async fn insert_files(&self, parent: NodeId, files: Vec<NewFile>, quota: u64) -> StoreResult<usize>;
     /// Renames and/or moves a node. `AlreadyExists`, `IntoItself`.
     async fn relocate(&self, node: NodeId, parent: NodeId, name: &str) -> StoreResult<Node>;
     /// Copies a node (recursively) under `parent` as `name`, sharing blobs; checks the quota.

@@ -235,6 +235,40 @@ pub(crate) fn clash_name(name: &str, n: u32) -> String {
     }
 }
 
+/// Inserts a file under `p` (renamed `stem(n).ext` on a clash) and counts its blob reference.
+fn insert_file_row(tx: &Connection, p: &Node, file: &NewFile) -> StoreResult<NodeId> {
+    let mut name = file.name.clone();
+    let mut n = 0;
+    while child(tx, p.id, &name).map_err(backend)?.is_some() {
+        n += 1;
+        name = clash_name(&file.name, n);
+    }
+    let now = now_ms();
+    tx.prepare_cached(
+        "INSERT INTO nodes(user_id, parent_id, name, is_dir, size, blob, file_type, mime, metadata, created, updated) \
+         VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            p.user_id,
+            p.id,
+            name,
+            file.size as i64,
+            file.blob,
+            type_name(file.file_type),
+            file.mime,
+            file.metadata,
+            now
+        ])
+    })
+    .map_err(backend)?;
+    let id = tx.last_insert_rowid();
+    tx.prepare_cached("INSERT INTO blobs(key, refs) VALUES (?1, 1) ON CONFLICT(key) DO UPDATE SET refs = refs + 1")
+        .and_then(|mut st| st.execute([&file.blob]))
+        .map_err(backend)?;
+    Ok(id)
+}
+
 /// Is `ancestor` equal to `node` or one of its ancestors?
 fn is_within(c: &Connection, mut node: NodeId, ancestor: NodeId) -> StoreResult<bool> {
     loop {
@@ -816,26 +850,23 @@ impl Metadata for Sqlite {
                 return Err(StoreError::NotFound(format!("folder {parent}")));
             }
             charge(tx, p.user_id, file.size, quota)?;
-            let mut name = file.name.clone();
-            let mut n = 0;
-            while child(tx, parent, &name).map_err(backend)?.is_some() {
-                n += 1;
-                name = clash_name(&file.name, n);
-            }
-            let now = now_ms();
-            tx.execute(
-                "INSERT INTO nodes(user_id, parent_id, name, is_dir, size, blob, file_type, mime, metadata, created, updated) \
-                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                params![p.user_id, parent, name, file.size as i64, file.blob, type_name(file.file_type), file.mime, file.metadata, now],
-            )
-            .map_err(backend)?;
-            let id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO blobs(key, refs) VALUES (?1, 1) ON CONFLICT(key) DO UPDATE SET refs = refs + 1",
-                [&file.blob],
-            )
-            .map_err(backend)?;
+            let id = insert_file_row(tx, &p, &file)?;
             must_node(tx, id)
+        })
+        .await
+    }
+
+    async fn insert_files(&self, parent: NodeId, files: Vec<NewFile>, quota: u64) -> StoreResult<usize> {
+        self.write(move |tx| {
+            let p = must_node(tx, parent)?;
+            if !p.is_dir {
+                return Err(StoreError::NotFound(format!("folder {parent}")));
+            }
+            charge(tx, p.user_id, files.iter().map(|f| f.size).sum(), quota)?;
+            for f in &files {
+                insert_file_row(tx, &p, f)?;
+            }
+            Ok(files.len())
         })
         .await
     }

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# ocloud benchmarks, side by side with reference tools on the same machine and disk.
+# Prints one line per measure: ours, reference, ratio, goal. Never pass/fail.
+#
+#   bash bench/run.sh                 # 1 GiB file, 2,000 small files, 100,000-entry folder
+#   SIZE_MB=256 FILES=500 bash bench/run.sh   # quicker
+#
+# Installs what it needs from Debian (nginx with WebDAV, curl, rclone, wrk, hyperfine, time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE_MB=${SIZE_MB:-1024}
+FILES=${FILES:-2000}
+BIG_FOLDER=${BIG_FOLDER:-100000}
+
+need=()
+for t in nginx:nginx curl:curl rclone:rclone wrk:wrk hyperfine:hyperfine /usr/bin/time:time; do
+  command -v "${t%%:*}" >/dev/null 2>&1 || need+=("${t##*:}")
+done
+[ -e /usr/lib/nginx/modules/ngx_http_dav_ext_module.so ] || need+=(libnginx-mod-http-dav-ext)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release --quiet -p ocloud-cli
+BIN=$PWD/target/release/ocloud
+
+W=$(mktemp -d /tmp/ocloud-bench.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+ratio() { python3 -c "import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f'{a/b:.2f}' if b else 'n/a')" "$1" "$2"; }
+RESULTS=$W/results.md
+row() { printf '| %s | %s | %s | %s | %s |\n' "$@" | tee -a "$RESULTS"; }
+wait_http() { for _ in $(seq 200); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.05; done; echo "no answer from $1" >&2; return 1; }
+peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+reset_peak() { echo 5 > "/proc/$1/clear_refs" 2>/dev/null || true; }
+
+# --- servers ---
+P_OC=$(port); P_NG=$(port); P_RC=$(port)
+mkdir -p "$W/oc-data" "$W/ng-root" "$W/rc-root" "$W/ng-tmp"
+"$BIN" serve --listen 127.0.0.1:$P_OC --data-dir "$W/oc-data" --quota 1TiB --max-upload-size 1TiB --no-dev-account >"$W/oc.log" 2>&1 &
+OC_PID=$!; pids+=($OC_PID)
+cat > "$W/nginx.conf" <<NGX
+load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
+worker_processes 2; pid $W/nginx.pid; error_log $W/nginx-error.log; daemon off;
+events { worker_connections 1024; }
+http {
+  access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
+  client_body_temp_path $W/ng-tmp; client_max_body_size 0;
+  server { listen 127.0.0.1:$P_NG; root $W/ng-root;
+    location / { dav_methods PUT DELETE MKCOL COPY MOVE; dav_ext_methods PROPFIND OPTIONS; create_full_put_path on;
+                 default_type application/json; } }
+}
+NGX
+nginx -c "$W/nginx.conf" &
+pids+=($!)
+env -u AWS_CA_BUNDLE rclone serve webdav "$W/rc-root" --addr 127.0.0.1:$P_RC >"$W/rc.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$P_OC/healthz"; wait_http "http://127.0.0.1:$P_NG/" || true; sleep 0.5
+export OCLOUD_API_URL=http://127.0.0.1:$P_OC OCLOUD_CONFIG=$W/cli.toml
+export OCLOUD_TOKEN=$("$BIN" admin token --data-dir "$W/oc-data" --user bench --app bench)
+RC="env -u AWS_CA_BUNDLE rclone --config /dev/null"
+
+echo "# ocloud bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${SIZE_MB} MiB file, $FILES small files" | tee "$RESULTS"
+echo | tee -a "$RESULTS"
+row "# measure" "ocloud" "reference" "ratio" "goal"
+row "---" "---" "---" "---" "---"
+
+# --- 1. large upload (durable on all sides) ---
+head -c $((SIZE_MB * 1048576)) /dev/urandom > "$W/big.bin"
+sync "$W/big.bin"
+reset_peak $OC_PID
+t0=$(now); /usr/bin/time -f "%M" -o "$W/cli-up.rss" "$BIN" upload "$W/big.bin" /bench/ --quiet; t1=$(now)
+oc_up=$(python3 -c "print($t1-$t0)"); srv_up_rss=$(peak_rss_kib $OC_PID); cli_up_rss=$(cat "$W/cli-up.rss")
+t0=$(now); curl -sS -T "$W/big.bin" "http://127.0.0.1:$P_NG/big.bin"; sync "$W/ng-root/big.bin"; t1=$(now)
+curl_up=$(python3 -c "print($t1-$t0)")
+t0=$(now); $RC copy "$W/big.bin" :webdav:/ --webdav-url "http://127.0.0.1:$P_RC" 2>/dev/null; sync "$W/rc-root/big.bin"; t1=$(now)
+rc_up=$(python3 -c "print($t1-$t0)")
+mbps() { python3 -c "print(f'{$SIZE_MB/$1:.0f} MiB/s')"; }
+row "1 upload ${SIZE_MB} MiB vs curl→nginx" "$(mbps $oc_up)" "$(mbps $curl_up)" "$(ratio $curl_up $oc_up)" "≥ 0.9"
+row "1 upload ${SIZE_MB} MiB vs rclone→rclone" "$(mbps $oc_up)" "$(mbps $rc_up)" "$(ratio $rc_up $oc_up)" "≥ 1.5"
+
+# --- 2. large download ---
+mkdir -p "$W/dl"
+reset_peak $OC_PID
+t0=$(now); /usr/bin/time -f "%M" -o "$W/cli-down.rss" "$BIN" download /bench/big.bin "$W/dl/oc.bin" --quiet; t1=$(now)
+oc_down=$(python3 -c "print($t1-$t0)"); srv_down_rss=$(peak_rss_kib $OC_PID); cli_down_rss=$(cat "$W/cli-down.rss")
+cmp -s "$W/big.bin" "$W/dl/oc.bin" || echo "WARNING: downloaded file differs" >&2
+t0=$(now); curl -sS -o "$W/dl/curl.bin" "http://127.0.0.1:$P_NG/big.bin"; t1=$(now); curl_down=$(python3 -c "print($t1-$t0)")
+t0=$(now); $RC copyto :webdav:/big.bin "$W/dl/rc.bin" --webdav-url "http://127.0.0.1:$P_RC" 2>/dev/null; t1=$(now); rc_down=$(python3 -c "print($t1-$t0)")
+row "2 download ${SIZE_MB} MiB vs curl←nginx" "$(mbps $oc_down)" "$(mbps $curl_down)" "$(ratio $curl_down $oc_down)" "≥ 0.9"
+row "2 download ${SIZE_MB} MiB vs rclone←rclone" "$(mbps $oc_down)" "$(mbps $rc_down)" "$(ratio $rc_down $oc_down)" "≥ 1.5"
+rm -f "$W/dl/"*.bin "$W/ng-root/big.bin" "$W/rc-root/big.bin"
+
+# --- 3. many small files ---
+mkdir -p "$W/many"
+for i in $(seq 1 "$FILES"); do d="$W/many/d$((i % 20))"; mkdir -p "$d"; head -c 4096 /dev/urandom > "$d/f$i.bin"; done
+t0=$(now); "$BIN" upload "$W/many" /many --quiet; t1=$(now); oc_many=$(python3 -c "print($t1-$t0)")
+t0=$(now); $RC copy "$W/many" :webdav:/many --webdav-url "http://127.0.0.1:$P_RC" 2>/dev/null; t1=$(now); rc_many=$(python3 -c "print($t1-$t0)")
+fps() { python3 -c "print(f'{$FILES/$1:.0f} files/s')"; }
+row "3 upload $FILES × 4 KiB vs rclone→rclone" "$(fps $oc_many)" "$(fps $rc_many)" "$(ratio $rc_many $oc_many)" "≥ 3"
+
+# --- 4. peak RSS during 1 and 2 ---
+mib() { python3 -c "print(f'{$1/1024:.1f} MiB')"; }
+srv_rss=$(( srv_up_rss > srv_down_rss ? srv_up_rss : srv_down_rss ))
+cli_rss=$(( cli_up_rss > cli_down_rss ? cli_up_rss : cli_down_rss ))
+row "4 peak RSS, service (upload/download)" "$(mib $srv_rss)" "—" "—" "≤ 64 MiB"
+row "4 peak RSS, CLI (upload/download)" "$(mib $cli_rss)" "—" "—" "≤ 32 MiB"
+
+# --- 5. listing throughput vs nginx serving the same bytes ---
+"$BIN" admin fill --data-dir "$W/oc-data" --user bench --app bench --folder "mes dossiers partenaires/bench/list100" --count 100 >/dev/null
+LIST_ID=$(python3 -c 'import base64,sys; print(base64.urlsafe_b64encode(sys.argv[1].encode()).decode().rstrip("="))' "mes dossiers partenaires/bench/list100/")
+curl -fsS -H "Authorization: Bearer $OCLOUD_TOKEN" "http://127.0.0.1:$P_OC/cloud/v1/folders/$LIST_ID" > "$W/ng-root/list100.json"
+wrk_rps() { wrk -t2 -c32 -d"${WRK_SECONDS:-5}"s "$@" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
+oc_rps=$(wrk_rps -H "Authorization: Bearer $OCLOUD_TOKEN" "http://127.0.0.1:$P_OC/cloud/v1/folders/$LIST_ID")
+ng_rps=$(wrk_rps "http://127.0.0.1:$P_NG/list100.json")
+row "5 100-entry listing, req/s vs nginx" "$oc_rps" "$ng_rps" "$(ratio $oc_rps $ng_rps)" "≥ 0.5"
+
+# --- 6. a page of 100 from a 100,000-entry folder vs from a 100-entry folder ---
+"$BIN" admin fill --data-dir "$W/oc-data" --user bench --app bench --folder "mes dossiers partenaires/bench/big" --count "$BIG_FOLDER" >/dev/null
+BIG_ID=$(python3 -c 'import base64,sys; print(base64.urlsafe_b64encode(sys.argv[1].encode()).decode().rstrip("="))' "mes dossiers partenaires/bench/big/")
+lat() { wrk -t1 -c1 -d3s -H "Authorization: Bearer $OCLOUD_TOKEN" "$1" 2>/dev/null | awk '/Requests\/sec/ {print $2}'; }
+big_rps=$(lat "http://127.0.0.1:$P_OC/cloud/v1/folders/$BIG_ID?limit=100&offset=$((BIG_FOLDER / 2))")
+small_rps=$(lat "http://127.0.0.1:$P_OC/cloud/v1/folders/$LIST_ID?limit=100")
+row "6 page of 100 at offset $((BIG_FOLDER / 2)) of $BIG_FOLDER, time vs 100-entry folder" "$(python3 -c "print(f'{1000/$big_rps:.2f} ms')")" "$(python3 -c "print(f'{1000/$small_rps:.2f} ms')")" "$(ratio $small_rps $big_rps)" "≤ 2"
+
+# --- 7. start to first 200 on the data dir (now over $BIG_FOLDER files) ---
+kill $OC_PID; wait $OC_PID 2>/dev/null || true
+P2=$(port)
+start_ms=$(python3 - "$BIN" "$W/oc-data" "$P2" <<'PY'
+import subprocess, sys, time, urllib.request
+bin_, data, port = sys.argv[1:]
+t0 = time.monotonic()
+p = subprocess.Popen([bin_, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data, "--no-dev-account"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+while True:
+    try:
+        if urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).status == 200:
+            break
+    except Exception:
+        time.sleep(0.001)
+print(f"{(time.monotonic() - t0) * 1000:.0f}")
+p.terminate(); p.wait()
+PY
+)
+row "7 start to first 200, $BIG_FOLDER-file data dir" "${start_ms} ms" "—" "—" "≤ 100 ms"
+
+mkdir -p bench
+cp "$RESULTS" bench/last-run.md
+echo; echo "(table saved in bench/last-run.md)"
