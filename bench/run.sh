@@ -44,7 +44,7 @@ mkdir -p "$W/oc-data" "$W/ng-root" "$W/rc-root" "$W/ng-tmp"
 OC_PID=$!; pids+=($OC_PID)
 cat > "$W/nginx.conf" <<NGX
 load_module /usr/lib/nginx/modules/ngx_http_dav_ext_module.so;
-worker_processes 2; pid $W/nginx.pid; error_log $W/nginx-error.log; daemon off;
+user root; worker_processes 2; pid $W/nginx.pid; error_log $W/nginx-error.log; daemon off;
 events { worker_connections 1024; }
 http {
   access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
@@ -58,7 +58,7 @@ nginx -c "$W/nginx.conf" &
 pids+=($!)
 env -u AWS_CA_BUNDLE rclone serve webdav "$W/rc-root" --addr 127.0.0.1:$P_RC >"$W/rc.log" 2>&1 &
 pids+=($!)
-wait_http "http://127.0.0.1:$P_OC/healthz"; wait_http "http://127.0.0.1:$P_NG/" || true; sleep 0.5
+wait_http "http://127.0.0.1:$P_OC/healthz"; sleep 0.5
 export OCLOUD_API_URL=http://127.0.0.1:$P_OC OCLOUD_CONFIG=$W/cli.toml
 export OCLOUD_TOKEN=$("$BIN" admin token --data-dir "$W/oc-data" --user bench --app bench)
 RC="env -u AWS_CA_BUNDLE rclone --config /dev/null"

@@ -282,6 +282,8 @@ pub async fn upload(api: &ApiManager, local: &Path, dst: &str, o: &TransferOpts,
                 let (parent, name) = remote::split(dst);
                 (remote::resolve(api, &parent).await?.id, name)
             }
+            // A trailing slash names a folder to put the file in, as rclone does.
+            Err(Error::NotFound(_)) if dst.ends_with('/') => (api.create_folder_all(dst).await?, fname),
             Err(Error::NotFound(_)) => {
                 let (parent, name) = remote::split(dst);
                 (api.create_folder_all(&parent).await?, name)
@@ -330,7 +332,8 @@ pub async fn download(
     let e = remote::resolve(api, src).await?;
     let mut outcome = Outcome::default();
     if !e.is_dir {
-        let dest = if local.is_dir() { local.join(&e.name) } else { local.to_path_buf() };
+        let into_dir = local.is_dir() || local.as_os_str().to_string_lossy().ends_with('/');
+        let dest = if into_dir { local.join(&e.name) } else { local.to_path_buf() };
         if !safe_name(&e.name) {
             return Err(Coded(Exit::Error, format!("{src}: unsafe name {:?} for a local file", e.name)).into());
         }

@@ -225,6 +225,11 @@ fn recursive_round_trip_and_skips() {
     assert_eq!(std::fs::read(&single).unwrap(), std::fs::read(src.path().join("a.txt")).unwrap());
     c.ok(&["upload", src.path().join("a.txt").to_str().unwrap(), "/new/place/z.txt"]);
     assert_eq!(c.json(&["stat", "/new/place/z.txt"])["size"], 10);
+    c.ok(&["upload", src.path().join("a.txt").to_str().unwrap(), "/into/this/"]);
+    assert_eq!(c.json(&["stat", "/into/this/a.txt"])["size"], 10, "a trailing slash names a folder");
+    let into = dst.path().join("fresh/");
+    c.ok(&["download", "/into/this/a.txt", &format!("{}/", into.display())]);
+    assert!(into.join("a.txt").is_file());
     // Replacing a file of another size keeps one file of that name.
     std::fs::write(src.path().join("a.txt"), b"changed").unwrap();
     c.ok(&["upload", src.path().join("a.txt").to_str().unwrap(), "/new/place/z.txt"]);

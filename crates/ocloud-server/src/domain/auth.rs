@@ -134,14 +134,21 @@ impl Service {
     /// 42, blocked app 51, blocked user 52, no cloud scope 50.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Access> {
         let token = token.ok_or(Error::MissingCredentials)?;
-        let record = self.meta.token(&hash_token(token)).await?.ok_or(Error::InvalidCredentials)?;
+        let hash = hash_token(token);
+        let generation = self.meta.generation().await?;
+        if let Some((access, expires_at)) = self.caches.auth(generation, &hash) {
+            return if expires_at <= now_s() { Err(Error::ExpiredCredentials) } else { Ok(access) };
+        }
+        let record = self.meta.token(&hash).await?.ok_or(Error::InvalidCredentials)?;
         if record.kind != "access" || record.revoked {
             return Err(Error::InvalidCredentials);
         }
         if record.expires_at <= now_s() {
             return Err(Error::ExpiredCredentials);
         }
-        self.access_for(record.user_id, record.app_id, &record.scope).await
+        let access = self.access_for(record.user_id, record.app_id, &record.scope).await?;
+        self.caches.put_auth(generation, hash, access.clone(), record.expires_at);
+        Ok(access)
     }
 
     /// The access a grant of `scope` gives `user_id` through `app_id`: blocked app 51,

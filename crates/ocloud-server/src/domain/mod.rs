@@ -3,6 +3,7 @@
 //! [`Metadata`] and [`Blobs`] traits.
 
 pub mod auth;
+pub mod cache;
 pub mod dates;
 pub mod error;
 pub mod kinds;
@@ -37,6 +38,7 @@ pub struct Service {
     pub public_url: String,
     pub(crate) renders: Arc<tokio::sync::Semaphore>,
     limits: Arc<limits::RateLimits>,
+    pub(crate) caches: Arc<cache::Caches>,
 }
 
 impl Service {
@@ -50,6 +52,7 @@ impl Service {
             public_url,
             renders: Arc::new(tokio::sync::Semaphore::new(workers)),
             limits: Arc::default(),
+            caches: Arc::default(),
         }
     }
 }

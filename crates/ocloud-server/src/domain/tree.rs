@@ -232,6 +232,20 @@ impl Service {
         })
     }
 
+    /// [`Self::list`] as JSON bytes, from the listing cache when nothing changed since.
+    pub async fn list_json(&self, a: &Access, folder_id: Option<&str>, p: &ListParams) -> Result<bytes::Bytes> {
+        let generation = self.meta.generation().await?;
+        let key =
+            format!("{}|{}|{}{}|{:?}|{p:?}", a.user.id, a.app.id, a.full_read as u8, a.full_write as u8, folder_id);
+        if let Some(body) = self.caches.listing(generation, &key) {
+            return Ok(body);
+        }
+        let folder = self.list(a, folder_id, p).await?;
+        let body = bytes::Bytes::from(serde_json::to_vec(&folder).map_err(|e| Error::Internal(e.to_string()))?);
+        self.caches.put_listing(generation, key, body.clone());
+        Ok(body)
+    }
+
     /// `POST /folders` (spec §3.5).
     pub async fn create_folder(&self, a: &Access, name: &str, parent_id: Option<&str>) -> Result<Folder> {
         let name = names::validate(name)?;

@@ -52,9 +52,13 @@ fn list_params(q: &RawQuery) -> ApiResult<ListParams> {
     ("tree" = Option<bool>, Query, description = "folders only"),
     ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query)),
     responses((status = 200, body = Folder)))]
-pub async fn root_folder(State(s): State<AppState>, Auth(a): Auth, q: RawQuery) -> ApiResult<Json<Folder>> {
+pub async fn root_folder(State(s): State<AppState>, Auth(a): Auth, q: RawQuery) -> ApiResult<Response> {
     let p = list_params(&q)?;
-    Ok(Json(s.svc.list(&a, None, &p).await?))
+    Ok(json_bytes(s.svc.list_json(&a, None, &p).await?))
+}
+
+fn json_bytes(body: bytes::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// One folder.
@@ -64,9 +68,9 @@ pub async fn folder(
     Auth(a): Auth,
     Path(id): Path<String>,
     q: RawQuery,
-) -> ApiResult<Json<Folder>> {
+) -> ApiResult<Response> {
     let p = list_params(&q)?;
-    Ok(Json(s.svc.list(&a, Some(&id), &p).await?))
+    Ok(json_bytes(s.svc.list_json(&a, Some(&id), &p).await?))
 }
 
 /// Creates a folder.

@@ -243,6 +243,9 @@ pub struct NewToken {
 /// The metadata contract. See the module docs for atomicity.
 #[async_trait]
 pub trait Metadata: Send + Sync + 'static {
+    /// A number that changes whenever anything is committed, by this process or another one
+    /// (caches compare it).
+    async fn generation(&self) -> StoreResult<u64>;
     /// The user with this name, created (with its root folder) if missing.
     async fn ensure_user(&self, name: &str) -> StoreResult<User>;
     /// A user by id.

@@ -58,6 +58,8 @@ pub struct Sqlite {
     path: PathBuf,
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    // Never writes: its `PRAGMA data_version` changes on every commit of any connection.
+    watcher: Arc<Mutex<Connection>>,
 }
 
 impl Sqlite {
@@ -65,7 +67,8 @@ impl Sqlite {
     pub fn open(path: &Path) -> anyhow::Result<Sqlite> {
         let conn = connect(path)?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Sqlite { path: path.to_owned(), writer: Arc::new(Mutex::new(conn)), readers: Arc::default() })
+        let watcher = Arc::new(Mutex::new(connect(path)?));
+        Ok(Sqlite { path: path.to_owned(), writer: Arc::new(Mutex::new(conn)), readers: Arc::default(), watcher })
     }
 
     async fn read<T: Send + 'static>(
@@ -84,6 +87,19 @@ impl Sqlite {
             out
         })
         .await
+    }
+
+    /// A short indexed read, run in place: cheaper than a hop to the blocking pool, which
+    /// costs more than the read itself. Long reads (walks, full listings) use [`Self::read`].
+    fn quick<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        let pooled = self.readers.lock().expect("reader pool").pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => connect(&self.path).map_err(backend)?,
+        };
+        let out = f(&conn).map_err(backend);
+        self.readers.lock().expect("reader pool").push(conn);
+        out
     }
 
     async fn write<T: Send + 'static>(
@@ -269,6 +285,34 @@ fn insert_file_row(tx: &Connection, p: &Node, file: &NewFile) -> StoreResult<Nod
     Ok(id)
 }
 
+fn list_children(c: &Connection, parent: NodeId, q: ChildQuery) -> rusqlite::Result<Vec<Node>> {
+    let kinds = match (q.dirs, q.files) {
+        (true, true) => "",
+        (true, false) => " AND is_dir = 1",
+        (false, true) => " AND is_dir = 0",
+        (false, false) => return Ok(Vec::new()),
+    };
+    let type_filter = if q.file_type.is_some() { " AND (is_dir = 1 OR file_type = ?2)" } else { " AND ?2 IS NULL" };
+    // Without a type filter the page is chosen on the listing index alone (no row is
+    // read for the skipped entries), then its rows are fetched: an offset deep in a
+    // 100,000-entry folder stays cheap.
+    let sql = if q.file_type.is_none() && q.offset > 0 {
+        format!(
+            "SELECT {NODE_COLS} FROM nodes WHERE id IN (SELECT id FROM nodes WHERE parent_id = ?1{kinds} AND ?2 IS NULL \
+                     ORDER BY is_dir DESC, name LIMIT ?3 OFFSET ?4) ORDER BY is_dir DESC, name"
+        )
+    } else {
+        format!(
+            "SELECT {NODE_COLS} FROM nodes WHERE parent_id = ?1{kinds}{type_filter} \
+                     ORDER BY is_dir DESC, name LIMIT ?3 OFFSET ?4"
+        )
+    };
+    let limit = q.limit.map(|l| l as i64).unwrap_or(-1);
+    let mut stmt = c.prepare_cached(&sql)?;
+    let ft = q.file_type.map(type_name);
+    stmt.query_map(params![parent, ft, limit, q.offset as i64], node_from_row)?.collect()
+}
+
 /// Is `ancestor` equal to `node` or one of its ancestors?
 fn is_within(c: &Connection, mut node: NodeId, ancestor: NodeId) -> StoreResult<bool> {
     loop {
@@ -296,6 +340,11 @@ fn subtree(c: &Connection, root: NodeId) -> rusqlite::Result<Vec<Node>> {
 
 #[async_trait]
 impl Metadata for Sqlite {
+    async fn generation(&self) -> StoreResult<u64> {
+        let c = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)).map(|v| v as u64).map_err(backend)
+    }
+
     async fn ensure_user(&self, name: &str) -> StoreResult<User> {
         let name = name.to_owned();
         self.write(move |tx| {
@@ -320,11 +369,10 @@ impl Metadata for Sqlite {
     }
 
     async fn user(&self, id: i64) -> StoreResult<Option<User>> {
-        self.read(move |c| {
+        self.quick(move |c| {
             c.query_row("SELECT id, name, quota, used, disabled FROM users WHERE id = ?1", [id], user_from_row)
                 .optional()
         })
-        .await
     }
 
     async fn ensure_app(&self, name: &str) -> StoreResult<App> {
@@ -362,10 +410,9 @@ impl Metadata for Sqlite {
     }
 
     async fn app(&self, id: i64) -> StoreResult<Option<App>> {
-        self.read(move |c| {
+        self.quick(move |c| {
             c.query_row(&format!("SELECT {APP_COLS} FROM apps WHERE id = ?1"), [id], app_from_row).optional()
         })
-        .await
     }
 
     async fn create_user(&self, name: &str, password_hash: &str, quota: Option<u64>) -> StoreResult<User> {
@@ -395,7 +442,7 @@ impl Metadata for Sqlite {
 
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<(User, Option<String>)>> {
         let name = name.to_owned();
-        self.read(move |c| {
+        self.quick(move |c| {
             c.query_row(
                 "SELECT id, name, quota, used, disabled, password_hash FROM users WHERE name = ?1",
                 [name],
@@ -403,7 +450,6 @@ impl Metadata for Sqlite {
             )
             .optional()
         })
-        .await
     }
 
     async fn users(&self) -> StoreResult<Vec<User>> {
@@ -476,11 +522,10 @@ impl Metadata for Sqlite {
 
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
         let client_id = client_id.to_owned();
-        self.read(move |c| {
+        self.quick(move |c| {
             c.query_row(&format!("SELECT {APP_COLS} FROM apps WHERE client_id = ?1"), [client_id], app_from_row)
                 .optional()
         })
-        .await
     }
 
     async fn apps(&self) -> StoreResult<Vec<App>> {
@@ -558,13 +603,12 @@ impl Metadata for Sqlite {
     }
 
     async fn consent(&self, user_id: i64, app_id: i64) -> StoreResult<Option<String>> {
-        self.read(move |c| {
+        self.quick(move |c| {
             c.query_row("SELECT scope FROM consents WHERE user_id = ?1 AND app_id = ?2", [user_id, app_id], |r| {
                 r.get(0)
             })
             .optional()
         })
-        .await
     }
 
     async fn set_consent(&self, user_id: i64, app_id: i64, scope: &str) -> StoreResult<()> {
@@ -596,13 +640,12 @@ impl Metadata for Sqlite {
 
     async fn web_session(&self, hash: &[u8]) -> StoreResult<Option<WebSession>> {
         let hash = hash.to_vec();
-        self.read(move |c| {
+        self.quick(move |c| {
             c.query_row("SELECT user_id, csrf, expires_at FROM web_sessions WHERE hash = ?1", [hash], |r| {
                 Ok(WebSession { user_id: r.get(0)?, csrf: r.get(1)?, expires_at: r.get(2)? })
             })
             .optional()
         })
-        .await
     }
 
     async fn delete_web_session(&self, hash: &[u8]) -> StoreResult<()> {
@@ -706,7 +749,7 @@ impl Metadata for Sqlite {
 
     async fn token(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>> {
         let hash = hash.to_vec();
-        self.read(move |c| {
+        self.quick(move |c| {
             c.prepare_cached(
                 "SELECT kind, user_id, app_id, scope, expires_at, revoked, grant_id FROM tokens WHERE hash = ?1",
             )?
@@ -723,7 +766,6 @@ impl Metadata for Sqlite {
             })
             .optional()
         })
-        .await
     }
 
     async fn insert_session(&self, esid: &str, user_id: i64, expires_at: i64) -> StoreResult<()> {
@@ -740,22 +782,21 @@ impl Metadata for Sqlite {
     }
 
     async fn root(&self, user_id: i64) -> StoreResult<Node> {
-        self.read(move |c| {
+        self.quick(move |c| {
             c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = ?1 AND parent_id IS NULL"))?
                 .query_row([user_id], node_from_row)
                 .optional()
-        })
-        .await?
+        })?
         .ok_or_else(|| StoreError::NotFound(format!("root of user {user_id}")))
     }
 
     async fn node(&self, id: NodeId) -> StoreResult<Option<Node>> {
-        self.read(move |c| get_node(c, id)).await
+        self.quick(move |c| get_node(c, id))
     }
 
     async fn walk(&self, start: NodeId, names: &[String]) -> StoreResult<Option<Node>> {
         let names = names.to_vec();
-        self.read(move |c| {
+        self.quick(move |c| {
             let mut cur = match get_node(c, start)? {
                 Some(n) => n,
                 None => return Ok(None),
@@ -771,7 +812,6 @@ impl Metadata for Sqlite {
             }
             Ok(Some(cur))
         })
-        .await
     }
 
     async fn ensure_folders(&self, start: NodeId, names: &[String]) -> StoreResult<Node> {
@@ -791,25 +831,17 @@ impl Metadata for Sqlite {
     }
 
     async fn children(&self, parent: NodeId, q: ChildQuery) -> StoreResult<Vec<Node>> {
-        self.read(move |c| {
-            let kinds = match (q.dirs, q.files) {
-                (true, true) => "",
-                (true, false) => " AND is_dir = 1",
-                (false, true) => " AND is_dir = 0",
-                (false, false) => return Ok(Vec::new()),
-            };
-            let type_filter =
-                if q.file_type.is_some() { " AND (is_dir = 1 OR file_type = ?2)" } else { " AND ?2 IS NULL" };
-            let sql = format!(
-                "SELECT {NODE_COLS} FROM nodes WHERE parent_id = ?1{kinds}{type_filter} \
-                 ORDER BY is_dir DESC, name LIMIT ?3 OFFSET ?4"
-            );
-            let limit = q.limit.map(|l| l as i64).unwrap_or(-1);
-            let mut stmt = c.prepare_cached(&sql)?;
-            let ft = q.file_type.map(type_name);
-            stmt.query_map(params![parent, ft, limit, q.offset as i64], node_from_row)?.collect()
-        })
-        .await
+        // A page or a small folder is a short read, done in place; a big folder (over 1,000
+        // entries asked) goes to the blocking pool.
+        const IN_PLACE: u64 = 1000;
+        if q.limit.is_some_and(|l| l <= IN_PLACE) {
+            return self.quick(|c| list_children(c, parent, q));
+        }
+        let first = self.quick(|c| list_children(c, parent, ChildQuery { limit: Some(IN_PLACE + 1), ..q }))?;
+        if first.len() as u64 <= IN_PLACE {
+            return Ok(first);
+        }
+        self.read(move |c| list_children(c, parent, q)).await
     }
 
     async fn descendants(&self, folder: NodeId, dirs_only: bool) -> StoreResult<Vec<Descendant>> {
