@@ -38,6 +38,8 @@ pub struct Config {
     pub rotate_refresh_tokens: bool,
     /// Lifetime of a Personal Content upload URL.
     pub upload_url_ttl: Duration,
+    /// Keep the generation-keyed read caches (tokens, listings); off only for measurements.
+    pub cache: bool,
     /// Create the dev user and app on an empty data dir.
     pub dev_account: bool,
 }
@@ -62,6 +64,7 @@ impl Config {
             rotate_refresh_tokens: false,
             upload_url_ttl: Duration::from_secs(600),
             dev_account: true,
+            cache: true,
         }
     }
 }

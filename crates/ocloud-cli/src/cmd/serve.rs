@@ -50,6 +50,9 @@ pub struct Args {
     /// Lifetime of a Personal Content upload URL, seconds.
     #[arg(long, env = "OCLOUD_UPLOAD_URL_TTL", default_value_t = 600)]
     upload_url_ttl: u64,
+    /// Turn off the read caches of tokens and listings (for measurements).
+    #[arg(long, env = "OCLOUD_NO_CACHE")]
+    no_cache: bool,
     /// Do not create the dev user and app on an empty data dir.
     #[arg(long, env = "OCLOUD_NO_DEV_ACCOUNT")]
     no_dev_account: bool,
@@ -69,6 +72,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.rate_limit = args.rate_limit;
     cfg.rotate_refresh_tokens = args.rotate_refresh_tokens;
     cfg.dev_account = !args.no_dev_account;
+    cfg.cache = !args.no_cache;
     cfg.upload_url_ttl = Duration::from_secs(args.upload_url_ttl);
     let data_dir = cfg.data_dir.clone();
     ocloud_server::serve(

@@ -136,7 +136,7 @@ impl Service {
         let token = token.ok_or(Error::MissingCredentials)?;
         let hash = hash_token(token);
         let generation = self.meta.generation().await?;
-        if let Some((access, expires_at)) = self.caches.auth(generation, &hash) {
+        if let Some((access, expires_at)) = self.cfg.cache.then(|| self.caches.auth(generation, &hash)).flatten() {
             return if expires_at <= now_s() { Err(Error::ExpiredCredentials) } else { Ok(access) };
         }
         let record = self.meta.token(&hash).await?.ok_or(Error::InvalidCredentials)?;

@@ -23,7 +23,10 @@ impl<K: std::hash::Hash + Eq, V: Clone> Generational<K, V> {
         Generational { generation: 0, map: HashMap::new() }
     }
 
-    fn get(&mut self, generation: u64, k: &K) -> Option<V> {
+    fn get<Q: std::hash::Hash + Eq + ?Sized>(&mut self, generation: u64, k: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
         if generation != self.generation {
             self.map.clear();
             self.generation = generation;
@@ -59,7 +62,7 @@ impl Default for Caches {
 impl Caches {
     /// The access of a token hash, with the token's expiry (unix seconds).
     pub fn auth(&self, generation: u64, hash: &[u8]) -> Option<(Access, i64)> {
-        self.auth.lock().unwrap_or_else(|p| p.into_inner()).get(generation, &hash.to_vec())
+        self.auth.lock().unwrap_or_else(|p| p.into_inner()).get(generation, hash)
     }
 
     /// Remembers a token's access.
@@ -69,7 +72,7 @@ impl Caches {
 
     /// A serialised listing.
     pub fn listing(&self, generation: u64, key: &str) -> Option<Bytes> {
-        self.listings.lock().unwrap_or_else(|p| p.into_inner()).get(generation, &key.to_owned())
+        self.listings.lock().unwrap_or_else(|p| p.into_inner()).get(generation, key)
     }
 
     /// Remembers a serialised listing.

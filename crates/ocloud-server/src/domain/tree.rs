@@ -237,7 +237,7 @@ impl Service {
         let generation = self.meta.generation().await?;
         let key =
             format!("{}|{}|{}{}|{:?}|{p:?}", a.user.id, a.app.id, a.full_read as u8, a.full_write as u8, folder_id);
-        if let Some(body) = self.caches.listing(generation, &key) {
+        if let Some(body) = self.cfg.cache.then(|| self.caches.listing(generation, &key)).flatten() {
             return Ok(body);
         }
         let folder = self.list(a, folder_id, p).await?;

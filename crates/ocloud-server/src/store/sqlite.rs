@@ -5,6 +5,7 @@
 //! beside the writer and lets `ocloud admin` work on the file while the service runs.
 //! `synchronous=FULL`: a commit that returned is on disk.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -60,7 +61,12 @@ pub struct Sqlite {
     readers: Arc<Mutex<Vec<Connection>>>,
     // Never writes: its `PRAGMA data_version` changes on every commit of any connection.
     watcher: Arc<Mutex<Connection>>,
+    // Deep-offset paging: per folder, the key of every `STRIDE`-th entry, for a generation.
+    checkpoints: Arc<Mutex<HashMap<NodeId, (u64, Vec<(bool, String)>)>>>,
 }
+
+/// Distance between two paging checkpoints.
+const STRIDE: u64 = 1000;
 
 impl Sqlite {
     /// Opens (creating if needed) the database file and brings its schema up to date.
@@ -68,7 +74,13 @@ impl Sqlite {
         let conn = connect(path)?;
         conn.execute_batch(SCHEMA)?;
         let watcher = Arc::new(Mutex::new(connect(path)?));
-        Ok(Sqlite { path: path.to_owned(), writer: Arc::new(Mutex::new(conn)), readers: Arc::default(), watcher })
+        Ok(Sqlite {
+            path: path.to_owned(),
+            writer: Arc::new(Mutex::new(conn)),
+            readers: Arc::default(),
+            watcher,
+            checkpoints: Arc::default(),
+        })
     }
 
     async fn read<T: Send + 'static>(
@@ -100,6 +112,93 @@ impl Sqlite {
         let out = f(&conn).map_err(backend);
         self.readers.lock().expect("reader pool").push(conn);
         out
+    }
+
+    /// A page at a deep offset: start from the nearest checkpoint at or before the offset
+    /// (a seek on the listing index) instead of counting every skipped entry.
+    async fn deep_page(&self, parent: NodeId, q: ChildQuery) -> StoreResult<Vec<Node>> {
+        let generation = self.generation().await?;
+        let cached = self
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&parent)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, c)| c.clone());
+        let cps = match cached {
+            Some(c) => c,
+            None => {
+                let c = self
+                    .read(move |c| {
+                        let mut st = c.prepare_cached(
+                            "SELECT is_dir, name FROM nodes WHERE parent_id = ?1 ORDER BY is_dir DESC, name",
+                        )?;
+                        let mut out = Vec::new();
+                        let mut rows = st.query([parent])?;
+                        let mut i = 0u64;
+                        while let Some(r) = rows.next()? {
+                            i += 1;
+                            if i % STRIDE == 0 {
+                                out.push((r.get::<_, bool>(0)?, r.get::<_, String>(1)?));
+                            }
+                        }
+                        Ok(out)
+                    })
+                    .await?;
+                let mut map = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
+                if map.len() > 1000 {
+                    map.clear();
+                }
+                map.insert(parent, (generation, c.clone()));
+                c
+            }
+        };
+        let blocks = (q.offset / STRIDE).min(cps.len() as u64);
+        if blocks == 0 {
+            return self.quick(|c| list_children(c, parent, q));
+        }
+        let (cp_dir, cp_name) = cps[blocks as usize - 1].clone();
+        let skip = q.offset - blocks * STRIDE;
+        let want = skip + q.limit.unwrap_or(STRIDE);
+        self.quick(move |c| {
+            // Entries after the checkpoint: remaining folders (if it is a folder), then files.
+            let mut ids: Vec<NodeId> = Vec::new();
+            if cp_dir {
+                let mut st = c.prepare_cached(
+                    "SELECT id FROM nodes WHERE parent_id = ?1 AND is_dir = 1 AND name > ?2 ORDER BY name LIMIT ?3",
+                )?;
+                ids.extend(
+                    st.query_map(params![parent, cp_name, want as i64], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<NodeId>>>()?,
+                );
+            }
+            if (ids.len() as u64) < want {
+                let rest = (want - ids.len() as u64) as i64;
+                // Two statements, not `(?2 OR name > ?3)`: an OR would defeat the index seek.
+                let found = if cp_dir {
+                    let mut st = c.prepare_cached(
+                        "SELECT id FROM nodes WHERE parent_id = ?1 AND is_dir = 0 ORDER BY name LIMIT ?2",
+                    )?;
+                    st.query_map(params![parent, rest], |r| r.get(0))?.collect::<rusqlite::Result<Vec<NodeId>>>()?
+                } else {
+                    let mut st = c.prepare_cached(
+                        "SELECT id FROM nodes WHERE parent_id = ?1 AND is_dir = 0 AND name > ?2 ORDER BY name LIMIT ?3",
+                    )?;
+                    st.query_map(params![parent, cp_name, rest], |r| r.get(0))?
+                        .collect::<rusqlite::Result<Vec<NodeId>>>()?
+                };
+                ids.extend(found);
+            }
+            let page: Vec<NodeId> = ids.into_iter().skip(skip as usize).collect();
+            let mut out = Vec::with_capacity(page.len());
+            let mut st = c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"))?;
+            for id in page {
+                if let Some(n) = st.query_row([id], node_from_row).optional()? {
+                    out.push(n);
+                }
+            }
+            Ok(out)
+        })
     }
 
     async fn write<T: Send + 'static>(
@@ -342,7 +441,10 @@ fn subtree(c: &Connection, root: NodeId) -> rusqlite::Result<Vec<Node>> {
 impl Metadata for Sqlite {
     async fn generation(&self) -> StoreResult<u64> {
         let c = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
-        c.query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0)).map(|v| v as u64).map_err(backend)
+        c.prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|v| v as u64)
+            .map_err(backend)
     }
 
     async fn ensure_user(&self, name: &str) -> StoreResult<User> {
@@ -834,6 +936,9 @@ impl Metadata for Sqlite {
         // A page or a small folder is a short read, done in place; a big folder (over 1,000
         // entries asked) goes to the blocking pool.
         const IN_PLACE: u64 = 1000;
+        if q.offset >= STRIDE && q.dirs && q.files && q.file_type.is_none() && q.limit.is_some_and(|l| l <= IN_PLACE) {
+            return self.deep_page(parent, q).await;
+        }
         if q.limit.is_some_and(|l| l <= IN_PLACE) {
             return self.quick(|c| list_children(c, parent, q));
         }
@@ -1061,5 +1166,40 @@ mod tests {
         freed.sort();
         assert_eq!(freed, ["b1", "b2"]);
         assert_eq!(db.user(u.id).await.unwrap().unwrap().used, 0);
+    }
+
+    #[tokio::test]
+    async fn deep_pages_match_plain_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("m.db")).unwrap();
+        let u = db.ensure_user("u").await.unwrap();
+        let root = db.root(u.id).await.unwrap();
+        let big = db.create_folder(root.id, "big").await.unwrap();
+        for i in 0..1500 {
+            db.create_folder(big.id, &format!("d{i:05}")).await.unwrap();
+        }
+        let files = (0..2600)
+            .map(|i| NewFile {
+                name: format!("f{i:05}"),
+                size: 1,
+                blob: "b".into(),
+                file_type: FileType::File,
+                mime: "x".into(),
+                metadata: None,
+            })
+            .collect();
+        db.insert_files(big.id, files, u64::MAX).await.unwrap();
+        for offset in [999, 1000, 1001, 1450, 1499, 1500, 1501, 2000, 2999, 3000, 4050, 4099, 4100, 5000] {
+            let q = ChildQuery { dirs: true, files: true, file_type: None, offset, limit: Some(100) };
+            let fast: Vec<String> = db.children(big.id, q).await.unwrap().into_iter().map(|n| n.name).collect();
+            let plain: Vec<String> =
+                db.quick(|c| list_children(c, big.id, q)).unwrap().into_iter().map(|n| n.name).collect();
+            assert_eq!(fast, plain, "offset {offset}");
+        }
+        // After a change, the checkpoints are rebuilt.
+        db.create_folder(big.id, "a-first").await.unwrap();
+        let q = ChildQuery { dirs: true, files: true, file_type: None, offset: 1500, limit: Some(3) };
+        let fast: Vec<String> = db.children(big.id, q).await.unwrap().into_iter().map(|n| n.name).collect();
+        assert_eq!(fast, ["d01499", "f00000", "f00001"]);
     }
 }
