@@ -62,8 +62,11 @@ pub struct Sqlite {
     // Never writes: its `PRAGMA data_version` changes on every commit of any connection.
     watcher: Arc<Mutex<Connection>>,
     // Deep-offset paging: per folder, the key of every `STRIDE`-th entry, for a generation.
-    checkpoints: Arc<Mutex<HashMap<NodeId, (u64, Vec<(bool, String)>)>>>,
+    checkpoints: Arc<Mutex<HashMap<NodeId, (u64, Checkpoints)>>>,
 }
+
+/// The `(is_dir, name)` keys of every `STRIDE`-th entry of a folder, in listing order.
+type Checkpoints = Vec<(bool, String)>;
 
 /// Distance between two paging checkpoints.
 const STRIDE: u64 = 1000;
@@ -138,7 +141,7 @@ impl Sqlite {
                         let mut i = 0u64;
                         while let Some(r) = rows.next()? {
                             i += 1;
-                            if i % STRIDE == 0 {
+                            if i.is_multiple_of(STRIDE) {
                                 out.push((r.get::<_, bool>(0)?, r.get::<_, String>(1)?));
                             }
                         }
