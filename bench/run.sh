@@ -102,6 +102,10 @@ sync; t0=$(now); "$BIN" upload "$W/many" /many --quiet; t1=$(now); oc_many=$(pyt
 sync; t0=$(now); $RC copy "$W/many" :webdav:/many --webdav-url "http://127.0.0.1:$P_RC" 2>/dev/null; t1=$(now); rc_many=$(python3 -c "print($t1-$t0)")
 fps() { python3 -c "print(f'{$FILES/$1:.0f} files/s')"; }
 row "3 upload $FILES × 4 KiB vs rclone→rclone" "$(fps $oc_many)" "$(fps $rc_many)" "$(ratio $rc_many $oc_many)" "≥ 3"
+sync; t0=$(now); "$BIN" download /many "$W/many-oc" --quiet; t1=$(now); oc_many_dl=$(python3 -c "print($t1-$t0)")
+sync; t0=$(now); $RC copy :webdav:/many "$W/many-rc" --webdav-url "http://127.0.0.1:$P_RC" 2>/dev/null; t1=$(now); rc_many_dl=$(python3 -c "print($t1-$t0)")
+diff -rq "$W/many" "$W/many-oc" >/dev/null || echo "WARNING: downloaded tree differs" >&2
+row "3 download $FILES × 4 KiB vs rclone←rclone" "$(fps $oc_many_dl)" "$(fps $rc_many_dl)" "$(ratio $rc_many_dl $oc_many_dl)" "(issue 5)"
 
 # --- 4. peak RSS during 1 and 2 ---
 mib() { python3 -c "print(f'{$1/1024:.1f} MiB')"; }

@@ -293,3 +293,14 @@ async fn session_openapi_health() {
     }
     assert_eq!(reqwest::get(format!("{}/healthz", s.url)).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn public_url_bases_content_urls() {
+    let s = Server::start(&["--public-url", "https://cloud.example.org/"]);
+    let api = s.api();
+    let up = api.upload("p.png", &png(3, 3), None).await.ok();
+    let f = api.get(&format!("/cloud/v1/files/{}", up["fileId"].as_str().unwrap())).await.ok();
+    for k in ["downloadUrl", "thumbUrl", "previewUrl"] {
+        assert!(f[k].as_str().unwrap().starts_with("https://cloud.example.org/cloud/v1/files/"), "{k}: {}", f[k]);
+    }
+}

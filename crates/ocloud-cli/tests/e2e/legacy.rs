@@ -107,6 +107,32 @@ async fn personal_content_refusals() {
         assert_eq!(e.error.as_ref().unwrap().code, code, "{q}");
         assert_eq!(e.url.is_some(), code == "MD804", "only MD804 carries the portal URL");
     }
+    // Blocked accounts.
+    let admin = |args: &[&str]| {
+        let out =
+            std::process::Command::new(BIN).arg("admin").args(args).arg("--data-dir").arg(&s.data).output().unwrap();
+        assert!(out.status.success());
+    };
+    let blocked = |code: &'static str| {
+        let (s, token) = (&s, token.clone());
+        async move {
+            let r = get(
+                s,
+                &format!(
+                    "/personal/content/v1?action=getContentUploadURL&token={token}&content_name=a.txt&content_size=3"
+                ),
+            )
+            .await;
+            assert_eq!(r.status, 500);
+            assert_eq!(xml::<UploadUrlResponse>(&r).error.unwrap().code, code);
+        }
+    };
+    admin(&["user", "disable", "alice"]);
+    blocked("MD803").await;
+    admin(&["user", "enable", "alice"]);
+    admin(&["app", "disable", "tests"]);
+    blocked("MD113").await;
+    admin(&["app", "enable", "tests"]);
     // Expired (TTL 0): refused on upload.
     let r = ask(format!("action=getContentUploadURL&token={token}&content_name=a.txt&content_size=3")).await;
     let g: UploadUrlResponse = xml(&r);
