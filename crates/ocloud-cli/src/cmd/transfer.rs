@@ -97,6 +97,18 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    fn tally(&mut self, results: Vec<(String, u64, Result<(), String>)>) {
+        for (rel, size, r) in results {
+            match r {
+                Ok(()) => {
+                    self.bytes += size;
+                    self.copied.push(rel);
+                }
+                Err(e) => self.failed.push((rel, e)),
+            }
+        }
+    }
+
     fn finish(self, out: &Printer, verb: &str) -> anyhow::Result<()> {
         if out.json {
             out.json_out(&self)?;
@@ -207,15 +219,7 @@ impl Copier<'_> {
                 }
             })
             .await;
-        for (rel, size, r) in Arc::try_unwrap(results).expect("all transfers done").into_inner() {
-            match r {
-                Ok(()) => {
-                    outcome.bytes += size;
-                    outcome.copied.push(rel);
-                }
-                Err(e) => outcome.failed.push((rel, e)),
-            }
-        }
+        outcome.tally(Arc::try_unwrap(results).expect("all transfers done").into_inner());
     }
 
     /// Remote → local.
@@ -246,15 +250,7 @@ impl Copier<'_> {
                 }
             })
             .await;
-        for (rel, size, r) in Arc::try_unwrap(results).expect("all transfers done").into_inner() {
-            match r {
-                Ok(()) => {
-                    outcome.bytes += size;
-                    outcome.copied.push(rel);
-                }
-                Err(e) => outcome.failed.push((rel, e)),
-            }
-        }
+        outcome.tally(Arc::try_unwrap(results).expect("all transfers done").into_inner());
     }
 }
 

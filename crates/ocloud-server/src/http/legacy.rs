@@ -14,7 +14,7 @@ use ocloud_wire::legacy::{
 };
 
 use super::AppState;
-use super::extract::{RawQuery, bearer, next_chunk};
+use super::extract::{RawQuery, bearer, cookie, next_chunk};
 use super::upload::{Multipart, Sink, param};
 use crate::domain::legacy::{Photo, cyphered};
 use crate::domain::{Access, Error};
@@ -123,17 +123,6 @@ fn mum(key: &str, message: &str) -> Response {
     xml(StatusCode::BAD_REQUEST, Mum::new(&format!("key={key}"), message).to_xml())
 }
 
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
-
 /// `POST <upload URL>`: multipart part `file_content`, cookie `downloadUploadKey`.
 pub async fn content_upload(
     State(s): State<AppState>,
@@ -145,7 +134,7 @@ pub async fn content_upload(
     if method != Method::POST {
         return mum(&key, "HTTP Request method must be POST");
     }
-    let cookie = cookie_value(&headers, "downloadUploadKey");
+    let cookie = cookie(&headers, "downloadUploadKey");
     let (url, access) = match s.svc.take_upload_url(&key, cookie.as_deref()).await {
         Ok(Some(x)) => x,
         // Unknown, already used, expired, or another cookie: the URL is spent either way.

@@ -12,7 +12,7 @@ use ocloud_wire::error::OAuthError;
 use ocloud_wire::model::TokenResponse;
 
 use super::AppState;
-use super::extract::{RawQuery, next_chunk};
+use super::extract::{RawQuery, cookie, next_chunk};
 use super::web;
 use crate::domain::auth::new_token;
 use crate::domain::oauth::{AuthorizeError, AuthorizeRequest, OAuthFailure, same};
@@ -20,17 +20,6 @@ use crate::store::{App, User};
 
 const SESSION_COOKIE: &str = "ocloud_session";
 const LOGIN_CSRF_COOKIE: &str = "ocloud_login_csrf";
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
-}
 
 fn set_cookie(s: &AppState, res: &mut Response, name: &str, value: &str, max_age: Option<i64>) {
     let secure = if s.svc.public_url.starts_with("https://") { "; Secure" } else { "" };

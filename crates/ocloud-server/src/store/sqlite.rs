@@ -415,6 +415,28 @@ fn list_children(c: &Connection, parent: NodeId, q: ChildQuery) -> rusqlite::Res
     stmt.query_map(params![parent, ft, limit, q.offset as i64], node_from_row)?.collect()
 }
 
+/// Reads a single-use record (codes, upload URLs) by hash and marks it used, in the caller's
+/// transaction; returns it with whether it had been used already.
+fn take_once<T>(
+    tx: &Connection,
+    table: &str,
+    cols: &str,
+    hash: &[u8],
+    map: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> StoreResult<Option<(T, bool)>> {
+    let found = tx
+        .query_row(&format!("SELECT {cols}, used FROM {table} WHERE hash = ?1"), [hash], |r| {
+            let used: bool = r.get(cols.split(',').count())?;
+            Ok((map(r)?, used))
+        })
+        .optional()
+        .map_err(backend)?;
+    if found.is_some() {
+        tx.execute(&format!("UPDATE {table} SET used = 1 WHERE hash = ?1"), [hash]).map_err(backend)?;
+    }
+    Ok(found)
+}
+
 /// Is `ancestor` equal to `node` or one of its ancestors?
 fn is_within(c: &Connection, mut node: NodeId, ancestor: NodeId) -> StoreResult<bool> {
     loop {
@@ -679,30 +701,16 @@ impl Metadata for Sqlite {
     async fn take_code(&self, hash: &[u8]) -> StoreResult<Option<(CodeRecord, bool)>> {
         let hash = hash.to_vec();
         self.write(move |tx| {
-            let found = tx
-                .query_row(
-                    "SELECT app_id, user_id, redirect_uri, scope, code_challenge, expires_at, used FROM codes WHERE hash = ?1",
-                    [&hash],
-                    |r| {
-                        Ok((
-                            CodeRecord {
-                                app_id: r.get(0)?,
-                                user_id: r.get(1)?,
-                                redirect_uri: r.get(2)?,
-                                scope: r.get(3)?,
-                                code_challenge: r.get(4)?,
-                                expires_at: r.get(5)?,
-                            },
-                            r.get::<_, bool>(6)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(backend)?;
-            if found.is_some() {
-                tx.execute("UPDATE codes SET used = 1 WHERE hash = ?1", [&hash]).map_err(backend)?;
-            }
-            Ok(found)
+            take_once(tx, "codes", "app_id, user_id, redirect_uri, scope, code_challenge, expires_at", &hash, |r| {
+                Ok(CodeRecord {
+                    app_id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    redirect_uri: r.get(2)?,
+                    scope: r.get(3)?,
+                    code_challenge: r.get(4)?,
+                    expires_at: r.get(5)?,
+                })
+            })
         })
         .await
     }
@@ -801,31 +809,17 @@ impl Metadata for Sqlite {
     async fn take_upload_url(&self, hash: &[u8]) -> StoreResult<Option<(UploadUrl, bool)>> {
         let hash = hash.to_vec();
         self.write(move |tx| {
-            let found = tx
-                .query_row(
-                    "SELECT cookie_hash, user_id, app_id, scope, name, size, expires_at, used FROM upload_urls WHERE hash = ?1",
-                    [&hash],
-                    |r| {
-                        Ok((
-                            UploadUrl {
-                                cookie_hash: r.get(0)?,
-                                user_id: r.get(1)?,
-                                app_id: r.get(2)?,
-                                scope: r.get(3)?,
-                                name: r.get(4)?,
-                                size: r.get::<_, i64>(5)? as u64,
-                                expires_at: r.get(6)?,
-                            },
-                            r.get::<_, bool>(7)?,
-                        ))
-                    },
-                )
-                .optional()
-                .map_err(backend)?;
-            if found.is_some() {
-                tx.execute("UPDATE upload_urls SET used = 1 WHERE hash = ?1", [&hash]).map_err(backend)?;
-            }
-            Ok(found)
+            take_once(tx, "upload_urls", "cookie_hash, user_id, app_id, scope, name, size, expires_at", &hash, |r| {
+                Ok(UploadUrl {
+                    cookie_hash: r.get(0)?,
+                    user_id: r.get(1)?,
+                    app_id: r.get(2)?,
+                    scope: r.get(3)?,
+                    name: r.get(4)?,
+                    size: r.get::<_, i64>(5)? as u64,
+                    expires_at: r.get(6)?,
+                })
+            })
         })
         .await
     }
