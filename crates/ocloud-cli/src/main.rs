@@ -48,8 +48,10 @@ enum Command {
     /// Log in through the browser (OAuth2) and keep the tokens.
     Login(cmd::auth::LoginArgs),
     /// Forget the tokens of the profile.
+    #[command(after_help = "Example:\n  ocloud logout --profile work")]
     Logout,
     /// Show the profile, the service and the account.
+    #[command(after_help = "Example:\n  ocloud whoami --json")]
     Whoami,
     /// Show or change the profile.
     #[command(subcommand)]

@@ -60,6 +60,7 @@ pub enum UserCommand {
         dir: DataDir,
     },
     /// List users.
+    #[command(after_help = "Example:\n  ocloud admin user list --json --data-dir ./ocloud-data")]
     List {
         /// JSON lines instead of a table.
         #[arg(long)]
@@ -68,6 +69,7 @@ pub enum UserCommand {
         dir: DataDir,
     },
     /// Remove a user with all their files and tokens.
+    #[command(after_help = "Example:\n  ocloud admin user remove alice --data-dir ./ocloud-data")]
     Remove {
         name: String,
         #[command(flatten)]
@@ -102,6 +104,7 @@ pub enum AppCommand {
         dir: DataDir,
     },
     /// List applications.
+    #[command(after_help = "Example:\n  ocloud admin app list --data-dir ./ocloud-data")]
     List {
         /// JSON lines instead of a table.
         #[arg(long)]
@@ -110,6 +113,7 @@ pub enum AppCommand {
         dir: DataDir,
     },
     /// Remove an application with its tokens and consents.
+    #[command(after_help = "Example:\n  ocloud admin app remove MyApp --data-dir ./ocloud-data")]
     Remove {
         name: String,
         #[command(flatten)]
@@ -129,8 +133,10 @@ pub struct DataDir {
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Account {
     /// Block: its calls get 403 (51 for an app, 52 for a user).
+    #[command(after_help = "Example:\n  ocloud admin user disable alice --data-dir ./ocloud-data")]
     Disable(AccountArgs),
     /// Unblock.
+    #[command(after_help = "Example:\n  ocloud admin app enable MyApp --data-dir ./ocloud-data")]
     Enable(AccountArgs),
 }
 

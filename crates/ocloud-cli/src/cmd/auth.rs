@@ -110,6 +110,7 @@ pub enum ConfigCommand {
     )]
     Set(SetArgs),
     /// Show the profile, the config file and the token file.
+    #[command(after_help = "Example:\n  ocloud config show --profile default")]
     Show,
 }
 
