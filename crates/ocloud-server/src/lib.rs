@@ -94,6 +94,14 @@ pub async fn serve(
 /// Removes blobs no file references that are older than this start (left by a crash between
 /// a delete's commit and its blob removal, or by an upload refused after its commit).
 async fn sweep_orphans(svc: domain::Service, started: std::time::SystemTime) {
+    // Expired codes, upload URLs, sessions and tokens are of no use to anyone: drop them.
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    match svc.meta.purge_expired(now).await {
+        Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired codes, URLs, sessions and tokens"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "purge of expired rows failed"),
+    }
     let keys = match svc.meta.blob_keys().await {
         Ok(k) => k,
         Err(e) => return tracing::warn!(error = %e, "orphan sweep skipped"),

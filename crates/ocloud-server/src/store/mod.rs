@@ -297,6 +297,9 @@ pub trait Metadata: Send + Sync + 'static {
     async fn insert_upload_url(&self, hash: &[u8], url: UploadUrl) -> StoreResult<()>;
     /// Takes an upload URL and marks it used; the flag says whether it was used already.
     async fn take_upload_url(&self, hash: &[u8]) -> StoreResult<Option<(UploadUrl, bool)>>;
+    /// Deletes what expired before `now` (unix seconds): codes, upload URLs, browser and legacy
+    /// sessions, and tokens expired for over a week; returns how many rows went.
+    async fn purge_expired(&self, now: i64) -> StoreResult<usize>;
     /// Revokes every token of a grant (a replayed code's tokens).
     async fn revoke_grant(&self, grant: &str) -> StoreResult<()>;
     /// Stores a token.

@@ -824,6 +824,20 @@ impl Metadata for Sqlite {
         .await
     }
 
+    async fn purge_expired(&self, now: i64) -> StoreResult<usize> {
+        self.write(move |tx| {
+            let mut n = 0;
+            for table in ["codes", "upload_urls", "web_sessions", "sessions"] {
+                n += tx.execute(&format!("DELETE FROM {table} WHERE expires_at < ?1"), [now]).map_err(backend)?;
+            }
+            // Tokens are kept a week past expiry, so a late client still hears 401/42
+            // (expired), not 41 (unknown).
+            n += tx.execute("DELETE FROM tokens WHERE expires_at < ?1", [now - 7 * 24 * 3600]).map_err(backend)?;
+            Ok(n)
+        })
+        .await
+    }
+
     async fn revoke_grant(&self, grant: &str) -> StoreResult<()> {
         let grant = grant.to_owned();
         self.write(move |tx| {
@@ -1198,5 +1212,28 @@ mod tests {
         let q = ChildQuery { dirs: true, files: true, file_type: None, offset: 1500, limit: Some(3) };
         let fast: Vec<String> = db.children(big.id, q).await.unwrap().into_iter().map(|n| n.name).collect();
         assert_eq!(fast, ["d01499", "f00000", "f00001"]);
+    }
+
+    #[tokio::test]
+    async fn purge_drops_only_expired_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("m.db")).unwrap();
+        let rec = |expires_at| TokenRecord {
+            kind: "access".into(),
+            user_id: 1,
+            app_id: 1,
+            scope: "cloud".into(),
+            expires_at,
+            revoked: false,
+            grant: String::new(),
+        };
+        let week = 7 * 24 * 3600;
+        db.insert_token(NewToken { hash: vec![1], record: rec(100) }).await.unwrap();
+        db.insert_token(NewToken { hash: vec![2], record: rec(300) }).await.unwrap();
+        db.insert_session("e", 1, 100).await.unwrap();
+        assert_eq!(db.purge_expired(200).await.unwrap(), 1, "the session only: tokens get a week");
+        assert_eq!(db.purge_expired(200 + week).await.unwrap(), 1);
+        assert!(db.token(&[1]).await.unwrap().is_none());
+        assert!(db.token(&[2]).await.unwrap().is_some());
     }
 }
