@@ -115,7 +115,9 @@ impl Service {
     /// Spends an upload URL: `None` when unknown, used, expired or the cookie differs.
     pub async fn take_upload_url(&self, key: &str, cookie: Option<&str>) -> Result<Option<(UploadUrl, Access)>> {
         let Some((u, used)) = self.meta.take_upload_url(&hash_token(key)).await? else { return Ok(None) };
-        let cookie_ok = cookie.is_some_and(|c| super::oauth::same(&hex(&hash_token(c)), &hex(&u.cookie_hash)));
+        let cookie_ok = cookie.is_some_and(|c| {
+            bool::from(subtle::ConstantTimeEq::ct_eq(hash_token(c).as_slice(), u.cookie_hash.as_slice()))
+        });
         if used || !cookie_ok || u.expires_at <= dates::now_ms() / 1000 {
             return Ok(None);
         }
@@ -257,10 +259,6 @@ impl Service {
             }
         }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::auth::{hash_token, new_token};
+use super::auth::{hash_token, hex, new_token};
 use super::{Result, Service, dates};
 use crate::store::{App, CodeRecord, NewApp, User, WebSession};
 
@@ -333,7 +333,7 @@ impl Service {
     ) -> Result<Grant, OAuthFailure> {
         let invalid = |why: &str| OAuthFailure::new("invalid_grant", why);
         let hash = hash_token(code);
-        let grant_id: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let grant_id = hex(&hash);
         let (record, used) = self
             .meta
             .take_code(&hash)
@@ -400,16 +400,8 @@ impl Service {
 
     /// RFC 7009: revokes a token of this client; unknown tokens are not an error.
     pub async fn revoke(&self, app: &App, token: &str) -> Result<()> {
-        // For an access token only that token; for a refresh token its whole grant.
-        let hash = hash_token(token);
-        if let Some(r) = self.meta.token(&hash).await?
-            && r.kind == "access"
-            && r.app_id == app.id
-        {
-            self.meta.revoke_token(&hash, app.id).await?;
-            return Ok(());
-        }
-        self.meta.revoke_token(&hash, app.id).await?;
+        // The store revokes an access token alone, a refresh token with its whole grant.
+        self.meta.revoke_token(&hash_token(token), app.id).await?;
         Ok(())
     }
 

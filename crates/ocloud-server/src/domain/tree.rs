@@ -201,8 +201,8 @@ impl Service {
             }
             let take = limit.unwrap_or(u64::MAX) as usize;
             let skip = p.offset as usize;
-            let mut entries = dirs.into_iter().map(Ok).chain(plain.into_iter().map(Err)).skip(skip).take(take);
-            for e in entries.by_ref() {
+            let entries = dirs.into_iter().map(Ok).chain(plain.into_iter().map(Err)).skip(skip).take(take);
+            for e in entries {
                 match e {
                     Ok((item, parent_path)) => subfolders.push(SubFolder {
                         id: item.id(),
