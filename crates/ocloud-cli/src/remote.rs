@@ -19,10 +19,10 @@ pub async fn resolve(api: &ApiManager, spec: &str) -> Result<Entry, Error> {
 
 async fn by_id(api: &ApiManager, id: &str) -> Result<Entry, Error> {
     match api.files().get(id).await {
-        Ok(f) => Ok(Entry { id: f.id.clone(), name: f.name.clone(), is_dir: false, size: f.size, file: Some(f) }),
+        Ok(f) => Ok(Entry::from_file(f)),
         Err(Error::Api(a)) if a.is_not_found() => {
             let f = api.folders().get(Some(id), &ListParams { limit: Some(1), ..Default::default() }).await?;
-            Ok(Entry { id: f.id, name: f.name, is_dir: true, size: 0, file: None })
+            Ok(Entry::folder(f.id, f.name))
         }
         Err(e) => Err(e),
     }

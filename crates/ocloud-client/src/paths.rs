@@ -28,8 +28,14 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn from_file(f: File) -> Entry {
+    /// The entry of a file.
+    pub fn from_file(f: File) -> Entry {
         Entry { id: f.id.clone(), name: f.name.clone(), is_dir: false, size: f.size, file: Some(f) }
+    }
+
+    /// The entry of a folder.
+    pub fn folder(id: String, name: String) -> Entry {
+        Entry { id, name, is_dir: true, size: 0, file: None }
     }
 
     /// Kind of a file.
@@ -90,7 +96,7 @@ impl ApiManager {
             Some(e) => e,
             None => {
                 let root = self.folders().get(None, &ListParams::default()).await?;
-                let e = Entry { id: root.id, name: root.name, is_dir: true, size: 0, file: None };
+                let e = Entry::folder(root.id, root.name);
                 self.inner.paths.put(String::new(), e.clone());
                 e
             }
@@ -105,17 +111,19 @@ impl ApiManager {
             if !cur.is_dir {
                 return Err(Error::NotFound(format!("/{}", segs[..=i].join("/"))));
             }
-            let listing = self.folders().get(Some(&cur.id), &ListParams::default()).await?;
-            let found = listing
-                .subfolders
-                .into_iter()
-                .find(|f| f.name == *seg)
-                .map(|f| Entry { id: f.id, name: f.name, is_dir: true, size: 0, file: None })
-                .or_else(|| listing.files.into_iter().find(|f| f.name == *seg).map(Entry::from_file));
+            let found = self.entries(&cur.id).await?.into_iter().find(|e| e.name == *seg);
             cur = found.ok_or_else(|| Error::NotFound(format!("/{}", segs[..=i].join("/"))))?;
             self.inner.paths.put(key.clone(), cur.clone());
         }
         Ok(cur)
+    }
+
+    /// The direct content of a folder: its sub-folders, then its files, each by name.
+    pub async fn entries(&self, folder_id: &str) -> Result<Vec<Entry>> {
+        let listing = self.folders().get(Some(folder_id), &ListParams::default()).await?;
+        let mut out: Vec<Entry> = listing.subfolders.into_iter().map(|f| Entry::folder(f.id, f.name)).collect();
+        out.extend(listing.files.into_iter().map(Entry::from_file));
+        Ok(out)
     }
 
     /// The folder at `path`, created with its parents as needed; returns its id.
@@ -131,7 +139,7 @@ impl ApiManager {
                 Ok(_) => return Err(Error::Invalid(format!("{done} is a file, not a folder"))),
                 Err(Error::NotFound(_)) => {
                     let f = self.folders().create(seg, Some(&cur.id)).await?;
-                    let e = Entry { id: f.id, name: f.name, is_dir: true, size: 0, file: None };
+                    let e = Entry::folder(f.id, f.name);
                     self.inner.paths.put(done.clone(), e.clone());
                     e
                 }
@@ -152,19 +160,15 @@ impl ApiManager {
                     return Some((Ok(item), Some((folders, ready))));
                 }
                 let (rel, id) = folders.pop_front()?;
-                match self.folders().get(Some(&id), &ListParams::default()).await {
+                match self.entries(&id).await {
                     Err(e) => return Some((Err(e), None)),
-                    Ok(listing) => {
-                        for sub in listing.subfolders {
-                            let path = format!("{rel}{}/", sub.name);
-                            folders.push_back((path.clone(), sub.id.clone()));
-                            ready.push_back((
-                                path,
-                                Entry { id: sub.id, name: sub.name, is_dir: true, size: 0, file: None },
-                            ));
-                        }
-                        for f in listing.files {
-                            ready.push_back((format!("{rel}{}", f.name), Entry::from_file(f)));
+                    Ok(entries) => {
+                        for e in entries {
+                            let path = if e.is_dir { format!("{rel}{}/", e.name) } else { format!("{rel}{}", e.name) };
+                            if e.is_dir {
+                                folders.push_back((path.clone(), e.id.clone()));
+                            }
+                            ready.push_back((path, e));
                         }
                     }
                 }

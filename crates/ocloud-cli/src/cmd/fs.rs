@@ -2,7 +2,7 @@
 //! `rename`, `cat`.
 
 use futures_util::TryStreamExt as _;
-use ocloud_client::{ApiManager, Entry, Error, ListParams, UpdateItem};
+use ocloud_client::{ApiManager, Entry, Error, UpdateItem};
 use serde::Serialize;
 
 use crate::exit::{Coded, Exit};
@@ -54,29 +54,6 @@ pub async fn df(api: &ApiManager, out: &Printer) -> anyhow::Result<()> {
     }
 }
 
-async fn folder_entry(api: &ApiManager, path: &str) -> anyhow::Result<Entry> {
-    let e = remote::resolve(api, path).await?;
-    Ok(e)
-}
-
-/// Direct children of a folder as entries.
-pub async fn children(api: &ApiManager, folder_id: &str) -> Result<Vec<Entry>, Error> {
-    let listing = api.folders().get(Some(folder_id), &ListParams::default()).await?;
-    let mut out: Vec<Entry> = listing
-        .subfolders
-        .into_iter()
-        .map(|f| Entry { id: f.id, name: f.name, is_dir: true, size: 0, file: None })
-        .collect();
-    out.extend(listing.files.into_iter().map(|f| Entry {
-        id: f.id.clone(),
-        name: f.name.clone(),
-        is_dir: false,
-        size: f.size,
-        file: Some(f),
-    }));
-    Ok(out)
-}
-
 /// `ls`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  ocloud ls /Photos -l\n  ocloud ls -R --json / | jq '.[].path'")]
@@ -94,13 +71,13 @@ pub struct LsArgs {
 
 /// Runs `ls`.
 pub async fn ls(api: &ApiManager, a: &LsArgs, out: &Printer) -> anyhow::Result<()> {
-    let top = folder_entry(api, &a.path).await?;
+    let top = remote::resolve(api, &a.path).await?;
     let rows: Vec<(String, Entry)> = if !top.is_dir {
         vec![(top.name.clone(), top)]
     } else if a.recursive {
         api.walk(&top.id).try_collect().await?
     } else {
-        children(api, &top.id)
+        api.entries(&top.id)
             .await?
             .into_iter()
             .map(|e| (if e.is_dir { format!("{}/", e.name) } else { e.name.clone() }, e))
@@ -123,7 +100,7 @@ pub async fn ls(api: &ApiManager, a: &LsArgs, out: &Printer) -> anyhow::Result<(
 
 /// `tree`.
 pub async fn tree(api: &ApiManager, path: &str, out: &Printer) -> anyhow::Result<()> {
-    let top = folder_entry(api, path).await?;
+    let top = remote::resolve(api, path).await?;
     if out.json {
         let rows: Vec<(String, Entry)> = api.walk(&top.id).try_collect().await?;
         let v: Vec<JsonEntry> = rows.iter().map(|(p, e)| json_entry(p.clone(), e)).collect();
@@ -133,7 +110,7 @@ pub async fn tree(api: &ApiManager, path: &str, out: &Printer) -> anyhow::Result
     let (mut dirs, mut files) = (0, 0);
     // Depth-first: (folder id, prefix), with an explicit stack.
     let mut stack =
-        vec![(top.id.clone(), String::new(), children(api, &top.id).await?.into_iter().rev().collect::<Vec<_>>())];
+        vec![(top.id.clone(), String::new(), api.entries(&top.id).await?.into_iter().rev().collect::<Vec<_>>())];
     while let Some((_, prefix, pending)) = stack.last_mut() {
         let Some(e) = pending.pop() else {
             stack.pop();
@@ -144,7 +121,7 @@ pub async fn tree(api: &ApiManager, path: &str, out: &Printer) -> anyhow::Result
         println!("{prefix}{}{}{}", if last { "└── " } else { "├── " }, e.name, if e.is_dir { "/" } else { "" });
         if e.is_dir {
             dirs += 1;
-            let kids = children(api, &e.id).await?.into_iter().rev().collect();
+            let kids = api.entries(&e.id).await?.into_iter().rev().collect();
             stack.push((e.id, format!("{prefix}{}", if last { "    " } else { "│   " }), kids));
         } else {
             files += 1;

@@ -286,7 +286,7 @@ pub async fn upload(api: &ApiManager, local: &Path, dst: &str, o: &TransferOpts,
             }
             Err(e) => return Err(e.into()),
         };
-        let listing = crate::cmd::fs::children(api, &folder_id).await?;
+        let listing = api.entries(&folder_id).await?;
         let existing = listing.iter().find(|e| !e.is_dir && e.name == name);
         if let Some(e) = existing
             && e.size == meta.len()
