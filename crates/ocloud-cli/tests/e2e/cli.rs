@@ -39,6 +39,20 @@ impl Cli {
         c
     }
 
+    /// `ocloud config set` with the app of a setup.
+    fn configure(&self, s: &Setup) {
+        self.ok(&[
+            "config",
+            "set",
+            "--client-id",
+            &s.client_id,
+            "--client-secret",
+            &s.secret,
+            "--redirect-uri",
+            crate::oauth::REDIRECT,
+        ]);
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
     }
@@ -317,16 +331,7 @@ fn partial_failure_names_the_files_and_exits_6() {
 async fn login_with_pasted_redirect_then_logout() {
     let s = Setup::new(&[], "openid cloud offline_access", None);
     let c = Cli { token: None, ..Cli::new(&s.server) };
-    c.ok(&[
-        "config",
-        "set",
-        "--client-id",
-        &s.client_id,
-        "--client-secret",
-        &s.secret,
-        "--redirect-uri",
-        crate::oauth::REDIRECT,
-    ]);
+    c.configure(&s);
     let shown = c.json(&["config", "show"]);
     assert_eq!(shown["settings"]["client_secret"], "********");
     assert!(c.fails(7, &["df"]).contains("log in"));
@@ -371,16 +376,7 @@ async fn concurrent_processes_share_one_token_file() {
     // that refreshed with a stale refresh token would fail with invalid_grant.
     let s = Setup::new(&["--rotate-refresh-tokens", "--token-ttl", "5"], "openid cloud offline_access", None);
     let c = Cli { token: None, ..Cli::new(&s.server) };
-    c.ok(&[
-        "config",
-        "set",
-        "--client-id",
-        &s.client_id,
-        "--client-secret",
-        &s.secret,
-        "--redirect-uri",
-        crate::oauth::REDIRECT,
-    ]);
+    c.configure(&s);
     let mut b = s.browser();
     let t = s.exchange(&s.code(&mut b, &[]).await).await.ok();
     let tokens =
@@ -416,6 +412,7 @@ async fn the_command_serve_prints_points_the_cli_and_login_uses_the_local_listen
         lines.push(l);
     }
     let url = lines[0].split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_owned();
+    assert!(lines.iter().any(|l| l.contains("created the dev account")), "{lines:?}");
     let password = lines.iter().find_map(|l| l.split("password ").nth(1)).unwrap().trim().to_owned();
     let command = lines.last().unwrap().trim().to_owned();
     // Run the printed command as a user would (without the `&& ocloud login` part).

@@ -593,30 +593,3 @@ async fn admin_accounts() {
         .sum();
     assert_eq!(remaining, 0);
 }
-
-#[tokio::test]
-async fn dev_account_on_first_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = out;
-    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut text = String::new();
-    for _ in 0..6 {
-        std::io::BufRead::read_line(&mut reader, &mut text).unwrap();
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(text.contains("created the dev account"), "{text}");
-    assert!(text.contains("http://127.0.0.1:8910/callback"));
-    let password = text.split("password ").nth(1).unwrap().split_whitespace().next().unwrap();
-    let s = Server::start_in(dir.path(), &[]);
-    let again = s.api_as("dev", "dev", "openid cloud");
-    assert_eq!(again.freespace().await, 5 << 30);
-    assert!(!password.is_empty());
-}
