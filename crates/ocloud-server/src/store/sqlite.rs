@@ -928,6 +928,13 @@ impl Metadata for Sqlite {
     }
 
     async fn ensure_folders(&self, start: NodeId, names: &[String]) -> StoreResult<Node> {
+        // Nearly always the folders exist (the app folder on every call without a folder id):
+        // a read finds them without taking the writer lock.
+        if let Some(n) = self.walk(start, names).await?
+            && n.is_dir
+        {
+            return Ok(n);
+        }
         let names = names.to_vec();
         self.write(move |tx| {
             let mut cur = must_node(tx, start)?;
