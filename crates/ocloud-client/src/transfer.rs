@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use crate::error::{Error, Result};
+use crate::file_sink::FileSink;
 use crate::manager::{ApiManager, Replay};
 
 /// Chunk size of transfers.
@@ -194,13 +195,29 @@ impl ApiManager {
                 .open(&part)
                 .await
                 .map_err(|e| Error::io(&part, e))?;
-            // Network chunks are small (~16 KiB) and every tokio file write is a hop to the
-            // blocking pool: gather them into 1 MiB writes.
-            let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
             if resume && let Some(p) = &progress {
                 p.advance(have);
             }
-            copy_body(resp, &mut file, progress.as_deref(), &part.display().to_string()).await?;
+            let mut sink = FileSink::new(file.into_std().await);
+            let mut stream = resp.bytes_stream();
+            let received = async {
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk?;
+                    let n = chunk.len() as u64;
+                    if sink.write(&chunk).await.is_err() {
+                        break; // `finish` says why
+                    }
+                    if let Some(p) = &progress {
+                        p.advance(n);
+                    }
+                }
+                Ok::<_, Error>(())
+            }
+            .await;
+            // Whatever stopped the transfer, what arrived is written, for a resume.
+            let written = sink.finish().await.map_err(|e| Error::io(&part, e));
+            received?;
+            written?;
             // No fsync: the rename makes the file appear whole or not at all, which is what an
             // interrupted transfer needs; like curl and rclone, we leave flushing to the OS.
         }

@@ -4,13 +4,15 @@
 //! directory fsynced; only then does `commit` return. Renditions live beside it as
 //! `<key>.<kind>`.
 
-use std::io::SeekFrom;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tokio::fs;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::task::JoinHandle;
 
 use super::*;
 
@@ -106,22 +108,16 @@ impl Blobs for FsBlobs {
         Ok(Box::new(FsWriter { key, tmp, dest, file: Some(BufWriter::with_capacity(256 * 1024, file)) }))
     }
 
-    async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobReader> {
+    async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobStream> {
         let path = self.path(key)?;
-        let mut f = match fs::File::open(&path).await {
+        let file = match std::fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(BlobError::NotFound(key.to_owned()));
             }
             Err(e) => return Err(io(&path, e)),
         };
-        if offset > 0 {
-            f.seek(SeekFrom::Start(offset)).await.map_err(|e| io(&path, e))?;
-        }
-        Ok(match len {
-            Some(n) => Box::pin(f.take(n)),
-            None => Box::pin(f),
-        })
+        Ok(chunks(file, path, offset, len))
     }
 
     async fn delete(&self, key: &str) -> BlobResult<()> {
@@ -181,5 +177,99 @@ impl Blobs for FsBlobs {
             }
         }
         Ok(removed)
+    }
+}
+
+/// Size of the reads that feed a download.
+const READ_CHUNK: usize = 1 << 20;
+
+type Pending = JoinHandle<(std::fs::File, std::io::Result<Vec<u8>>)>;
+
+/// Reads the file in 1 MiB chunks on the blocking pool, one chunk ahead of the consumer, so
+/// disk reads overlap network sends. Each chunk is read straight into the buffer that becomes
+/// the body chunk (tokio's `File` reads into a buffer of its own and copies).
+fn chunks(file: std::fs::File, path: PathBuf, offset: u64, len: Option<u64>) -> BlobStream {
+    fn read(mut file: std::fs::File, seek: Option<u64>, want: usize) -> Pending {
+        tokio::task::spawn_blocking(move || {
+            let mut buf = Vec::with_capacity(want);
+            let res = seek
+                .map_or(Ok(0), |o| file.seek(SeekFrom::Start(o)))
+                .and_then(|_| Read::take(&mut file, want as u64).read_to_end(&mut buf));
+            (file, res.map(|_| buf))
+        })
+    }
+    let want = |left: Option<u64>| left.map_or(READ_CHUNK, |l| l.min(READ_CHUNK as u64) as usize);
+    let first = (len != Some(0)).then(|| read(file, Some(offset), want(len)));
+    // State: the read in flight, and the bytes still expected after it (`None`: to the end).
+    futures_util::stream::unfold((first, len), move |(pending, left)| {
+        let path = path.clone();
+        async move {
+            let fail = |e: std::io::Error| {
+                let e = std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+                Some((Err(e), (None, None)))
+            };
+            let (file, buf) = match pending?.await {
+                Ok((file, Ok(buf))) => (file, buf),
+                Ok((_, Err(e))) => return fail(e),
+                Err(e) => return fail(std::io::Error::other(e)),
+            };
+            let got = buf.len();
+            let ended = got < want(left); // read_to_end stops short only at the end of the file
+            let left = match left {
+                Some(_) if ended => return fail(std::io::ErrorKind::UnexpectedEof.into()),
+                Some(l) => Some(l - got as u64),
+                None if got == 0 => return None,
+                None => None,
+            };
+            let pending = (!ended && left != Some(0)).then(|| read(file, None, want(left)));
+            Some((Ok(Bytes::from(buf)), (pending, left)))
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::TryStreamExt;
+
+    use super::*;
+
+    async fn stored(len: usize) -> (tempfile::TempDir, FsBlobs, String, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = FsBlobs::open(dir.path()).unwrap();
+        let content: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let mut w = blobs.create().await.unwrap();
+        w.write(&content).await.unwrap();
+        let key = w.commit().await.unwrap();
+        (dir, blobs, key, content)
+    }
+
+    async fn read(blobs: &FsBlobs, key: &str, offset: u64, len: Option<u64>) -> std::io::Result<Vec<u8>> {
+        let chunks: Vec<Bytes> = blobs.read(key, offset, len).await.unwrap().try_collect().await?;
+        assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= READ_CHUNK));
+        Ok(chunks.concat())
+    }
+
+    #[tokio::test]
+    async fn reads_any_range_across_chunks() {
+        let n = 2 * READ_CHUNK + 12_345;
+        let (_d, blobs, key, content) = stored(n).await;
+        assert_eq!(read(&blobs, &key, 0, None).await.unwrap(), content);
+        assert_eq!(read(&blobs, &key, 0, Some(n as u64)).await.unwrap(), content);
+        let (a, b) = (READ_CHUNK - 10, 2 * READ_CHUNK + 10);
+        assert_eq!(read(&blobs, &key, a as u64, Some((b - a) as u64)).await.unwrap(), &content[a..b]);
+        assert_eq!(read(&blobs, &key, n as u64 - 1, Some(1)).await.unwrap(), &content[n - 1..]);
+        assert!(read(&blobs, &key, 5, Some(0)).await.unwrap().is_empty());
+        let (_d, blobs, key, _) = stored(0).await;
+        assert!(read(&blobs, &key, 0, None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_blob_shorter_than_asked_ends_in_an_error_naming_it() {
+        let (_d, blobs, key, _) = stored(READ_CHUNK + 100).await;
+        let e = read(&blobs, &key, 0, Some(READ_CHUNK as u64 + 101)).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert!(e.to_string().contains(&key), "{e}");
+        assert!(matches!(blobs.read("0123456789abcdef0123456789abcdef", 0, None).await, Err(BlobError::NotFound(_))));
     }
 }

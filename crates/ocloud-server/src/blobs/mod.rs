@@ -10,11 +10,9 @@
 
 pub mod fs;
 
-use std::pin::Pin;
-
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::io::AsyncRead;
+use futures_util::stream::BoxStream;
 
 /// Errors of a blob backend.
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +29,9 @@ pub enum BlobError {
 /// Result of a blob call.
 pub type BlobResult<T> = Result<T, BlobError>;
 
-/// A readable stream of blob bytes.
-pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+/// The bytes of a blob, in chunks (as `object_store` gives them): a response body takes the
+/// chunks as they are, with no copy through an intermediate buffer.
+pub type BlobStream = BoxStream<'static, std::io::Result<Bytes>>;
 
 /// A blob being written.
 #[async_trait]
@@ -51,7 +50,8 @@ pub trait Blobs: Send + Sync + 'static {
     /// Starts a new blob.
     async fn create(&self) -> BlobResult<Box<dyn BlobWriter>>;
     /// Reads `len` bytes from `offset` (`None`: to the end).
-    async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobReader>;
+    /// A blob shorter than `offset + len` ends the stream with an error.
+    async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobStream>;
     /// Deletes a blob and its renditions.
     async fn delete(&self, key: &str) -> BlobResult<()>;
     /// Stores a small derived object (thumbnail, preview) of a blob, durably and atomically.
@@ -67,11 +67,18 @@ pub trait Blobs: Send + Sync + 'static {
     ) -> BlobResult<usize>;
 }
 
-/// Reads a whole small prefix of a blob (for format sniffing).
-pub async fn read_prefix(blobs: &dyn Blobs, key: &str, max: u64) -> BlobResult<Vec<u8>> {
-    use tokio::io::AsyncReadExt;
-    let mut r = blobs.read(key, 0, Some(max)).await?;
+/// Reads the first `max` bytes of a blob (or all of a shorter one) into memory: format
+/// sniffing and image sources.
+pub async fn read_all(blobs: &dyn Blobs, key: &str, max: u64) -> BlobResult<Vec<u8>> {
+    use futures_util::TryStreamExt;
+    let mut stream = blobs.read(key, 0, None).await?;
     let mut buf = Vec::new();
-    r.read_to_end(&mut buf).await.map_err(|e| BlobError::Io(format!("blob {key}: {e}")))?;
+    while let Some(chunk) = stream.try_next().await.map_err(|e| BlobError::Io(format!("blob {key}: {e}")))? {
+        let room = (max as usize).saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if buf.len() as u64 >= max {
+            break;
+        }
+    }
     Ok(buf)
 }

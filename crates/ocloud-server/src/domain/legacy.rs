@@ -212,7 +212,7 @@ impl Service {
         blob: String,
         size: u64,
     ) -> Result<Option<Photo>> {
-        let prefix = crate::blobs::read_prefix(self.blobs.as_ref(), &blob, 512 * 1024).await?;
+        let prefix = crate::blobs::read_all(self.blobs.as_ref(), &blob, 512 * 1024).await?;
         let Some((mime, width, height)) = super::kinds::sniff_picture(&prefix) else {
             self.blobs.delete(&blob).await?;
             return Ok(None);

@@ -6,7 +6,6 @@
 use std::io::Cursor;
 
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
 
 use super::{Error, Result, Service};
 
@@ -64,13 +63,7 @@ impl Service {
 impl Service {
     /// Renders a blob into a `width`×`height` box now (not cached).
     pub async fn render_now(&self, blob: &str, width: u32, height: u32) -> Result<Bytes> {
-        let mut source = Vec::new();
-        self.blobs
-            .read(blob, 0, Some(MAX_SOURCE + 1))
-            .await?
-            .read_to_end(&mut source)
-            .await
-            .map_err(|e| Error::Internal(format!("blob {blob}: {e}")))?;
+        let source = crate::blobs::read_all(self.blobs.as_ref(), blob, MAX_SOURCE + 1).await?;
         if source.len() as u64 > MAX_SOURCE {
             return Err(Error::NotFound("renditions of a picture over 64 MiB".into()));
         }

@@ -80,7 +80,7 @@ impl Service {
     async fn record(&self, a: &Access, target: &UploadTarget, blob: &str, size: u64) -> Result<UploadResponse> {
         let (mut file_type, mut mime) = kinds::from_name(&target.name);
         let mut metadata = None;
-        let prefix = blobs::read_prefix(self.blobs.as_ref(), blob, 512 * 1024).await?;
+        let prefix = blobs::read_all(self.blobs.as_ref(), blob, 512 * 1024).await?;
         if let Some((m, w, h)) = kinds::sniff_picture(&prefix) {
             file_type = FileType::Picture;
             mime = m;

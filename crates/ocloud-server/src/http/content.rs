@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ocloud_wire::ErrorCode;
-use tokio_util::io::ReaderStream;
 
 use super::AppState;
 use super::conditional::{Precondition, validators};
@@ -114,8 +113,7 @@ pub async fn get(
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        let reader = s.svc.blobs.read(&blob, first, Some(len)).await.map_err(crate::domain::Error::from)?;
-        Body::from_stream(ReaderStream::with_capacity(reader, 256 * 1024))
+        Body::from_stream(s.svc.blobs.read(&blob, first, Some(len)).await.map_err(crate::domain::Error::from)?)
     };
     let mut res = Response::new(body);
     *res.status_mut() = status;

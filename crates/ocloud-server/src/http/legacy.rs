@@ -427,8 +427,7 @@ pub async fn photo(State(s): State<AppState>, headers: HeaderMap, q: RawQuery) -
             let blob = ph.node.blob.clone().unwrap_or_default();
             match s.svc.blobs.read(&blob, 0, None).await {
                 Ok(r) => {
-                    let mut res =
-                        Response::new(Body::from_stream(tokio_util::io::ReaderStream::with_capacity(r, 256 * 1024)));
+                    let mut res = Response::new(Body::from_stream(r));
                     let mime = HeaderValue::from_str(ph.node.mime.as_deref().unwrap_or("image/jpeg"))
                         .unwrap_or(HeaderValue::from_static("image/jpeg"));
                     res.headers_mut().insert(header::CONTENT_TYPE, mime);
