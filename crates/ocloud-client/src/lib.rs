@@ -48,7 +48,6 @@ mod auth;
 mod cloud;
 mod config;
 mod error;
-mod file_sink;
 mod manager;
 mod paths;
 mod personal;

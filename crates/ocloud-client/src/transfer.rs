@@ -13,8 +13,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use crate::error::{Error, Result};
-use crate::file_sink::FileSink;
 use crate::manager::{ApiManager, Replay};
+use ocloud_io::FileSink;
 
 /// Chunk size of transfers.
 pub const CHUNK: usize = 256 * 1024;
@@ -198,7 +198,7 @@ impl ApiManager {
             if resume && let Some(p) = &progress {
                 p.advance(have);
             }
-            let mut sink = FileSink::new(file.into_std().await);
+            let mut sink = FileSink::new(file.into_std().await, false);
             let mut stream = resp.bytes_stream();
             let received = async {
                 while let Some(chunk) = stream.next().await {

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use ocloud_io::FileSink;
 use tokio::fs;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
 use super::*;
@@ -57,22 +58,23 @@ struct FsWriter {
     key: String,
     tmp: PathBuf,
     dest: PathBuf,
-    file: Option<BufWriter<fs::File>>,
+    sink: Option<FileSink>,
 }
 
 #[async_trait]
 impl BlobWriter for FsWriter {
     async fn write(&mut self, chunk: &[u8]) -> BlobResult<()> {
-        let f = self.file.as_mut().expect("writer used after commit");
-        f.write_all(chunk).await.map_err(|e| io(&self.tmp, e))
+        let f = self.sink.as_mut().expect("writer used after commit");
+        f.write(chunk).await.map_err(|e| io(&self.tmp, e))
     }
 
     async fn commit(mut self: Box<Self>) -> BlobResult<String> {
-        let mut f = self.file.take().expect("writer committed twice");
-        f.flush().await.map_err(|e| io(&self.tmp, e))?;
-        let f = f.into_inner();
-        f.sync_all().await.map_err(|e| io(&self.tmp, e))?;
-        drop(f);
+        let sink = self.sink.take().expect("writer committed twice");
+        let f = sink.finish().await.map_err(|e| io(&self.tmp, e))?;
+        tokio::task::spawn_blocking(move || f.sync_all())
+            .await
+            .map_err(|e| BlobError::Io(e.to_string()))?
+            .map_err(|e| io(&self.tmp, e))?;
         let dir = self.dest.parent().expect("blob path has a parent").to_owned();
         if fs::metadata(&dir).await.is_err() {
             fs::create_dir_all(&dir).await.map_err(|e| io(&dir, e))?;
@@ -84,7 +86,7 @@ impl BlobWriter for FsWriter {
     }
 
     async fn abort(mut self: Box<Self>) {
-        self.file.take();
+        self.sink.take();
         let _ = fs::remove_file(&self.tmp).await;
     }
 }
@@ -92,7 +94,7 @@ impl BlobWriter for FsWriter {
 impl Drop for FsWriter {
     fn drop(&mut self) {
         // A writer dropped mid-transfer (client gone, task cancelled) leaves no temp file.
-        if self.file.take().is_some() {
+        if self.sink.take().is_some() {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
@@ -104,8 +106,9 @@ impl Blobs for FsBlobs {
         let key = uuid::Uuid::new_v4().simple().to_string();
         let tmp = self.tmp.join(format!("{key}.part"));
         let dest = self.path(&key)?;
-        let file = fs::File::create(&tmp).await.map_err(|e| io(&tmp, e))?;
-        Ok(Box::new(FsWriter { key, tmp, dest, file: Some(BufWriter::with_capacity(256 * 1024, file)) }))
+        let file = fs::File::create(&tmp).await.map_err(|e| io(&tmp, e))?.into_std().await;
+        // Written back to disk as it arrives: the fsync in `commit` then has little left to do.
+        Ok(Box::new(FsWriter { key, tmp, dest, sink: Some(FileSink::new(file, true)) }))
     }
 
     async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobStream> {
