@@ -1,6 +1,11 @@
-//! Streaming uploads and downloads in fixed-size chunks (256 KiB) with progress: memory stays
-//! flat whatever the file size. Uploads from a file are replayed from the file on retry;
-//! downloads to a path go through `.<name>.ocloud-part` and resume with `Range`.
+//! Streaming uploads and downloads in fixed-size chunks with progress: memory stays flat
+//! whatever the file size. Uploads from a file are replayed from the file on retry; downloads
+//! to a path go through `.<name>.ocloud-part`, written on a thread of their own
+//! ([`ocloud_io::FileSink`]), and resume with `Range`.
+//!
+//! Large transfers run fastest from a task spawned on a multi-thread runtime (`tokio::spawn`)
+//! rather than directly under `block_on`: hyper's connection task lives on a worker, and each
+//! body chunk handed to a future on the main thread wakes another CPU.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
