@@ -59,7 +59,7 @@ pub async fn serve(
     let svc = open_service(Arc::new(cfg), public_url)?;
     let state = AppState {
         slots: Arc::new(tokio::sync::Semaphore::new(svc.cfg.max_concurrent_requests)),
-        svc: svc.clone(),
+        svc: Arc::new(svc.clone()),
         phase: Arc::new(AtomicU8::new(phase::STARTING)),
         openapi: bytes::Bytes::from(http::openapi::document()),
     };

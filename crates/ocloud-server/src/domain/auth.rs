@@ -20,6 +20,9 @@ pub struct Access {
     pub full_read: bool,
     /// `cloudfullwrite`: write outside the app folder.
     pub full_write: bool,
+    /// The database generation the token was checked at. The request's later cache lookups
+    /// key on it, so a request reads the generation once.
+    pub generation: Option<u64>,
 }
 
 impl Access {
@@ -141,7 +144,11 @@ impl Service {
         let hash = hash_token(token);
         let generation = self.meta.generation().await?;
         if let Some((access, expires_at)) = self.cfg.cache.then(|| self.caches.auth(generation, &hash)).flatten() {
-            return if expires_at <= now_s() { Err(Error::ExpiredCredentials) } else { Ok(access) };
+            return if expires_at <= now_s() {
+                Err(Error::ExpiredCredentials)
+            } else {
+                Ok(Access { generation: Some(generation), ..access })
+            };
         }
         let record = self.meta.token(&hash).await?.ok_or(Error::InvalidCredentials)?;
         if record.kind != "access" || record.revoked {
@@ -150,7 +157,10 @@ impl Service {
         if record.expires_at <= now_s() {
             return Err(Error::ExpiredCredentials);
         }
-        let access = self.access_for(record.user_id, record.app_id, &record.scope).await?;
+        let access = Access {
+            generation: Some(generation),
+            ..self.access_for(record.user_id, record.app_id, &record.scope).await?
+        };
         self.caches.put_auth(generation, hash, access.clone(), record.expires_at);
         Ok(access)
     }
@@ -172,7 +182,7 @@ impl Service {
         if !full_read && !scopes.contains(&"cloud") {
             return Err(Error::AccessDenied(format!("scope {scope:?} does not include cloud")));
         }
-        Ok(Access { user, app, full_read, full_write })
+        Ok(Access { user, app, full_read, full_write, generation: None })
     }
 
     /// Bytes the user can still store.

@@ -234,7 +234,11 @@ impl Service {
 
     /// [`Self::list`] as JSON bytes, from the listing cache when nothing changed since.
     pub async fn list_json(&self, a: &Access, folder_id: Option<&str>, p: &ListParams) -> Result<bytes::Bytes> {
-        let generation = self.meta.generation().await?;
+        // Read before the listing: an entry never holds data older than its key.
+        let generation = match a.generation {
+            Some(g) => g,
+            None => self.meta.generation().await?,
+        };
         let key =
             format!("{}|{}|{}{}|{:?}|{p:?}", a.user.id, a.app.id, a.full_read as u8, a.full_write as u8, folder_id);
         if let Some(body) = self.cfg.cache.then(|| self.caches.listing(generation, &key)).flatten() {

@@ -40,7 +40,7 @@ pub mod phase {
 #[derive(Clone)]
 pub struct AppState {
     /// The domain layer.
-    pub svc: Service,
+    pub svc: Arc<Service>,
     /// See [`phase`].
     pub phase: Arc<AtomicU8>,
     /// Requests in flight; one permit each (`--max-concurrent-requests`).
@@ -144,7 +144,7 @@ mod tests {
         let svc = crate::open_service(cfg, "http://x".into()).unwrap();
         let state = AppState {
             slots: Arc::new(tokio::sync::Semaphore::new(4)),
-            svc,
+            svc: Arc::new(svc),
             phase: Arc::new(AtomicU8::new(phase_now)),
             openapi: bytes::Bytes::new(),
         };
