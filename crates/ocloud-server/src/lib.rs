@@ -76,7 +76,7 @@ pub async fn serve(
             .into_future(),
     );
     // Temp files of a previous run are partial uploads: drop them before any new one starts.
-    let removed = svc.blobs.sweep(started, &|_| true).await.context("sweeping temp files")?;
+    let removed = svc.blobs.clear_temp().await.context("removing temp files")?;
     // A shutdown that came during start-up wins.
     let _ = state.phase.compare_exchange(phase::STARTING, phase::READY, Ordering::AcqRel, Ordering::Acquire);
     let dev_account = if svc.cfg.dev_account {

@@ -155,11 +155,7 @@ impl Blobs for FsBlobs {
         }
     }
 
-    async fn sweep(
-        &self,
-        before: std::time::SystemTime,
-        keep: &(dyn for<'k> Fn(&'k str) -> bool + Send + Sync),
-    ) -> BlobResult<usize> {
+    async fn clear_temp(&self) -> BlobResult<usize> {
         let mut removed = 0;
         let mut tmp = fs::read_dir(&self.tmp).await.map_err(|e| io(&self.tmp, e))?;
         while let Some(e) = tmp.next_entry().await.map_err(|e| io(&self.tmp, e))? {
@@ -167,6 +163,15 @@ impl Blobs for FsBlobs {
                 removed += 1;
             }
         }
+        Ok(removed)
+    }
+
+    async fn sweep(
+        &self,
+        before: std::time::SystemTime,
+        keep: &(dyn for<'k> Fn(&'k str) -> bool + Send + Sync),
+    ) -> BlobResult<usize> {
+        let mut removed = 0;
         let mut shards = fs::read_dir(&self.root).await.map_err(|e| io(&self.root, e))?;
         while let Some(shard) = shards.next_entry().await.map_err(|e| io(&self.root, e))? {
             let mut files = fs::read_dir(shard.path()).await.map_err(|e| io(&shard.path(), e))?;
@@ -274,5 +279,27 @@ mod tests {
         assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
         assert!(e.to_string().contains(&key), "{e}");
         assert!(matches!(blobs.read("0123456789abcdef0123456789abcdef", 0, None).await, Err(BlobError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn clear_temp_and_sweep_remove_only_what_they_should() {
+        let (dir, blobs, kept, _) = stored(10).await;
+        let mut w = blobs.create().await.unwrap();
+        w.write(b"orphan").await.unwrap();
+        let orphan = w.commit().await.unwrap();
+        blobs.put_rendition(&orphan, "thumb", Bytes::from_static(b"jpeg")).await.unwrap();
+        std::fs::write(dir.path().join("tmp/left.part"), b"partial").unwrap();
+
+        assert_eq!(blobs.clear_temp().await.unwrap(), 1);
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        // Nothing is older than a moment ago: the sweep leaves young blobs alone.
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        assert_eq!(blobs.sweep(past, &|_| false).await.unwrap(), 0);
+        let future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        let keep = kept.clone();
+        assert_eq!(blobs.sweep(future, &move |k| k == keep).await.unwrap(), 2, "the orphan and its thumbnail");
+        assert!(read(&blobs, &kept, 0, None).await.is_ok());
+        assert!(matches!(blobs.read(&orphan, 0, None).await, Err(BlobError::NotFound(_))));
+        assert!(blobs.rendition(&orphan, "thumb").await.unwrap().is_none());
     }
 }

@@ -58,8 +58,11 @@ pub trait Blobs: Send + Sync + 'static {
     async fn put_rendition(&self, key: &str, kind: &str, bytes: Bytes) -> BlobResult<()>;
     /// A derived object, if it was made.
     async fn rendition(&self, key: &str, kind: &str) -> BlobResult<Option<Bytes>>;
-    /// Removes temp files and blobs older than `before` that `keep` rejects; returns how many
-    /// were removed. Run at start-up.
+    /// Removes the temp files of a previous run (partial uploads); returns how many. Run at
+    /// start-up before any upload, so it must not cost more than the temp files there are.
+    async fn clear_temp(&self) -> BlobResult<usize>;
+    /// Removes blobs older than `before` that `keep` rejects; returns how many. Walks every
+    /// blob: run in the background.
     async fn sweep(
         &self,
         before: std::time::SystemTime,
