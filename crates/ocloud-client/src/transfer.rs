@@ -170,10 +170,16 @@ impl ApiManager {
     /// interrupted download is resumed with `Range`. Returns the size of the file.
     pub async fn download_to_path(&self, url: &str, dest: &Path, progress: Option<Arc<dyn Progress>>) -> Result<u64> {
         let part = partial_path(dest);
-        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir, e))?;
-        }
-        let have = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
+        // Local file work goes to the blocking pool in as few hops as possible (each tokio::fs
+        // call is one): they add up when thousands of small files are downloaded.
+        let (p, d) = (part.clone(), dest.to_owned());
+        let have = blocking(dest, move || {
+            if let Some(dir) = d.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            Ok(std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0))
+        })
+        .await?;
         let resp = self
             .send(Replay::Safe, |c| {
                 let rb = c.get(url);
@@ -210,10 +216,19 @@ impl ApiManager {
             // No fsync: the rename makes the file appear whole or not at all, which is what an
             // interrupted transfer needs; like curl and rclone, we leave flushing to the OS.
         }
-        let size = tokio::fs::metadata(&part).await.map_err(|e| Error::io(&part, e))?.len();
-        tokio::fs::rename(&part, dest).await.map_err(|e| Error::io(dest, e))?;
-        Ok(size)
+        let d = dest.to_owned();
+        blocking(dest, move || {
+            let size = std::fs::metadata(&part).map_err(|e| Error::io(&part, e))?.len();
+            std::fs::rename(&part, &d).map_err(|e| Error::io(&d, e))?;
+            Ok(size)
+        })
+        .await
     }
+}
+
+/// Runs file work on the blocking pool; `what` names it if the task dies.
+async fn blocking<T: Send + 'static>(what: &Path, f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::io(what, std::io::Error::other(e)))?
 }
 
 /// Streams a response body into a file; returns how the network side ended and how the file
@@ -224,20 +239,19 @@ async fn pump(
     progress: Option<Arc<dyn Progress>>,
 ) -> (Result<()>, std::io::Result<std::fs::File>) {
     let mut stream = resp.bytes_stream();
-    let received = async {
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            if sink.write(&chunk).await.is_err() {
-                break; // `finish` says why
-            }
-            if let Some(p) = &progress {
-                p.advance(chunk.len() as u64);
-            }
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return (Err(e.into()), sink.finish().await),
+        };
+        if let Err(e) = sink.write(&chunk).await {
+            return (Ok(()), Err(e));
         }
-        Ok(())
+        if let Some(p) = &progress {
+            p.advance(chunk.len() as u64);
+        }
     }
-    .await;
-    (received, sink.finish().await)
+    (Ok(()), sink.finish().await)
 }
 
 fn content_range_start(resp: &reqwest::Response) -> Option<u64> {

@@ -1,56 +1,43 @@
 //! File I/O shared by the ocloud server and client.
 //!
-//! [`FileSink`] writes a stream of chunks to a file on a blocking thread of its own, so
-//! network reads and disk writes overlap. Chunks are copied into one of three 1 MiB buffers
-//! that go round between the caller and the writer thread: the caller drops each network chunk
-//! at once, which lets hyper reuse its read buffer (holding chunks until written made every
-//! read land in freshly mapped memory, and the kernel spent a quarter of a download zeroing
-//! pages), and there is one copy in user space where a `BufWriter` over tokio's `File` makes
-//! two.
+//! [`FileSink`] writes a stream of chunks to a file from async code. Chunks are copied into
+//! one of two 1 MiB buffers; a full buffer is written on the blocking pool while the other
+//! fills, so network reads and disk writes overlap. The caller drops each network chunk at
+//! once, which lets hyper reuse its read buffer (holding chunks until written made every read
+//! land in freshly mapped memory, and the kernel spent a quarter of a download zeroing pages),
+//! and there is one copy in user space where a `BufWriter` over tokio's `File` makes two.
+//!
+//! A blocking thread is taken only for the length of one write, never while waiting for the
+//! network: a thousand slow uploads cannot starve the blocking pool.
 
 use std::io::{Seek, Write};
 
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Size of one write.
 const BUFFER: usize = 1 << 20;
-/// Buffers in circulation: one filling, one queued, one being written.
-const BUFFERS: usize = 3;
+
+type Writing = JoinHandle<(std::fs::File, Vec<u8>, std::io::Result<()>)>;
 
 /// A file being written from async code. See the crate docs.
 pub struct FileSink {
     filling: Vec<u8>,
-    made: usize,
-    full: mpsc::Sender<Vec<u8>>,
-    empty: mpsc::Receiver<Vec<u8>>,
-    writer: JoinHandle<std::io::Result<std::fs::File>>,
+    /// The file, when no write is in flight.
+    idle: Option<std::fs::File>,
+    /// The write in flight; it gives the file and its buffer back.
+    writing: Option<Writing>,
+    write_back: bool,
 }
 
 impl FileSink {
-    /// Starts the writer thread. With `write_back`, each buffer is handed to the disk as soon
-    /// as it is written (Linux `sync_file_range`, elsewhere nothing), so that an fsync at the
-    /// end finds little left to do: for a durable upload, writing to disk overlaps receiving.
-    pub fn new(mut file: std::fs::File, write_back: bool) -> Self {
-        let (full, mut full_rx) = mpsc::channel::<Vec<u8>>(BUFFERS);
-        let (empty_tx, empty) = mpsc::channel::<Vec<u8>>(BUFFERS);
-        let writer = tokio::task::spawn_blocking(move || {
-            while let Some(mut buf) = full_rx.blocking_recv() {
-                file.write_all(&buf)?;
-                if write_back {
-                    let end = file.stream_position()?;
-                    start_write_back(&file, end - buf.len() as u64, buf.len() as u64);
-                }
-                buf.clear();
-                // Never blocks: the channel holds every buffer there is.
-                let _ = empty_tx.try_send(buf);
-            }
-            Ok(file)
-        });
-        FileSink { filling: Vec::with_capacity(BUFFER), made: 1, full, empty, writer }
+    /// With `write_back`, each buffer is handed to the disk as soon as it is written (Linux
+    /// `sync_file_range`, elsewhere nothing), so that an fsync at the end finds little left to
+    /// do: for a durable upload, writing to disk overlaps receiving.
+    pub fn new(file: std::fs::File, write_back: bool) -> Self {
+        FileSink { filling: Vec::with_capacity(BUFFER), idle: Some(file), writing: None, write_back }
     }
 
-    /// Copies `data` in. On a write error, fails (the writer has stopped; `finish` says why).
+    /// Copies `data` in. Fails if an earlier write failed (the error is that write's).
     pub async fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         while !data.is_empty() {
             let n = data.len().min(BUFFER - self.filling.len());
@@ -63,26 +50,50 @@ impl FileSink {
         Ok(())
     }
 
+    /// Waits for the write in flight, then starts writing the filled buffer.
     async fn hand_over(&mut self) -> std::io::Result<()> {
-        let next = match self.empty.try_recv() {
-            Ok(b) => b,
-            Err(_) if self.made < BUFFERS => {
-                self.made += 1;
-                Vec::with_capacity(BUFFER)
-            }
-            Err(_) => self.empty.recv().await.ok_or_else(stopped)?,
-        };
-        let full = std::mem::replace(&mut self.filling, next);
-        self.full.send(full).await.map_err(|_| stopped())
+        let (mut file, spare) = self.settle().await?;
+        let full = std::mem::replace(&mut self.filling, spare);
+        let write_back = self.write_back;
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            let res = write(&mut file, &full, write_back);
+            (file, full, res)
+        }));
+        Ok(())
     }
 
-    /// Writes what is left, waits for the writer, and gives the file back (for an fsync).
-    pub async fn finish(mut self) -> std::io::Result<std::fs::File> {
-        let sent = if self.filling.is_empty() { Ok(()) } else { self.hand_over().await };
-        drop(self.full);
-        let file = self.writer.await.map_err(std::io::Error::other)??;
-        sent.map(|_| file)
+    /// The file and an empty buffer, once no write is in flight.
+    async fn settle(&mut self) -> std::io::Result<(std::fs::File, Vec<u8>)> {
+        match self.writing.take() {
+            Some(w) => {
+                let (file, mut buf, res) = w.await.map_err(std::io::Error::other)?;
+                res?;
+                buf.clear();
+                Ok((file, buf))
+            }
+            None => {
+                let file = self.idle.take().ok_or_else(|| std::io::Error::other("an earlier write failed"))?;
+                Ok((file, Vec::with_capacity(BUFFER)))
+            }
+        }
     }
+
+    /// Writes what is left and gives the file back (for an fsync).
+    pub async fn finish(mut self) -> std::io::Result<std::fs::File> {
+        if !self.filling.is_empty() {
+            self.hand_over().await?;
+        }
+        Ok(self.settle().await?.0)
+    }
+}
+
+fn write(file: &mut std::fs::File, buf: &[u8], write_back: bool) -> std::io::Result<()> {
+    file.write_all(buf)?;
+    if write_back {
+        let end = file.stream_position()?;
+        start_write_back(file, end - buf.len() as u64, buf.len() as u64);
+    }
+    Ok(())
 }
 
 /// Starts writing a range of the file to disk, without waiting. Failures are left to the
@@ -98,10 +109,6 @@ fn start_write_back(file: &std::fs::File, offset: u64, len: u64) {
 
 #[cfg(not(target_os = "linux"))]
 fn start_write_back(_: &std::fs::File, _: u64, _: u64) {}
-
-fn stopped() -> std::io::Error {
-    std::io::Error::other("the file writer stopped")
-}
 
 #[cfg(test)]
 mod tests {
@@ -122,26 +129,25 @@ mod tests {
             sink.write(&rest[..n]).await.unwrap();
             rest = &rest[n..];
         }
-        sink.finish().await.unwrap();
+        let file = sink.finish().await.unwrap();
+        assert_eq!(file.metadata().unwrap().len(), content.len() as u64);
         assert!(std::fs::read(&path).unwrap() == content);
     }
 
     #[cfg(target_os = "linux")]
     #[tokio::test]
-    async fn a_failed_write_is_reported() {
+    async fn a_failed_write_is_reported_and_stops_the_sink() {
         let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
         let mut sink = FileSink::new(full, false);
         let chunk = vec![7u8; 64 * 1024];
-        // Writes are queued; the error surfaces at a later write or at the end.
-        let mut failed = false;
-        for _ in 0..(BUFFERS + 2) * BUFFER / chunk.len() {
-            if sink.write(&chunk).await.is_err() {
-                failed = true;
-                break;
+        // Writes run behind: the error surfaces at a later write.
+        let first = loop {
+            if let Err(e) = sink.write(&chunk).await {
+                break e;
             }
-        }
-        let end = sink.finish().await.unwrap_err();
-        assert_eq!(end.raw_os_error(), Some(28), "{end}"); // ENOSPC
-        assert!(failed, "the writer's failure stops further writes");
+        };
+        assert_eq!(first.raw_os_error(), Some(28), "{first}"); // ENOSPC
+        assert!(sink.write(&chunk).await.is_err(), "nothing is written after a failure");
+        assert!(sink.finish().await.is_err());
     }
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt;
 
 pub use config::Config;
 use http::{AppState, phase};
@@ -54,6 +55,13 @@ pub async fn serve(
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    // No Nagle delay: a response whose body comes after its headers (every download) was held
+    // until the client's delayed ACK, a few ms per small file.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let public_url =
         cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
     let svc = open_service(Arc::new(cfg), public_url)?;

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt};
 use ocloud_io::FileSink;
 use tokio::fs;
 use tokio::io::AsyncWriteExt;
-use tokio::task::JoinHandle;
 
 use super::*;
 
@@ -113,14 +113,21 @@ impl Blobs for FsBlobs {
 
     async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobStream> {
         let path = self.path(key)?;
-        let file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(BlobError::NotFound(key.to_owned()));
-            }
-            Err(e) => return Err(io(&path, e)),
-        };
-        Ok(chunks(file, path, offset, len))
+        // Opening and the first read share one hop to the blocking pool: a small file is
+        // served with that one hop.
+        let (p, want) = (path.clone(), chunk_len(len));
+        let first = tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(&p)?;
+            file.seek(SeekFrom::Start(offset))?;
+            read_chunk(file, want)
+        })
+        .await
+        .map_err(|e| BlobError::Io(e.to_string()))?;
+        match first {
+            Ok(first) => Ok(chunks(first, path, len)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::NotFound(key.to_owned())),
+            Err(e) => Err(io(&path, e)),
+        }
     }
 
     async fn delete(&self, key: &str) -> BlobResult<()> {
@@ -191,45 +198,54 @@ impl Blobs for FsBlobs {
 /// Size of the reads that feed a download.
 const READ_CHUNK: usize = 1 << 20;
 
-type Pending = JoinHandle<(std::fs::File, std::io::Result<Vec<u8>>)>;
+/// The next read: `len` bytes still expected (`None`: to the end).
+fn chunk_len(left: Option<u64>) -> usize {
+    left.map_or(READ_CHUNK, |l| l.min(READ_CHUNK as u64) as usize)
+}
 
-/// Reads the file in 1 MiB chunks on the blocking pool, one chunk ahead of the consumer, so
-/// disk reads overlap network sends. Each chunk is read straight into the buffer that becomes
-/// the body chunk (tokio's `File` reads into a buffer of its own and copies).
-fn chunks(file: std::fs::File, path: PathBuf, offset: u64, len: Option<u64>) -> BlobStream {
-    fn read(mut file: std::fs::File, seek: Option<u64>, want: usize) -> Pending {
-        tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::with_capacity(want);
-            let res = seek
-                .map_or(Ok(0), |o| file.seek(SeekFrom::Start(o)))
-                .and_then(|_| Read::take(&mut file, want as u64).read_to_end(&mut buf));
-            (file, res.map(|_| buf))
-        })
+/// Reads up to `want` bytes from the file's position; short only at the end of the file.
+fn read_chunk(mut file: std::fs::File, want: usize) -> std::io::Result<(std::fs::File, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(want);
+    Read::take(&mut file, want as u64).read_to_end(&mut buf)?;
+    Ok((file, buf))
+}
+
+type Pending = BoxFuture<'static, std::io::Result<(std::fs::File, Vec<u8>)>>;
+
+/// The rest of a blob after its first chunk: 1 MiB reads on the blocking pool, one chunk ahead
+/// of the consumer, so disk reads overlap network sends. Each chunk is read straight into the
+/// buffer that becomes the body chunk (tokio's `File` reads into a buffer of its own and
+/// copies).
+fn chunks(first: (std::fs::File, Vec<u8>), path: PathBuf, len: Option<u64>) -> BlobStream {
+    fn next(file: std::fs::File, want: usize) -> Pending {
+        tokio::task::spawn_blocking(move || read_chunk(file, want))
+            .map(|joined| joined.unwrap_or_else(|e| Err(std::io::Error::other(e))))
+            .boxed()
     }
-    let want = |left: Option<u64>| left.map_or(READ_CHUNK, |l| l.min(READ_CHUNK as u64) as usize);
-    let first = (len != Some(0)).then(|| read(file, Some(offset), want(len)));
-    // State: the read in flight, and the bytes still expected after it (`None`: to the end).
-    futures_util::stream::unfold((first, len), move |(pending, left)| {
+    let first: Pending = futures_util::future::ready(Ok(first)).boxed();
+    // State: the read in flight, and the bytes still expected from it on (`None`: to the end).
+    futures_util::stream::unfold((Some(first), len), move |(pending, left)| {
         let path = path.clone();
         async move {
             let fail = |e: std::io::Error| {
                 let e = std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
                 Some((Err(e), (None, None)))
             };
+            let want = chunk_len(left);
             let (file, buf) = match pending?.await {
-                Ok((file, Ok(buf))) => (file, buf),
-                Ok((_, Err(e))) => return fail(e),
-                Err(e) => return fail(std::io::Error::other(e)),
+                Ok(read) => read,
+                Err(e) => return fail(e),
             };
             let got = buf.len();
-            let ended = got < want(left); // read_to_end stops short only at the end of the file
-            let left = match left {
-                Some(_) if ended => return fail(std::io::ErrorKind::UnexpectedEof.into()),
-                Some(l) => Some(l - got as u64),
-                None if got == 0 => return None,
-                None => None,
-            };
-            let pending = (!ended && left != Some(0)).then(|| read(file, None, want(left)));
+            if got < want && left.is_some() {
+                return fail(std::io::ErrorKind::UnexpectedEof.into()); // shorter than its record
+            }
+            if got == 0 {
+                return None;
+            }
+            let left = left.map(|l| l - got as u64);
+            let more = got == want && left != Some(0);
+            let pending = more.then(|| next(file, chunk_len(left)));
             Some((Ok(Bytes::from(buf)), (pending, left)))
         }
     })
