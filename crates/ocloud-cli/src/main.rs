@@ -190,8 +190,7 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Error as u8);
         }
     };
-    let res = runtime.block_on(run(cli));
-    match res {
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe (`ocloud cat f | head`) is not an error.

@@ -1,12 +1,13 @@
 //! Streaming uploads and downloads in fixed-size chunks with progress: memory stays flat
 //! whatever the file size. Uploads from a file are replayed from the file on retry; downloads
-//! to a path go through `.<name>.ocloud-part`, written on a thread of their own
+//! to a path go through `.<name>.ocloud-part`, written in 1 MiB writes on the blocking pool
 //! ([`ocloud_io::FileSink`]), and resume with `Range`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use ocloud_io::FileSink;
 use ocloud_wire::model::{UploadDescription, UploadResponse};
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::multipart::{Form, Part};
@@ -15,7 +16,6 @@ use tokio_util::io::ReaderStream;
 
 use crate::error::{Error, Result};
 use crate::manager::{ApiManager, Replay};
-use ocloud_io::FileSink;
 
 /// Chunk size of transfers.
 pub const CHUNK: usize = 256 * 1024;
