@@ -94,15 +94,33 @@ pub async fn serve(
     };
     on_ready(Ready { addr, dev_account });
     tracing::info!(%addr, removed, "ready");
-    tokio::spawn(sweep_orphans(svc.clone(), started));
+    tokio::spawn(maintain(svc.clone(), started));
     server.await.context("server task")??;
     Ok(())
 }
 
-/// Removes blobs no file references that are older than this start (left by a crash between
-/// a delete's commit and its blob removal, or by an upload refused after its commit).
-async fn sweep_orphans(svc: domain::Service, started: std::time::SystemTime) {
-    // Expired codes, upload URLs, sessions and tokens are of no use to anyone: drop them.
+/// How often the clean-up below runs again after the start-up pass.
+const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Age an orphan blob must reach before a periodic pass removes it: a blob is renamed into
+/// place a moment before its file is recorded, so a young unreferenced blob may be on its way.
+const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Cleans up once now (orphans older than this start), then every hour (orphans over an hour
+/// old), so a server that runs for months keeps neither expired rows nor orphan blobs.
+async fn maintain(svc: domain::Service, started: std::time::SystemTime) {
+    maintenance_pass(&svc, started).await;
+    let first = tokio::time::Instant::now() + MAINTENANCE_EVERY;
+    let mut every = tokio::time::interval_at(first, MAINTENANCE_EVERY);
+    loop {
+        every.tick().await;
+        maintenance_pass(&svc, std::time::SystemTime::now() - ORPHAN_GRACE).await;
+    }
+}
+
+/// Drops expired codes, upload URLs, sessions and tokens, and the blobs older than `before`
+/// that no file references (left by a crash between a delete's commit and its blob removal,
+/// or by an upload refused after its commit). Failures are logged: the next pass retries.
+async fn maintenance_pass(svc: &domain::Service, before: std::time::SystemTime) {
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     match svc.meta.purge_expired(now).await {
@@ -114,9 +132,35 @@ async fn sweep_orphans(svc: domain::Service, started: std::time::SystemTime) {
         Ok(k) => k,
         Err(e) => return tracing::warn!(error = %e, "orphan sweep skipped"),
     };
-    match svc.blobs.sweep(started, &move |k| keys.contains(k)).await {
+    match svc.blobs.sweep(before, &move |k| keys.contains(k)).await {
         Ok(n) if n > 0 => tracing::info!(removed = n, "removed orphan blobs"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_maintenance_pass_purges_expired_rows_and_old_orphans_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = open_service(Arc::new(Config::new(dir.path())), "http://x".into()).unwrap();
+        let user = svc.meta.ensure_user("u").await.unwrap();
+        svc.meta.insert_session("gone", user.id, 1).await.unwrap();
+        let mut w = svc.blobs.create().await.unwrap();
+        w.write(b"nobody's").await.unwrap();
+        let orphan = w.commit().await.unwrap();
+
+        // An orphan younger than the cut-off stays (it may be an upload being recorded).
+        maintenance_pass(&svc, SystemTime::now() - ORPHAN_GRACE).await;
+        assert_eq!(svc.meta.purge_expired(2).await.unwrap(), 0, "the expired session went in the pass");
+        assert!(svc.blobs.read(&orphan, 0, None).await.is_ok());
+
+        maintenance_pass(&svc, SystemTime::now() + Duration::from_secs(1)).await;
+        assert!(matches!(svc.blobs.read(&orphan, 0, None).await, Err(blobs::BlobError::NotFound(_))));
     }
 }
