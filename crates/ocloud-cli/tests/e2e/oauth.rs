@@ -486,6 +486,25 @@ async fn expired_code_and_expired_access_token() {
 }
 
 #[tokio::test]
+async fn rotated_refresh_tokens_retire_only_the_used_one() {
+    let s = Setup::new(&["--rotate-refresh-tokens"], "openid cloud", None);
+    let mut b = s.browser();
+    let t = s.exchange(&s.code(&mut b, &[]).await).await.ok();
+    let old_rt = t["refresh_token"].as_str().unwrap();
+    let r = s.token(&[("grant_type", "refresh_token"), ("refresh_token", old_rt)]).await.ok();
+    let new_rt = r["refresh_token"].as_str().expect("a rotated refresh token");
+    assert_ne!(new_rt, old_rt);
+    // Access tokens already issued keep working until they expire (another process may have
+    // just sent a request with one); the new one works too.
+    for access in [&t["access_token"], &r["access_token"]] {
+        assert_eq!(Api::new(&s.server.url, access.as_str().unwrap()).freespace().await, 5 << 30);
+    }
+    let again = s.token(&[("grant_type", "refresh_token"), ("refresh_token", old_rt)]).await;
+    assert_eq!((again.status, again.json()["error"].as_str()), (400, Some("invalid_grant")), "the used one is retired");
+    assert_eq!(s.token(&[("grant_type", "refresh_token"), ("refresh_token", new_rt)]).await.status, 200);
+}
+
+#[tokio::test]
 async fn revocation() {
     let s = Setup::new(&[], "openid cloud", None);
     let mut b = s.browser();

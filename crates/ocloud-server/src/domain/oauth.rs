@@ -391,7 +391,10 @@ impl Service {
             self.meta.user(record.user_id).await.ok().flatten().ok_or_else(|| invalid("user no longer exists"))?;
         let rotate = self.cfg.rotate_refresh_tokens;
         if rotate {
-            let _ = self.meta.revoke_token(&hash, app.id).await;
+            // The used refresh token only: access tokens already issued stay valid until they
+            // expire (revoking the grant here cut off a request another process had just
+            // sent with its fresh access token). A replayed code still revokes the grant.
+            let _ = self.meta.revoke_token(&hash, app.id, false).await;
         }
         self.issue_tokens_for_grant(&user, app, &record.scope, &record.grant, rotate)
             .await
@@ -401,7 +404,7 @@ impl Service {
     /// RFC 7009: revokes a token of this client; unknown tokens are not an error.
     pub async fn revoke(&self, app: &App, token: &str) -> Result<()> {
         // The store revokes an access token alone, a refresh token with its whole grant.
-        self.meta.revoke_token(&hash_token(token), app.id).await?;
+        self.meta.revoke_token(&hash_token(token), app.id, true).await?;
         Ok(())
     }
 

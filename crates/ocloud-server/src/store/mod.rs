@@ -289,9 +289,9 @@ pub trait Metadata: Send + Sync + 'static {
     async fn web_session(&self, hash: &[u8]) -> StoreResult<Option<WebSession>>;
     /// Ends a browser session.
     async fn delete_web_session(&self, hash: &[u8]) -> StoreResult<()>;
-    /// Revokes the token with this hash (and, for a refresh token, its whole grant) if it
-    /// belongs to `app_id`. Returns whether anything was revoked.
-    async fn revoke_token(&self, hash: &[u8], app_id: i64) -> StoreResult<bool>;
+    /// Revokes the token with this hash if it belongs to `app_id`, and with `whole_grant`, for a
+    /// refresh token, every token of its grant. Returns whether anything was revoked.
+    async fn revoke_token(&self, hash: &[u8], app_id: i64, whole_grant: bool) -> StoreResult<bool>;
 
     /// Stores a one-time upload URL (by hash of its key).
     async fn insert_upload_url(&self, hash: &[u8], url: UploadUrl) -> StoreResult<()>;

@@ -770,7 +770,7 @@ impl Metadata for Sqlite {
         .await
     }
 
-    async fn revoke_token(&self, hash: &[u8], app_id: i64) -> StoreResult<bool> {
+    async fn revoke_token(&self, hash: &[u8], app_id: i64, whole_grant: bool) -> StoreResult<bool> {
         let hash = hash.to_vec();
         self.write(move |tx| {
             let found: Option<(String, String)> = tx
@@ -785,7 +785,7 @@ impl Metadata for Sqlite {
                 return Ok(false);
             };
             tx.execute("UPDATE tokens SET revoked = 1 WHERE hash = ?1", [&hash]).map_err(backend)?;
-            if kind == "refresh" && !grant.is_empty() {
+            if whole_grant && kind == "refresh" && !grant.is_empty() {
                 tx.execute("UPDATE tokens SET revoked = 1 WHERE grant_id = ?1", [&grant]).map_err(backend)?;
             }
             Ok(true)
