@@ -230,11 +230,13 @@ impl ApiManager {
         let policy = &self.inner.retry;
         let start = Instant::now();
         let mut attempt = 0u32;
+        // Once per call, a rejected token is refreshed and the request replayed. A refresh
+        // ahead of time does not use that up: another process sharing the token store may
+        // refresh (and rotate) right after ours.
         let mut refreshed = false;
         // Refresh ahead of time rather than fail half-way through an upload.
         if self.tokens().is_some_and(|t| t.expires_within(30) && t.refresh_token.is_some()) {
             self.refresh_token().await?;
-            refreshed = true;
         }
         loop {
             attempt += 1;
