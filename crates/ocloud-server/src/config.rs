@@ -18,8 +18,11 @@ pub struct Config {
     pub quota: u64,
     /// Largest accepted upload, bytes.
     pub max_upload_size: u64,
-    /// Emit the wrapped and PDK_* error shapes of spec §4.2 instead of the top-level one.
-    pub legacy_errors: bool,
+    /// The JSON shape of error answers (spec §4.1, §4.2).
+    pub error_shape: ErrorShape,
+    /// The code an expired access token gets: 41 as Orange's gateway answered (clients refresh
+    /// only on it), or 42 as the table describes.
+    pub expired_token_code: u16,
     /// A request body that sends nothing for this long gets 408/63.
     pub body_timeout: Duration,
     /// Longest accepted request URI, bytes (414/67 above).
@@ -53,7 +56,8 @@ impl Config {
             public_url: None,
             quota: 5 << 30,
             max_upload_size: 16 << 30,
-            legacy_errors: false,
+            error_shape: ErrorShape::Both,
+            expired_token_code: 41,
             body_timeout: Duration::from_secs(30),
             max_uri_len: 8192,
             max_json_body: 64 << 10,
@@ -65,6 +69,37 @@ impl Config {
             upload_url_ttl: Duration::from_secs(600),
             dev_account: true,
             cache: true,
+        }
+    }
+}
+
+/// How error answers are shaped (`--error-shape`). Clients in the field read different shapes
+/// (spec §4.1): antechrestos and mkbrv the top-level fields, Orange's Android and iOS SDKs only
+/// the wrapped object. `Both` serves every one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorShape {
+    /// `{code, message, description}` at the top level.
+    Flat,
+    /// `{"error": {code, message, description}}`.
+    Wrapped,
+    /// The three fields at the top level and the same object under `"error"`.
+    #[default]
+    Both,
+    /// The shapes of the storage back-end (spec §4.2): wrapped, PDK_* labels for quota, size and
+    /// forbidden writes (`--legacy-errors`).
+    Legacy,
+}
+
+impl std::str::FromStr for ErrorShape {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "flat" => Ok(ErrorShape::Flat),
+            "wrapped" => Ok(ErrorShape::Wrapped),
+            "both" => Ok(ErrorShape::Both),
+            "legacy" => Ok(ErrorShape::Legacy),
+            _ => Err(format!("unknown error shape {s:?}: flat, wrapped, both or legacy")),
         }
     }
 }

@@ -139,6 +139,31 @@ pub struct WrappedError {
     pub error: ErrorBody,
 }
 
+/// The top-level fields and the wrapped object at once: the one body that clients reading
+/// either shape of spec §4.1 understand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DualError {
+    /// Numeric code of the table.
+    pub code: u16,
+    /// Short message.
+    pub message: String,
+    /// Longer description.
+    pub description: String,
+    /// The same three fields.
+    pub error: ErrorBody,
+}
+
+impl From<ErrorCode> for DualError {
+    fn from(c: ErrorCode) -> Self {
+        DualError {
+            code: c.code(),
+            message: c.message().to_owned(),
+            description: c.description().to_owned(),
+            error: c.into(),
+        }
+    }
+}
+
 /// Shape 2 of spec §4.2: `{"error": {"code": "PDK_RP_0004", "label": "INVALID_TOKEN", "details": "…"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LegacyError {

@@ -26,9 +26,19 @@ pub struct Args {
     /// Largest accepted upload.
     #[arg(long, env = "OCLOUD_MAX_UPLOAD_SIZE", default_value = "16GiB", value_parser = crate::size::parse)]
     max_upload_size: u64,
-    /// Answer errors in the wrapped and PDK_* legacy shapes (spec §4.2), for client testing.
-    #[arg(long, env = "OCLOUD_LEGACY_ERRORS")]
+    /// Shape of error bodies: flat (top-level fields), wrapped ({"error": {…}}), both (the two
+    /// at once, which every client reads) or legacy (wrapped, and the storage back-end's PDK_*
+    /// bodies of spec §4.2).
+    #[arg(long, env = "OCLOUD_ERROR_SHAPE", default_value = "both")]
+    error_shape: ocloud_server::config::ErrorShape,
+    /// Same as --error-shape legacy.
+    #[arg(long, env = "OCLOUD_LEGACY_ERRORS", conflicts_with = "error_shape")]
     legacy_errors: bool,
+    /// Code of the 401 an expired access token gets: 41 "Invalid credentials", as Orange's
+    /// gateway answered and clients refresh on, or 42 "Expired credentials", as the table says.
+    #[arg(long, env = "OCLOUD_EXPIRED_TOKEN_CODE", default_value_t = 41,
+          value_parser = clap::value_parser!(u16).range(41..=42))]
+    expired_token_code: u16,
     /// Seconds a request body may stall before 408/63.
     #[arg(long, env = "OCLOUD_BODY_TIMEOUT", default_value_t = 30)]
     body_timeout: u64,
@@ -64,7 +74,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.public_url = args.public_url;
     cfg.quota = args.quota;
     cfg.max_upload_size = args.max_upload_size;
-    cfg.legacy_errors = args.legacy_errors;
+    cfg.error_shape = if args.legacy_errors { ocloud_server::config::ErrorShape::Legacy } else { args.error_shape };
+    cfg.expired_token_code = args.expired_token_code;
     cfg.body_timeout = Duration::from_secs(args.body_timeout.max(1));
     cfg.max_concurrent_requests = args.max_concurrent_requests.max(1);
     cfg.token_ttl = Duration::from_secs(args.token_ttl);

@@ -29,7 +29,8 @@ async fn credentials_40_41_42_26() {
     anon.assert_error(401, 40);
     Api::new(&s.url, "OFR-0000").get("/cloud/v1/freespace").await.assert_error(401, 41);
     let expired = s.admin_token(&["--user", "alice", "--app", "tests", "--expires-in", "0"]);
-    Api::new(&s.url, &expired).get("/cloud/v1/freespace").await.assert_error(401, 42);
+    // Orange's gateway answered an expired token with 41, and clients refresh only on it.
+    Api::new(&s.url, &expired).get("/cloud/v1/freespace").await.assert_error(401, 41);
     Api::send(api.http.get(api.url("/cloud/v1/freespace")).header("authorization", "Basic YTpi"))
         .await
         .assert_error(400, 26);
@@ -162,10 +163,7 @@ async fn over_capacity_503_6() {
         .as_bytes(),
     );
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert_eq!(
-        body_of(&answer),
-        serde_json::to_value(ocloud_wire::ErrorBody::from(ocloud_wire::ErrorCode::OverCapacity)).unwrap()
-    );
+    assert_eq!(answer.split("\r\n\r\n").nth(1).unwrap(), dual_body(ocloud_wire::ErrorCode::OverCapacity));
     // Finish the held upload: it succeeds, and the slot is free again.
     held.write_all(b"0123456789").unwrap();
     let n = held.read(&mut buf).unwrap();
@@ -185,6 +183,58 @@ async fn internal_error_1_leaks_nothing() {
     r.assert_error(500, 1);
     assert!(r.header("x-ocloud-detail").is_none(), "no internals on a 500");
     assert!(!String::from_utf8_lossy(&r.body).contains("tmp"));
+}
+
+/// The exact bytes a client sees for a 404 and for an expired token, in each shape; the upload
+/// host's answer to a bad token is its own in every shape.
+#[tokio::test]
+async fn error_shapes_byte_exact() {
+    const NOT_FOUND: &str = r#""code":60,"message":"Resource not found","description":"The requested URI or the requested resource does not exist.""#;
+    const INVALID: &str = r#""code":41,"message":"Invalid credentials","description":"The requested service needs credentials, but the ones provided were invalid.""#;
+    const EXPIRED: &str = r#""code":42,"message":"Expired credentials","description":"The requested service needs credentials, and the ones provided were out-of-date.""#;
+    const UPLOAD_HOST: &str =
+        r#"{"error":{"code":"PDK_RP_0004","label":"INVALID_TOKEN","details":"OIDC rejected the token"}}"#;
+    let cases: [(&[&str], String, String); 5] = [
+        (&[], format!("{{{NOT_FOUND},\"error\":{{{NOT_FOUND}}}}}"), format!("{{{INVALID},\"error\":{{{INVALID}}}}}")),
+        (&["--error-shape", "flat"], format!("{{{NOT_FOUND}}}"), format!("{{{INVALID}}}")),
+        (
+            &["--error-shape", "wrapped"],
+            format!("{{\"error\":{{{NOT_FOUND}}}}}"),
+            format!("{{\"error\":{{{INVALID}}}}}"),
+        ),
+        (&["--legacy-errors"], format!("{{\"error\":{{{NOT_FOUND}}}}}"), format!("{{\"error\":{{{INVALID}}}}}")),
+        (
+            &["--error-shape", "flat", "--expired-token-code", "42"],
+            format!("{{{NOT_FOUND}}}"),
+            format!("{{{EXPIRED}}}"),
+        ),
+    ];
+    for (args, not_found, expired_body) in cases {
+        let s = Server::start(args);
+        let r = s.api().get(&format!("/cloud/v1/folders/{}", id("nope/"))).await;
+        assert_eq!((r.status, String::from_utf8_lossy(&r.body).into_owned()), (404, not_found), "{args:?}");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let expired = Api::new(&s.url, &s.admin_token(&["--expires-in", "0"]));
+        let r = expired.get("/cloud/v1/freespace").await;
+        assert_eq!((r.status, String::from_utf8_lossy(&r.body).into_owned()), (401, expired_body), "{args:?}");
+        // The upload host: missing, unknown and expired tokens all get its own body.
+        let anon = Api::new(&s.url, "");
+        let missing = Api::send(anon.http.post(anon.url("/cloud/v1/files/content?name=a.txt")).body("x")).await;
+        for r in [
+            missing,
+            Api::new(&s.url, "OFR-bad").upload("a.txt", b"x", None).await,
+            expired.upload("a.txt", b"x", None).await,
+        ] {
+            assert_eq!(
+                (r.status, String::from_utf8_lossy(&r.body).into_owned()),
+                (401, UPLOAD_HOST.to_owned()),
+                "{args:?}"
+            );
+        }
+    }
+    let out = std::process::Command::new(BIN).args(["serve", "--error-shape", "round"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("flat, wrapped, both or legacy"));
 }
 
 #[tokio::test]

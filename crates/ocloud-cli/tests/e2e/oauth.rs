@@ -479,7 +479,7 @@ async fn expired_code_and_expired_access_token() {
     let mut b = s.browser();
     let t = s.exchange(&s.code(&mut b, &[]).await).await.ok();
     assert_eq!(t["expires_in"], 0);
-    Api::new(&s.server.url, t["access_token"].as_str().unwrap()).get("/cloud/v1/freespace").await.assert_error(401, 42);
+    Api::new(&s.server.url, t["access_token"].as_str().unwrap()).get("/cloud/v1/freespace").await.assert_error(401, 41);
     // The refresh token still works.
     let r = s.token(&[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap())]).await;
     assert_eq!(r.status, 200);

@@ -44,6 +44,19 @@ pub fn new_token() -> String {
     format!("OFR-{}", hex(&bytes))
 }
 
+/// A new client secret: 24 characters of [A-Za-z0-9] (142 bits). Short on purpose: with a
+/// 32-character client id, `id:secret` is 57 bytes, whose base64 (76 characters) fits on one
+/// line of a line-wrapping encoder, so no client puts a newline into its Basic header.
+pub fn new_client_secret() -> String {
+    use rand::Rng as _;
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect()
+}
+
+/// A new client id: 32 lower-case hex characters (128 bits).
+pub fn new_client_id() -> String {
+    new_token()[4..36].to_owned()
+}
+
 /// Lower-case hexadecimal.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
@@ -211,5 +224,16 @@ mod tests {
         assert_eq!(t.len(), 68);
         assert!(t.starts_with("OFR-") && t[4..].bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(t, super::new_token());
+    }
+
+    #[test]
+    fn client_credentials_fit_one_base64_line() {
+        use base64::Engine as _;
+        let (id, secret) = (super::new_client_id(), super::new_client_secret());
+        assert_eq!((id.len(), secret.len()), (32, 24));
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()) && secret.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(secret, super::new_client_secret());
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        assert!(basic.len() <= 76, "{basic}");
     }
 }

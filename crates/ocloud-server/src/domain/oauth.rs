@@ -417,8 +417,8 @@ impl Service {
         rate_limit: Option<u32>,
     ) -> Result<(App, String)> {
         super::names::validate(name)?;
-        let client_id = new_token()[4..36].to_owned();
-        let secret = new_token()[4..].to_owned();
+        let client_id = super::auth::new_client_id();
+        let secret = super::auth::new_client_secret();
         let secret_hash = tokio::task::spawn_blocking({
             let s = secret.clone();
             move || hash_secret(&s)
@@ -459,6 +459,25 @@ mod tests {
         assert!(!verify_secret("hunter3", &h));
         assert!(!verify_secret("hunter2", "garbage"));
         assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+
+    #[tokio::test]
+    async fn secrets_issued_before_keep_working() {
+        // Before the short secrets, apps got 64 hex characters; their hashes stay valid.
+        let dir = tempfile::tempdir().unwrap();
+        let svc = crate::open_service(std::sync::Arc::new(crate::Config::new(dir.path())), "http://x".into()).unwrap();
+        let old_secret = hex(&[0xab; 32]);
+        let app = NewApp {
+            name: "old".into(),
+            client_id: "0123456789abcdef0123456789abcdef".into(),
+            secret_hash: hash_secret(&old_secret),
+            redirect_uris: vec!["http://x/cb".into()],
+            scopes: "openid cloud".into(),
+            rate_limit: None,
+        };
+        svc.meta.create_app(app).await.unwrap();
+        assert!(svc.authenticate_client("0123456789abcdef0123456789abcdef", &old_secret).await.is_ok());
+        assert!(svc.authenticate_client("0123456789abcdef0123456789abcdef", &old_secret[..24]).await.is_err());
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! The one place where failures become HTTP answers: the status and body of the spec's
-//! table (§4.1), or, with `--legacy-errors`, the other shapes of §4.2.
+//! table (§4.1) in the configured shape (`--error-shape`, §4.2).
+//!
+//! A handler returns an [`ApiError`]; its response carries the error in its extensions, and
+//! [`render`] (run by a middleware over every route) writes the final body.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ocloud_wire::error::{ErrorBody, ErrorCode, LegacyLabel, WrappedError};
+use ocloud_wire::error::{DualError, ErrorBody, ErrorCode, LegacyLabel, WrappedError};
 
+use crate::config::ErrorShape;
 use crate::domain::Error;
 
 /// Header carrying a human-readable reason on 4xx answers; the body stays byte-exact.
 pub const DETAIL_HEADER: &str = "x-ocloud-detail";
 
-/// Which legacy shape an error takes under `--legacy-errors`.
+/// Which legacy shape an error takes under `--error-shape legacy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Legacy {
     /// Wrapped `{"error": {code, message, description}}` (the default legacy shape).
@@ -28,16 +32,31 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// Why, for logs and the detail header (never sent for 5xx).
     pub detail: String,
-    /// Shape under `--legacy-errors`.
+    /// Shape under `--error-shape legacy`.
     pub legacy: Legacy,
     /// `Retry-After` seconds.
     pub retry_after: Option<u64>,
+    /// Answered with this label's body whatever the shape: the upload host's own answer to a
+    /// bad token (spec §2.3), which clients tell apart from the API host's.
+    pub fixed_label: Option<LegacyLabel>,
 }
 
 impl ApiError {
     /// An error of this code.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> ApiError {
-        ApiError { code, detail: detail.into(), legacy: Legacy::Wrapped, retry_after: None }
+        ApiError { code, detail: detail.into(), legacy: Legacy::Wrapped, retry_after: None, fixed_label: None }
+    }
+
+    /// The upload host's answer to a missing, unknown or expired token: 401 with the
+    /// `PDK_RP_0004 INVALID_TOKEN` body in every shape. Other errors pass unchanged.
+    pub fn on_upload_host(mut self) -> ApiError {
+        if matches!(
+            self.code,
+            ErrorCode::MissingCredentials | ErrorCode::InvalidCredentials | ErrorCode::ExpiredCredentials
+        ) {
+            self.fixed_label = Some(LegacyLabel::InvalidToken);
+        }
+        self
     }
 
     /// Same error, answered with a PDK label under `--legacy-errors`.
@@ -88,9 +107,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
-            tracing::error!(code = self.code.code(), detail = %self.detail, "request failed");
+            tracing::error!(code = self.code.code(), detail = ?self.detail, "request failed");
         } else {
-            tracing::debug!(code = self.code.code(), detail = %self.detail, "request refused");
+            tracing::debug!(code = self.code.code(), detail = ?self.detail, "request refused");
         }
         let mut res = (status, axum::Json(ErrorBody::from(self.code))).into_response();
         if !status.is_server_error()
@@ -106,18 +125,28 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Rewrites an error answer into its legacy shape (spec §4.2).
-pub fn legacy_shape(mut res: Response) -> Response {
+/// Writes the final body of an error answer: `shape`, and the code an expired token gets
+/// (`expired_code`: 41 or 42). Answers without an [`ApiError`] pass unchanged.
+pub fn render(mut res: Response, shape: ErrorShape, expired_code: u16) -> Response {
     let Some(err) = res.extensions_mut().remove::<ApiError>() else {
         return res;
     };
-    let (status, body) = match err.legacy {
-        Legacy::Wrapped => (err.code.status(), serde_json::to_vec(&WrappedError { error: ErrorBody::from(err.code) })),
-        Legacy::Label(label) => (label.parts().0, serde_json::to_vec(&label.body())),
-        Legacy::Backend(label) => {
+    let code = match err.code {
+        ErrorCode::ExpiredCredentials if expired_code == 41 => ErrorCode::InvalidCredentials,
+        c => c,
+    };
+    let (status, body) = match (err.fixed_label, shape, err.legacy) {
+        (Some(label), ..) => (label.parts().0, serde_json::to_vec(&label.body())),
+        (None, ErrorShape::Flat, _) => (code.status(), serde_json::to_vec(&ErrorBody::from(code))),
+        (None, ErrorShape::Both, _) => (code.status(), serde_json::to_vec(&DualError::from(code))),
+        (None, ErrorShape::Wrapped | ErrorShape::Legacy, Legacy::Wrapped) | (None, ErrorShape::Wrapped, _) => {
+            (code.status(), serde_json::to_vec(&WrappedError { error: ErrorBody::from(code) }))
+        }
+        (None, ErrorShape::Legacy, Legacy::Label(label)) => (label.parts().0, serde_json::to_vec(&label.body())),
+        (None, ErrorShape::Legacy, Legacy::Backend(label)) => {
             let (_, pdk, name, details) = label.parts();
             let body = ErrorBody { code: 800, message: format!("{pdk}-{name}"), description: details.to_owned() };
-            (err.code.status(), serde_json::to_vec(&body))
+            (code.status(), serde_json::to_vec(&body))
         }
     };
     let mut out = Response::new(axum::body::Body::from(body.unwrap_or_default()));
@@ -128,5 +157,6 @@ pub fn legacy_shape(mut res: Response) -> Response {
             headers.insert(k.clone(), v.clone());
         }
     }
+    out.extensions_mut().insert(err);
     out
 }

@@ -79,7 +79,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::map_response(method_not_allowed));
     api.layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(middleware::from_fn_with_state(state.clone(), capacity))
-        .layer(middleware::from_fn_with_state(state.clone(), legacy))
+        .layer(middleware::from_fn_with_state(state.clone(), shape_errors))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -127,9 +127,9 @@ async fn capacity(State(s): State<AppState>, req: Request, next: Next) -> Respon
     }
 }
 
-async fn legacy(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let res = next.run(req).await;
-    if s.svc.cfg.legacy_errors { error::legacy_shape(res) } else { res }
+/// Every error answer of every route gets its final shape here.
+async fn shape_errors(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    error::render(next.run(req).await, s.svc.cfg.error_shape, s.svc.cfg.expired_token_code)
 }
 
 #[cfg(test)]
@@ -157,7 +157,7 @@ mod tests {
 
     #[tokio::test]
     async fn starting_and_stopping_answer_503_5() {
-        let expected = serde_json::to_value(ocloud_wire::ErrorBody::from(ErrorCode::Unavailable)).unwrap();
+        let expected = serde_json::to_value(ocloud_wire::error::DualError::from(ErrorCode::Unavailable)).unwrap();
         for p in [phase::STARTING, phase::STOPPING] {
             assert_eq!(answer(p).await, (StatusCode::SERVICE_UNAVAILABLE, expected.clone()));
         }
