@@ -8,20 +8,28 @@ async fn multipart_quirks_of_real_clients() {
     let s = Server::start(&[]);
     let api = s.api();
     let content = b"line one\r\n--not a boundary\r\nend\r\n".to_vec();
+    let no_eol = &content[..content.len() - 2];
     let quirks = [
-        ("plain.txt", Quirks::default()),
-        ("ios.txt", Quirks { leading_crlf: true, ..Default::default() }),
-        ("android.txt", Quirks { no_closing: true, ..Default::default() }),
-        ("pyorange.txt", Quirks { no_crlf_before_closing: true, ..Default::default() }),
-        ("all.txt", Quirks { leading_crlf: true, no_closing: true, no_crlf_before_closing: true }),
+        ("plain.txt", Quirks::default(), &content[..]),
+        ("ios.txt", Quirks { leading_crlf: true, ..Default::default() }, &content[..]),
+        ("android.txt", Quirks { no_closing: true, ..Default::default() }, &content[..]),
+        ("pyorange.txt", Quirks { no_crlf_before_closing: true, ..Default::default() }, no_eol),
+        ("all.txt", Quirks { leading_crlf: true, no_closing: true, no_crlf_before_closing: true }, &content[..]),
     ];
-    for (name, q) in quirks {
+    for (name, q, content) in quirks {
         let desc = format!("{{\"name\": \"{name}\", \"size\": \"{}\"}}", content.len());
-        let body = multipart_body("UploadBoundary", &desc, name, &content, q);
+        let body = multipart_body("UploadBoundary", &desc, name, content, q);
         let r = api.upload_raw("multipart/form-data; boundary=UploadBoundary", body).await.ok();
         assert_eq!(r["fileName"], name);
-        assert_eq!(api.download(r["fileId"].as_str().unwrap()).await.as_ref(), &content[..], "{name}");
+        assert_eq!(api.download(r["fileId"].as_str().unwrap()).await.as_ref(), content, "{name}");
     }
+    // Content ending in CRLF with no CRLF before the delimiter reads exactly like a size
+    // declared two bytes too large: the CRLF is the delimiter's (RFC 2046, and Orange's parser
+    // was strict about it: spec §3.9), so the upload is refused, never stored with a stray CRLF.
+    let desc = format!("{{\"name\": \"eol.txt\", \"size\": \"{}\"}}", content.len());
+    let q = Quirks { no_crlf_before_closing: true, ..Default::default() };
+    let body = multipart_body("UploadBoundary", &desc, "eol.txt", &content, q);
+    api.upload_raw("multipart/form-data; boundary=UploadBoundary", body).await.assert_error(400, 24);
     // Pretty-printed description (iOS), numeric size, quoted boundary.
     let desc = "{\n  \"name\" : \"pretty.txt\",\n  \"size\" : 3\n}";
     let body = multipart_body("x-y", desc, "pretty.txt", b"abc", Quirks::default());
@@ -85,6 +93,14 @@ async fn size_mismatches_store_nothing() {
     // Declared more than sent.
     let body = multipart_body("B", r#"{"name":"short.txt","size":"10"}"#, "short.txt", b"abc", Quirks::default());
     api.upload_raw("multipart/form-data; boundary=B", body).await.assert_error(400, 24);
+    // Declared one or two bytes more: the delimiter's CRLF (or LF) must not become content.
+    for size in ["4", "5"] {
+        let desc = format!(r#"{{"name":"over.txt","size":"{size}"}}"#);
+        let body = multipart_body("B", &desc, "over.txt", b"abc", Quirks::default());
+        api.upload_raw("multipart/form-data; boundary=B", body).await.assert_error(400, 24);
+    }
+    let lf = b"--B\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\n{\"name\":\"lf.txt\",\"size\":\"4\"}\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"lf.txt\"\r\n\r\nabc\n--B--\r\n";
+    api.upload_raw("multipart/form-data; boundary=B", lf.to_vec()).await.assert_error(400, 24);
     // Declared less than sent.
     let body = multipart_body("B", r#"{"name":"long.txt","size":"2"}"#, "long.txt", b"abcdef", Quirks::default());
     api.upload_raw("multipart/form-data; boundary=B", body).await.assert_error(400, 24);

@@ -331,6 +331,8 @@ impl Multipart {
         // size runs past the part. `seam` catches it across chunk edges.
         let keep = self.dash_boundary.len() - 1;
         let mut seam: Vec<u8> = Vec::with_capacity(keep * 2);
+        // The content's last two bytes: a CR or LF there may be the delimiter's own.
+        let mut tail = [0u8; 2];
         while remaining > 0 {
             if self.buf.is_empty() && !self.fill().await? {
                 return Err(shorter());
@@ -345,10 +347,25 @@ impl Multipart {
             }
             seam.clear();
             seam.extend_from_slice(&chunk[chunk.len().saturating_sub(keep)..]);
+            tail = match chunk.len() {
+                1 => [tail[1], chunk[0]],
+                _ => [chunk[chunk.len() - 2], chunk[chunk.len() - 1]],
+            };
             sink.write(&chunk).await?;
             remaining -= take as u64;
         }
         while self.buf.len() < self.dash_boundary.len() + 2 && self.fill().await? {}
+        // A declared size one or two bytes too large swallows the CRLF (or LF) that belongs to
+        // the delimiter: the CRLF before a boundary is the delimiter's (RFC 2046), never content.
+        let took = n.min(2) as usize;
+        let swallowed = (took >= 1 && tail[1] == b'\n' && self.buf.starts_with(&self.dash_boundary))
+            || (took >= 1
+                && tail[1] == b'\r'
+                && self.buf.starts_with(b"\n")
+                && self.buf[1..].starts_with(&self.dash_boundary));
+        if swallowed {
+            return Err(shorter());
+        }
         let skip = if self.buf.starts_with(b"\r\n") {
             2
         } else if self.buf.starts_with(b"\n") {
