@@ -137,10 +137,23 @@ impl crate::cloud::Files<'_> {
     }
 }
 
-/// The temp file a download to `dest` goes through.
+/// The temp file a download to `dest` goes through: `.<name>.ocloud-part`, or, when that would
+/// pass the 255-byte limit of file names, the name's first bytes and a hash of the whole name
+/// (still the same for the same `dest`, so an interrupted download resumes).
 pub fn partial_path(dest: &Path) -> PathBuf {
+    const SUFFIX: &str = ".ocloud-part";
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    dest.with_file_name(format!(".{name}.ocloud-part"))
+    if 1 + name.len() + SUFFIX.len() <= 255 {
+        return dest.with_file_name(format!(".{name}{SUFFIX}"));
+    }
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(name.as_bytes());
+    let hash: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let mut keep = 255 - 1 - 1 - hash.len() - SUFFIX.len();
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    dest.with_file_name(format!(".{}~{hash}{SUFFIX}", &name[..keep]))
 }
 
 impl ApiManager {
@@ -277,4 +290,22 @@ async fn copy_body<W: AsyncWrite + Unpin>(
     }
     writer.flush().await.map_err(|e| Error::io(what, e))?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_names_always_fit() {
+        assert_eq!(partial_path(Path::new("/d/a.txt")), Path::new("/d/.a.txt.ocloud-part"));
+        for name in ["é".repeat(127), "x".repeat(255), format!("{}.jpg", "€".repeat(80))] {
+            let p = partial_path(&Path::new("/d").join(&name));
+            let part = p.file_name().unwrap().to_str().unwrap();
+            assert!(part.len() <= 255 && part.starts_with('.') && part.ends_with(".ocloud-part"), "{part}");
+            assert_eq!(p, partial_path(&Path::new("/d").join(&name)), "stable, so a download resumes");
+            let other = partial_path(&Path::new("/d").join(format!("{name}b")));
+            assert_ne!(p, other);
+        }
+    }
 }

@@ -263,12 +263,41 @@ fn interrupted_download_resumes() {
     c.ok(&["upload", src.path().join("big.bin").to_str().unwrap(), "/"]);
     let dst = tempfile::tempdir().unwrap();
     let target = dst.path().join("big.bin");
-    // What an interrupted run leaves: the first part in the temp file, no target.
+    // What an interrupted run leaves: the first part in the temp file, no target. The part is
+    // marked (0xEE bytes, not the content's): if the CLI fetched the whole file again instead
+    // of the missing range only, the mark would be gone.
     let data = std::fs::read(src.path().join("big.bin")).unwrap();
-    std::fs::write(dst.path().join(".big.bin.ocloud-part"), &data[..700_000]).unwrap();
+    std::fs::write(dst.path().join(".big.bin.ocloud-part"), vec![0xEE; 700_000]).unwrap();
     c.ok(&["download", "/big.bin", target.to_str().unwrap()]);
-    assert_eq!(sha256(&std::fs::read(&target).unwrap()), sha256(&data));
+    let got = std::fs::read(&target).unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got[..700_000].iter().all(|&b| b == 0xEE), "the part already there was fetched again");
+    assert_eq!(sha256(&got[700_000..]), sha256(&data[700_000..]));
     assert!(!dst.path().join(".big.bin.ocloud-part").exists());
+}
+
+#[tokio::test]
+async fn names_at_the_length_limit() {
+    let s = Server::start(&[]);
+    let c = Cli::new(&s);
+    let src = tempfile::tempdir().unwrap();
+    // 255 bytes, the longest name: a clash must not lengthen it, and the CLI's temp file beside
+    // the download must fit too.
+    let long = format!("{}.bin", "é".repeat(125)); // 254 bytes
+    let long = format!("x{long}");
+    std::fs::write(src.path().join(&long), b"first").unwrap();
+    c.ok(&["upload", src.path().join(&long).to_str().unwrap(), "/"]);
+    let api = s.api();
+    let r = api.upload(&long, b"second", None).await.ok();
+    let renamed = r["fileName"].as_str().unwrap();
+    assert!(renamed.len() <= 255 && renamed.ends_with("(1).bin"), "{renamed} ({} bytes)", renamed.len());
+    let dst = tempfile::tempdir().unwrap();
+    c.ok(&["download", &format!("/{long}"), dst.path().to_str().unwrap()]);
+    assert_eq!(std::fs::read(dst.path().join(&long)).unwrap(), b"first");
+    // Control characters are refused (400/24), as everywhere a name is given.
+    for bad in ["a\nb.txt", "esc\u{1b}[31m.txt", "del\u{7f}"] {
+        api.upload(bad, b"x", None).await.assert_error(400, 24);
+    }
 }
 
 #[test]

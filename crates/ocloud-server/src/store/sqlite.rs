@@ -345,21 +345,13 @@ fn charge(c: &Connection, user_id: i64, bytes: u64, quota: u64) -> StoreResult<(
     Ok(())
 }
 
-/// `stem(n).ext`, the clash name of spec §3.9.
-pub(crate) fn clash_name(name: &str, n: u32) -> String {
-    match name.rfind('.') {
-        Some(dot) if dot > 0 => format!("{}({n}){}", &name[..dot], &name[dot..]),
-        _ => format!("{name}({n})"),
-    }
-}
-
 /// Inserts a file under `p` (renamed `stem(n).ext` on a clash) and counts its blob reference.
 fn insert_file_row(tx: &Connection, p: &Node, file: &NewFile) -> StoreResult<NodeId> {
     let mut name = file.name.clone();
     let mut n = 0;
     while child(tx, p.id, &name).map_err(backend)?.is_some() {
         n += 1;
-        name = clash_name(&file.name, n);
+        name = crate::domain::names::clash_name(&file.name, n);
     }
     let now = now_ms();
     tx.prepare_cached(
@@ -1143,14 +1135,6 @@ impl Metadata for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clash_names() {
-        assert_eq!(clash_name("upload.jpg", 1), "upload(1).jpg");
-        assert_eq!(clash_name("a.tar.gz", 2), "a.tar(2).gz");
-        assert_eq!(clash_name(".bashrc", 1), ".bashrc(1)");
-        assert_eq!(clash_name("README", 3), "README(3)");
-    }
 
     #[tokio::test]
     async fn tree_operations_keep_quota_exact() {
