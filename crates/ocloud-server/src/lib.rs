@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod logsafe;
 pub mod store;
 
 use std::future::Future;
@@ -59,7 +60,7 @@ pub async fn serve(
     // until the client's delayed ACK, a few ms per small file.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
+            tracing::debug!(error = %crate::logsafe::Esc(&e), "TCP_NODELAY not set");
         }
     });
     let public_url =
@@ -126,16 +127,16 @@ async fn maintenance_pass(svc: &domain::Service, before: std::time::SystemTime) 
     match svc.meta.purge_expired(now).await {
         Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired codes, URLs, sessions and tokens"),
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "purge of expired rows failed"),
+        Err(e) => tracing::warn!(error = %crate::logsafe::Esc(&e), "purge of expired rows failed"),
     }
     let keys = match svc.meta.blob_keys().await {
         Ok(k) => k,
-        Err(e) => return tracing::warn!(error = %e, "orphan sweep skipped"),
+        Err(e) => return tracing::warn!(error = %crate::logsafe::Esc(&e), "orphan sweep skipped"),
     };
     match svc.blobs.sweep(before, &move |k| keys.contains(k)).await {
         Ok(n) if n > 0 => tracing::info!(removed = n, "removed orphan blobs"),
         Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "orphan sweep failed"),
+        Err(e) => tracing::warn!(error = %crate::logsafe::Esc(&e), "orphan sweep failed"),
     }
 }
 

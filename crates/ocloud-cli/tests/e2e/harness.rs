@@ -31,13 +31,25 @@ impl Server {
 
     /// A service on an existing data dir.
     pub fn start_in(data: &Path, extra: &[&str]) -> Server {
+        Server::spawn(data, extra, "warn", Stdio::inherit())
+    }
+
+    /// A fresh service logging at `level` into `log`.
+    pub fn start_logged(extra: &[&str], level: &str, log: &Path) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Server::spawn(dir.path(), extra, level, std::fs::File::create(log).unwrap().into());
+        s._dir = Some(dir);
+        s
+    }
+
+    fn spawn(data: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn ocloud serve");
         let mut line = String::new();

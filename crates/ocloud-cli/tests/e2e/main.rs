@@ -9,6 +9,7 @@ mod client;
 mod content;
 mod crash;
 mod errors;
+mod hardening;
 mod legacy;
 mod oauth;
 mod upload;

@@ -37,7 +37,7 @@ impl Service {
         tokio::spawn(async move {
             for (kind, _) in KINDS {
                 if let Err(e) = svc.rendition(&blob, kind).await {
-                    tracing::warn!(blob = %blob, kind, error = %e, "rendition failed");
+                    tracing::warn!(blob = %blob, kind, error = %crate::logsafe::Esc(&e), "rendition failed");
                 }
             }
         });

@@ -311,7 +311,7 @@ impl Service {
         // sweep removes, never an item without content.
         for key in freed {
             if let Err(e) = self.blobs.delete(&key).await {
-                tracing::warn!(blob = %key, error = %e, "could not delete blob; the next start-up sweep will");
+                tracing::warn!(blob = %key, error = %crate::logsafe::Esc(&e), "could not delete blob; the next start-up sweep will");
             }
         }
         Ok(())

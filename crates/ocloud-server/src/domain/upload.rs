@@ -70,7 +70,7 @@ impl Service {
             Ok(r) => Ok(r),
             Err(e) => {
                 if let Err(de) = self.blobs.delete(&blob).await {
-                    tracing::warn!(blob = %blob, error = %de, "could not delete blob of a refused upload");
+                    tracing::warn!(blob = %blob, error = %crate::logsafe::Esc(&de), "could not delete blob of a refused upload");
                 }
                 Err(e)
             }
@@ -99,7 +99,7 @@ impl Service {
             self.schedule_renditions(blob.to_owned());
         }
         let item = Item { path: ocloud_wire::id::file_path(&target.folder.path, &node.name), node };
-        tracing::info!(user = %a.user.name, file = %item.path, size, "stored");
+        tracing::info!(user = %crate::logsafe::Esc(&a.user.name), file = %crate::logsafe::Esc(&item.path), size, "stored");
         Ok(UploadResponse { file_id: item.id(), file_name: item.node.name })
     }
 }

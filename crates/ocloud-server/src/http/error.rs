@@ -107,9 +107,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         if status.is_server_error() {
-            tracing::error!(code = self.code.code(), detail = ?self.detail, "request failed");
+            tracing::error!(code = self.code.code(), detail = %crate::logsafe::Esc(&self.detail), "request failed");
         } else {
-            tracing::debug!(code = self.code.code(), detail = ?self.detail, "request refused");
+            tracing::debug!(code = self.code.code(), detail = %crate::logsafe::Esc(&self.detail), "request refused");
         }
         let mut res = (status, axum::Json(ErrorBody::from(self.code))).into_response();
         if !status.is_server_error()

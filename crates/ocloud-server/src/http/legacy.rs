@@ -140,7 +140,7 @@ pub async fn content_upload(
         // Unknown, already used, expired, or another cookie: the URL is spent either way.
         Ok(None) => return mum(&key, "Can not create content"),
         Err(e) => {
-            tracing::error!(error = %e, "upload URL");
+            tracing::error!(error = %crate::logsafe::Esc(&e), "upload URL");
             return mum(&key, "Can not create content");
         }
     };
@@ -166,7 +166,7 @@ pub async fn content_upload(
     let target = match s.svc.prepare_upload(&access, None, &url.name, Some(url.size)).await {
         Ok(t) => t,
         Err(e) => {
-            tracing::info!(error = %e, "content upload refused");
+            tracing::info!(error = %crate::logsafe::Esc(&e), "content upload refused");
             return mum(&key, "Can not create content");
         }
     };
@@ -183,7 +183,7 @@ pub async fn content_upload(
     let stored = match s.svc.finish_upload(&access, target, blob, size).await {
         Ok(r) => r,
         Err(e) => {
-            tracing::info!(error = %e, "content upload refused");
+            tracing::info!(error = %crate::logsafe::Esc(&e), "content upload refused");
             return mum(&key, "Can not create content");
         }
     };

@@ -62,7 +62,7 @@ async fn redirect_code(s: &AppState, user: &User, app: &App, req: &AuthorizeRequ
     match s.svc.issue_code(user, app, req).await {
         Ok(code) => redirect_to(&req.redirect_uri, &[("code", &code), ("state", &req.state)]),
         Err(e) => {
-            tracing::error!(error = %e, "issuing a code");
+            tracing::error!(error = %crate::logsafe::Esc(&e), "issuing a code");
             redirect_error(req, "server_error", "internal error")
         }
     }
@@ -102,7 +102,7 @@ async fn after_login(
         Ok(true) if !force_consent => redirect_code(s, user, app, req).await,
         Ok(_) => html(StatusCode::OK, web::consent(&app.name, &user.name, req, csrf)),
         Err(e) => {
-            tracing::error!(error = %e, "reading consent");
+            tracing::error!(error = %crate::logsafe::Esc(&e), "reading consent");
             html(StatusCode::INTERNAL_SERVER_ERROR, web::error("Internal error."))
         }
     }
@@ -151,18 +151,18 @@ pub async fn login(State(s): State<AppState>, headers: HeaderMap, Form(form): Fo
             return login_page(&s, &app, &req, Some("Wrong user name or password."), get("username"));
         }
         Err(e) => {
-            tracing::error!(error = %e, "login");
+            tracing::error!(error = %crate::logsafe::Esc(&e), "login");
             return html(StatusCode::INTERNAL_SERVER_ERROR, web::error("Internal error."));
         }
     };
     let (sid, csrf) = match s.svc.open_web_session(&user).await {
         Ok(x) => x,
         Err(e) => {
-            tracing::error!(error = %e, "opening a session");
+            tracing::error!(error = %crate::logsafe::Esc(&e), "opening a session");
             return html(StatusCode::INTERNAL_SERVER_ERROR, web::error("Internal error."));
         }
     };
-    tracing::info!(user = %user.name, app = %app.name, "signed in");
+    tracing::info!(user = %crate::logsafe::Esc(&user.name), app = %crate::logsafe::Esc(&app.name), "signed in");
     let mut res = after_login(&s, &user, &csrf, &app, &req, req.prompts("consent")).await;
     set_cookie(&s, &mut res, SESSION_COOKIE, &sid, None);
     set_cookie(&s, &mut res, LOGIN_CSRF_COOKIE, "", Some(0));
@@ -194,7 +194,7 @@ pub async fn consent(
         return redirect_error(&req, "access_denied", "consent denied");
     }
     if let Err(e) = s.svc.grant_consent(&user, &app, &req).await {
-        tracing::error!(error = %e, "recording consent");
+        tracing::error!(error = %crate::logsafe::Esc(&e), "recording consent");
         return redirect_error(&req, "server_error", "internal error");
     }
     redirect_code(&s, &user, &app, &req).await
