@@ -160,10 +160,18 @@ async fn personal_content_refusals() {
     let (url, cookie) = grant("a.txt", 3).await;
     let r = upload_to(&url, &cookie, multipart("BPzi", &[], Some(("file_content", "a.txt", b"abcdef")))).await;
     assert_eq!(xml::<Mum>(&r).response.message, "Error while uploading content");
-    let (url, _) = grant("a.txt", 3).await;
+    let (url, cookie) = grant("a.txt", 3).await;
     let r = upload_to(&url, "wrong", multipart("BPzi", &[], Some(("file_content", "a.txt", b"abc")))).await;
     assert_eq!((r.status, xml::<Mum>(&r).response.message.as_str()), (400, "Can not create content"));
+    let no_cookie = reqwest::Client::new().post(&url).header("content-type", "multipart/form-data; boundary=BPzi");
+    let r = Api::send(no_cookie.body(multipart("BPzi", &[], Some(("file_content", "a.txt", b"abc"))))).await;
+    assert_eq!((r.status, xml::<Mum>(&r).response.message.as_str()), (400, "Can not create content"));
     assert_eq!(Api::new(&s.url, &token).root("").await["files"], serde_json::json!([]), "nothing stored");
+    // Those refusals did not use the URL up: its owner's cookie still works, once.
+    let r = upload_to(&url, &cookie, multipart("BPzi", &[], Some(("file_content", "a.txt", b"abc")))).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = upload_to(&url, &cookie, multipart("BPzi", &[], Some(("file_content", "a.txt", b"abc")))).await;
+    assert_eq!((r.status, xml::<Mum>(&r).response.message.as_str()), (400, "Can not create content"));
 }
 
 async fn photos(s: &Server, q: &str) -> (u16, PhotosAction) {

@@ -114,11 +114,12 @@ impl Service {
 
     /// Spends an upload URL: `None` when unknown, used, expired or the cookie differs.
     pub async fn take_upload_url(&self, key: &str, cookie: Option<&str>) -> Result<Option<(UploadUrl, Access)>> {
-        let Some((u, used)) = self.meta.take_upload_url(&hash_token(key)).await? else { return Ok(None) };
-        let cookie_ok = cookie.is_some_and(|c| {
-            bool::from(subtle::ConstantTimeEq::ct_eq(hash_token(c).as_slice(), u.cookie_hash.as_slice()))
-        });
-        if used || !cookie_ok || u.expires_at <= dates::now_ms() / 1000 {
+        // A wrong or missing cookie finds nothing and leaves the URL for its owner.
+        let Some(cookie) = cookie else { return Ok(None) };
+        let Some((u, used)) = self.meta.take_upload_url(&hash_token(key), &hash_token(cookie)).await? else {
+            return Ok(None);
+        };
+        if used || u.expires_at <= dates::now_ms() / 1000 {
             return Ok(None);
         }
         let access = self.access_for(u.user_id, u.app_id, &u.scope).await?;

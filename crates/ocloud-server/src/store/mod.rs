@@ -295,8 +295,10 @@ pub trait Metadata: Send + Sync + 'static {
 
     /// Stores a one-time upload URL (by hash of its key).
     async fn insert_upload_url(&self, hash: &[u8], url: UploadUrl) -> StoreResult<()>;
-    /// Takes an upload URL and marks it used; the flag says whether it was used already.
-    async fn take_upload_url(&self, hash: &[u8]) -> StoreResult<Option<(UploadUrl, bool)>>;
+    /// Takes the upload URL with this key hash and cookie hash, and marks it used, in one
+    /// step; the flag says whether it was used already. A URL presented with another cookie is
+    /// not found and stays unused.
+    async fn take_upload_url(&self, hash: &[u8], cookie_hash: &[u8]) -> StoreResult<Option<(UploadUrl, bool)>>;
     /// Deletes what expired before `now` (unix seconds): codes, upload URLs, browser and legacy
     /// sessions, and tokens expired for over a week; returns how many rows went.
     async fn purge_expired(&self, now: i64) -> StoreResult<usize>;

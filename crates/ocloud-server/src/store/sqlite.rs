@@ -798,20 +798,33 @@ impl Metadata for Sqlite {
         .await
     }
 
-    async fn take_upload_url(&self, hash: &[u8]) -> StoreResult<Option<(UploadUrl, bool)>> {
-        let hash = hash.to_vec();
+    async fn take_upload_url(&self, hash: &[u8], cookie_hash: &[u8]) -> StoreResult<Option<(UploadUrl, bool)>> {
+        let (hash, cookie_hash) = (hash.to_vec(), cookie_hash.to_vec());
         self.write(move |tx| {
-            take_once(tx, "upload_urls", "cookie_hash, user_id, app_id, scope, name, size, expires_at", &hash, |r| {
-                Ok(UploadUrl {
-                    cookie_hash: r.get(0)?,
-                    user_id: r.get(1)?,
-                    app_id: r.get(2)?,
-                    scope: r.get(3)?,
-                    name: r.get(4)?,
-                    size: r.get::<_, i64>(5)? as u64,
-                    expires_at: r.get(6)?,
-                })
-            })
+            let found = tx
+                .query_row(
+                    "SELECT cookie_hash, user_id, app_id, scope, name, size, expires_at, used FROM upload_urls \
+                     WHERE hash = ?1 AND cookie_hash = ?2",
+                    params![hash, cookie_hash],
+                    |r| {
+                        let url = UploadUrl {
+                            cookie_hash: r.get(0)?,
+                            user_id: r.get(1)?,
+                            app_id: r.get(2)?,
+                            scope: r.get(3)?,
+                            name: r.get(4)?,
+                            size: r.get::<_, i64>(5)? as u64,
+                            expires_at: r.get(6)?,
+                        };
+                        Ok((url, r.get::<_, bool>(7)?))
+                    },
+                )
+                .optional()
+                .map_err(backend)?;
+            if found.is_some() {
+                tx.execute("UPDATE upload_urls SET used = 1 WHERE hash = ?1", [&hash]).map_err(backend)?;
+            }
+            Ok(found)
         })
         .await
     }
