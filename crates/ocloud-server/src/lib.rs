@@ -29,11 +29,32 @@ pub const DB_FILE: &str = "ocloud.db";
 /// Opens the embedded backends of a data dir.
 pub fn open_service(cfg: Arc<Config>, public_url: String) -> anyhow::Result<domain::Service> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    make_private(&cfg.data_dir).with_context(|| format!("restricting data dir {}", cfg.data_dir.display()))?;
     let meta = store::sqlite::Sqlite::open(&cfg.data_dir.join(DB_FILE))
         .with_context(|| format!("opening database {}", cfg.data_dir.join(DB_FILE).display()))?;
     let blobs = blobs::fs::FsBlobs::open(&cfg.data_dir)
         .with_context(|| format!("opening content store in {}", cfg.data_dir.display()))?;
     Ok(domain::Service::new(Arc::new(meta), Arc::new(blobs), cfg, public_url))
+}
+
+/// Only the service's own user may read its data: the data dir becomes 0700 and the database
+/// files 0600 (made so before SQLite first creates them; its WAL and SHM files take the
+/// database's mode). Data dirs of earlier versions are tightened on start.
+fn make_private(data_dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+        let db = data_dir.join(DB_FILE);
+        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&db)?;
+        for name in [DB_FILE.to_owned(), format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")] {
+            match std::fs::set_permissions(data_dir.join(name), std::fs::Permissions::from_mode(0o600)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What `serve` tells its caller once it is ready.

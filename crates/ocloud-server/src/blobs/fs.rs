@@ -106,7 +106,7 @@ impl Blobs for FsBlobs {
         let key = uuid::Uuid::new_v4().simple().to_string();
         let tmp = self.tmp.join(format!("{key}.part"));
         let dest = self.path(&key)?;
-        let file = fs::File::create(&tmp).await.map_err(|e| io(&tmp, e))?.into_std().await;
+        let file = private_file(&tmp).await.map_err(|e| io(&tmp, e))?.into_std().await;
         // Written back to disk as it arrives: the fsync in `commit` then has little left to do.
         Ok(Box::new(FsWriter { key, tmp, dest, sink: Some(FileSink::new(file, true)) }))
     }
@@ -146,7 +146,7 @@ impl Blobs for FsBlobs {
         let dest = self.path(key)?.with_extension(kind);
         // Unique temp name: a background job and a request may render the same thing at once.
         let tmp = self.tmp.join(format!("{key}.{kind}.{}.part", uuid::Uuid::new_v4().simple()));
-        let mut f = fs::File::create(&tmp).await.map_err(|e| io(&tmp, e))?;
+        let mut f = private_file(&tmp).await.map_err(|e| io(&tmp, e))?;
         f.write_all(&bytes).await.map_err(|e| io(&tmp, e))?;
         f.sync_all().await.map_err(|e| io(&tmp, e))?;
         fs::rename(&tmp, &dest).await.map_err(|e| io(&dest, e))?;
@@ -250,6 +250,15 @@ fn chunks(first: (std::fs::File, Vec<u8>), path: PathBuf, len: Option<u64>) -> B
         }
     })
     .boxed()
+}
+
+/// Creates a file only its owner can read (content is private to the service's user).
+async fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    o.mode(0o600);
+    o.open(path).await
 }
 
 #[cfg(test)]
