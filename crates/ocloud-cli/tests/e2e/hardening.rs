@@ -47,3 +47,49 @@ async fn data_is_readable_by_its_owner_only() {
     }
     assert!(files >= 3, "the database, its WAL and the content were checked ({files} files)");
 }
+
+/// A broken store (here a dropped table) gives 500 with the fixed texts of each surface; the
+/// cause is logged, never answered.
+#[tokio::test]
+async fn internal_errors_never_leak() {
+    let s = crate::oauth::Setup::new(&[], "openid cloud offline_access", None);
+    let mut b = s.browser();
+    let code = s.code(&mut b, &[]).await;
+    let pair = s.exchange(&code).await.ok();
+    let token = pair["access_token"].as_str().unwrap().to_owned();
+    let db = rusqlite::Connection::open(s.server.data.join("ocloud.db")).unwrap();
+    db.execute_batch("DROP TABLE tokens").unwrap();
+    let leaks = |r: &Resp| {
+        let body = String::from_utf8_lossy(&r.body).to_lowercase();
+        assert!(!body.contains("table") && !body.contains("sql"), "internals in {body}");
+        assert!(r.header("x-ocloud-detail").is_none());
+    };
+    let r =
+        s.token(&[("grant_type", "refresh_token"), ("refresh_token", pair["refresh_token"].as_str().unwrap())]).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (500, serde_json::json!({"error": "server_error", "error_description": "internal error"}))
+    );
+    leaks(&r);
+    let r = Api::new(&s.server.url, &token).get("/cloud/v1/freespace").await;
+    r.assert_error(500, 1);
+    leaks(&r);
+    let r = Api::send(reqwest::Client::new().get(format!(
+        "{}/personal/content/v1?action=getContentUploadURL&token={token}&content_name=a.txt&content_size=3",
+        s.server.url
+    )))
+    .await;
+    assert_eq!(r.status, 500);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("<detail>Personal Content API internal error</detail>"),
+        "{:?}",
+        r.body
+    );
+    leaks(&r);
+    let r = Api::send(
+        reqwest::Client::new().get(format!("{}/personal/photos/v1?action=GetAlbumsList&token={token}", s.server.url)),
+    )
+    .await;
+    assert_eq!(r.status, 500);
+    leaks(&r);
+}

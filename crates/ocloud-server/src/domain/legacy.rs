@@ -78,6 +78,9 @@ fn uncypher(s: &str) -> Option<i64> {
     i64::from_str_radix(s.trim(), 16).ok().filter(|n| *n > 0)
 }
 
+/// The text of every PA900 answer: the cause goes to the log, never to the client.
+pub const PA900_TEXT: &str = "Personal Content API internal error";
+
 impl Service {
     /// `getContentUploadURL`: checks name, size and space, and grants a one-time URL.
     pub async fn grant_upload_url(
@@ -105,10 +108,10 @@ impl Service {
             size,
             expires_at: dates::now_ms() / 1000 + self.cfg.upload_url_ttl.as_secs() as i64,
         };
-        self.meta
-            .insert_upload_url(&hash_token(&key), record)
-            .await
-            .map_err(|e| refuse("PA900", format!("Personal Content API internal error : {e}")))?;
+        self.meta.insert_upload_url(&hash_token(&key), record).await.map_err(|e| {
+            tracing::error!(error = %crate::logsafe::Esc(&e), "recording an upload URL");
+            refuse("PA900", PA900_TEXT.to_owned())
+        })?;
         Ok(GrantedUpload { key, cookie })
     }
 

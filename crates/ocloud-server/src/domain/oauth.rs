@@ -138,9 +138,19 @@ impl OAuthFailure {
         OAuthFailure { error, description: description.into() }
     }
 
-    /// The HTTP status: 401 for `invalid_client`, 400 otherwise.
+    /// A failure of ours: logged with its cause, answered 500 `server_error` with a fixed text.
+    pub fn internal(cause: impl std::fmt::Display) -> OAuthFailure {
+        tracing::error!(error = %crate::logsafe::Esc(&cause), "OAuth endpoint failed");
+        OAuthFailure::new("server_error", "internal error")
+    }
+
+    /// The HTTP status: 401 for `invalid_client`, 500 for `server_error`, 400 otherwise.
     pub fn status(&self) -> u16 {
-        if self.error == "invalid_client" { 401 } else { 400 }
+        match self.error {
+            "invalid_client" => 401,
+            "server_error" => 500,
+            _ => 400,
+        }
     }
 }
 
@@ -170,7 +180,10 @@ impl Service {
             .meta
             .app_by_client_id(&req.client_id)
             .await
-            .map_err(|e| page(format!("Internal error: {e}")))?
+            .map_err(|e| {
+                tracing::error!(error = %crate::logsafe::Esc(&e), "looking up a client");
+                page("Internal error.".into())
+            })?
             .ok_or_else(|| page(format!("Unknown application {:?}.", req.client_id)))?;
         if !app.redirect_uris.iter().any(|u| u == &req.redirect_uri) {
             return Err(page(format!("The redirect URI {:?} is not registered for {}.", req.redirect_uri, app.name)));
@@ -306,11 +319,7 @@ impl Service {
     /// Authenticates a client of the token endpoint.
     pub async fn authenticate_client(&self, client_id: &str, secret: &str) -> Result<App, OAuthFailure> {
         let bad = || OAuthFailure::new("invalid_client", "client authentication failed");
-        let app = self
-            .meta
-            .app_by_client_id(client_id)
-            .await
-            .map_err(|e| OAuthFailure::new("server_error", e.to_string()))?;
+        let app = self.meta.app_by_client_id(client_id).await.map_err(OAuthFailure::internal)?;
         let Some(app) = app else { return Err(bad()) };
         let Some(hash) = app.secret_hash.clone() else {
             return Err(bad());
@@ -338,10 +347,12 @@ impl Service {
             .meta
             .take_code(&hash)
             .await
-            .map_err(|e| OAuthFailure::new("server_error", e.to_string()))?
+            .map_err(OAuthFailure::internal)?
             .ok_or_else(|| invalid("unknown authorization code"))?;
         if used {
-            let _ = self.meta.revoke_grant(&grant_id).await;
+            // The replay defence: the tokens of the first exchange die. If that fails, the
+            // client must not hear a plain invalid_grant as though it had worked.
+            self.meta.revoke_grant(&grant_id).await.map_err(OAuthFailure::internal)?;
             return Err(invalid("authorization code already used"));
         }
         if record.app_id != app.id {
@@ -360,12 +371,16 @@ impl Service {
                 return Err(invalid("code_verifier does not match the code_challenge"));
             }
         }
-        let user =
-            self.meta.user(record.user_id).await.ok().flatten().ok_or_else(|| invalid("user no longer exists"))?;
+        let user = self
+            .meta
+            .user(record.user_id)
+            .await
+            .map_err(OAuthFailure::internal)?
+            .ok_or_else(|| invalid("user no longer exists"))?;
         let t = self
             .issue_tokens_for_grant(&user, app, &record.scope, &grant_id, true)
             .await
-            .map_err(|e| OAuthFailure::new("server_error", e.to_string()))?;
+            .map_err(OAuthFailure::internal)?;
         Ok(t)
     }
 
@@ -378,7 +393,7 @@ impl Service {
             .meta
             .token(&hash)
             .await
-            .map_err(|e| OAuthFailure::new("server_error", e.to_string()))?
+            .map_err(OAuthFailure::internal)?
             .filter(|r| r.kind == "refresh" && !r.revoked)
             .ok_or_else(|| invalid("unknown or revoked refresh token"))?;
         if record.app_id != app.id {
@@ -387,18 +402,22 @@ impl Service {
         if record.expires_at <= now_s() {
             return Err(invalid("refresh token expired"));
         }
-        let user =
-            self.meta.user(record.user_id).await.ok().flatten().ok_or_else(|| invalid("user no longer exists"))?;
+        let user = self
+            .meta
+            .user(record.user_id)
+            .await
+            .map_err(OAuthFailure::internal)?
+            .ok_or_else(|| invalid("user no longer exists"))?;
         let rotate = self.cfg.rotate_refresh_tokens;
         if rotate {
             // The used refresh token only: access tokens already issued stay valid until they
             // expire (revoking the grant here cut off a request another process had just
             // sent with its fresh access token). A replayed code still revokes the grant.
-            let _ = self.meta.revoke_token(&hash, app.id, false).await;
+            self.meta.revoke_token(&hash, app.id, false).await.map_err(OAuthFailure::internal)?;
         }
         self.issue_tokens_for_grant(&user, app, &record.scope, &record.grant, rotate)
             .await
-            .map_err(|e| OAuthFailure::new("server_error", e.to_string()))
+            .map_err(OAuthFailure::internal)
     }
 
     /// RFC 7009: revokes a token of this client; unknown tokens are not an error.

@@ -96,7 +96,8 @@ pub async fn content_api(State(s): State<AppState>, headers: HeaderMap, q: RawQu
             );
         }
         Err(Error::Internal(e)) => {
-            return content_error("PA900", &format!("Personal Content API internal error : {e}"), None);
+            tracing::error!(error = %crate::logsafe::Esc(&e), "Personal Content API");
+            return content_error("PA900", crate::domain::legacy::PA900_TEXT, None);
         }
         Err(_) => {
             let portal = format!("{}/", s.svc.public_url);
@@ -239,7 +240,10 @@ fn from_domain(e: Error, what: &str) -> Response {
         Error::NotFound(_) => photo_error(UNKNOWN_MEDIA, &format!("Media object unknown [{e}]")),
         Error::InvalidName(..) => photo_error(MISSING_PARAMETER, &format!("Invalid parameter [{e}]")),
         Error::QuotaExceeded { .. } | Error::TooLarge { .. } => photo_error(INTERNAL, &e.to_string()),
-        Error::Internal(_) => photo_error(INTERNAL, "internal error"),
+        Error::Internal(e) => {
+            tracing::error!(error = %crate::logsafe::Esc(&e), "Personal Photos API");
+            photo_error(INTERNAL, "internal error")
+        }
         other => photo_error(OWNER_UNKNOWN, &format!("Owner unknown [{other}]")),
     }
 }
@@ -297,7 +301,7 @@ pub async fn photos_api(
     let Some(act) = action(&p) else { return photo_error(MISSING_PARAMETER, "Parameter action is missing") };
     let a = match s.svc.authenticate(p.get("token").filter(|t| !t.is_empty())).await {
         Ok(a) => a,
-        Err(e) => return photo_error(OWNER_UNKNOWN, &format!("Owner unknown [{e}]")),
+        Err(e) => return from_domain(e, "owner"),
     };
     let result = match act.to_ascii_lowercase().as_str() {
         "getalbumslist" | "getalbumlist" => {
@@ -373,7 +377,7 @@ async fn add_media(s: AppState, headers: &HeaderMap, q: RawQuery, ct: &str, body
     let token = f.get("token").map(str::to_owned).or_else(|| bearer(headers).ok().flatten().map(str::to_owned));
     let a = match s.svc.authenticate(token.as_deref().filter(|t| !t.is_empty())).await {
         Ok(a) => a,
-        Err(e) => return photo_error(OWNER_UNKNOWN, &format!("Owner unknown [{e}]")),
+        Err(e) => return from_domain(e, "owner"),
     };
     let Some(title) = f.get("F_title").map(str::to_owned) else {
         return photo_error(MISSING_PARAMETER, "Parameter F_title is missing");
@@ -413,7 +417,7 @@ pub async fn photo(State(s): State<AppState>, headers: HeaderMap, q: RawQuery) -
     let token = q.get("token").map(str::to_owned).or_else(|| bearer(&headers).ok().flatten().map(str::to_owned));
     let a = match s.svc.authenticate(token.as_deref().filter(|t| !t.is_empty())).await {
         Ok(a) => a,
-        Err(e) => return photo_error(OWNER_UNKNOWN, &format!("Owner unknown [{e}]")),
+        Err(e) => return from_domain(e, "owner"),
     };
     let Some(cid) = q.get("cid") else { return photo_error(MISSING_PARAMETER, "Parameter cid is missing") };
     let ph = match s.svc.photo(&a, cid).await {

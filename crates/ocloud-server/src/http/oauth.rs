@@ -202,8 +202,11 @@ pub async fn consent(
 
 /// `GET|POST /oauth/v2/logout`: ends the browser session.
 pub async fn logout(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(sid) = cookie(&headers, SESSION_COOKIE) {
-        let _ = s.svc.close_web_session(&sid).await;
+    if let Some(sid) = cookie(&headers, SESSION_COOKIE)
+        && let Err(e) = s.svc.close_web_session(&sid).await
+    {
+        // The cookie is cleared below all the same; the session row expires on its own.
+        tracing::warn!(error = %crate::logsafe::Esc(&e), "ending a browser session");
     }
     let mut res = html(StatusCode::OK, web::logged_out());
     set_cookie(&s, &mut res, SESSION_COOKIE, "", Some(0));
@@ -339,7 +342,7 @@ pub async fn revoke(State(s): State<AppState>, headers: HeaderMap, body: Body) -
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.clone())
             .ok_or_else(|| invalid_request("token is required"))?;
-        s.svc.revoke(&app, &token).await.map_err(|e| OAuthFailure { error: "server_error", description: e.to_string() })
+        s.svc.revoke(&app, &token).await.map_err(OAuthFailure::internal)
     }
     .await;
     match result {
