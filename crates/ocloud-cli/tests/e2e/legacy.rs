@@ -350,3 +350,34 @@ fn photos_and_content_from_the_cli() {
     assert_eq!((c["name"].as_str(), c["fileSize"].as_u64()), (Some("HelloWorld"), Some(11)));
     assert_eq!(run(&["cat", "/HelloWorld.txt"]), "content api");
 }
+
+/// Deleting a photo removes its content and every rendition it had: thumb and preview of the
+/// Cloud API, 100 and 500 pixels of the Photos API.
+#[tokio::test]
+async fn deleting_a_photo_leaves_no_rendition() {
+    let s = Server::start(&[]);
+    let token = s.admin_token(&["--user", "alice", "--app", "tests"]);
+    let (_, added) = add_photo(&s, &token, None, "Beach", "beach.jpg", &jpeg(1200, 600)).await;
+    let m = added.media_object.unwrap();
+    let base = format!("{}&token={token}", m.base_url);
+    for size in [100, 500] {
+        let r = Api::send(reqwest::Client::new().get(format!("{base}&width={size}&height={size}"))).await;
+        assert_eq!(r.status, 200);
+    }
+    let api = Api::new(&s.url, &token);
+    let inbox = api.get(&format!("/cloud/v1/folders/{}", id(&format!("{APP}Photos/Inbox/")))).await.ok();
+    let file = api.get(&format!("/cloud/v1/files/{}", inbox["files"][0]["id"].as_str().unwrap())).await.ok();
+    for url in [&file["thumbUrl"], &file["previewUrl"]] {
+        assert_eq!(api.get(url.as_str().unwrap()).await.status, 200);
+    }
+    let blob_files = || {
+        std::fs::read_dir(s.data.join("blobs"))
+            .unwrap()
+            .flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap())
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(blob_files().len(), 5, "content and four renditions: {:?}", blob_files());
+    assert_eq!(api.delete(&format!("/cloud/v1/files/{}", file["id"].as_str().unwrap())).await.status, 204);
+    assert_eq!(blob_files(), Vec::<String>::new());
+}

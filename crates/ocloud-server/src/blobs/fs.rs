@@ -132,7 +132,8 @@ impl Blobs for FsBlobs {
 
     async fn delete(&self, key: &str) -> BlobResult<()> {
         let path = self.path(key)?;
-        for p in [path.clone(), path.with_extension("thumb"), path.with_extension("preview")] {
+        let renditions = RENDITION_KINDS.iter().map(|k| path.with_extension(k));
+        for p in std::iter::once(path.clone()).chain(renditions) {
             match fs::remove_file(&p).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -143,6 +144,8 @@ impl Blobs for FsBlobs {
     }
 
     async fn put_rendition(&self, key: &str, kind: &str, bytes: Bytes) -> BlobResult<()> {
+        // Only known kinds, so a delete finds every rendition a blob has.
+        debug_assert!(RENDITION_KINDS.contains(&kind), "unknown rendition kind {kind}");
         let dest = self.path(key)?.with_extension(kind);
         // Unique temp name: a background job and a request may render the same thing at once.
         let tmp = self.tmp.join(format!("{key}.{kind}.{}.part", uuid::Uuid::new_v4().simple()));

@@ -44,6 +44,9 @@ pub trait BlobWriter: Send {
     async fn abort(self: Box<Self>);
 }
 
+/// The kinds of derived objects a blob can have; [`Blobs::delete`] removes every one of them.
+pub const RENDITION_KINDS: [&str; 4] = ["thumb", "preview", "p100", "p500"];
+
 /// The content-storage contract. See the module docs.
 #[async_trait]
 pub trait Blobs: Send + Sync + 'static {
@@ -52,9 +55,10 @@ pub trait Blobs: Send + Sync + 'static {
     /// Reads `len` bytes from `offset` (`None`: to the end).
     /// A blob shorter than `offset + len` ends the stream with an error.
     async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobStream>;
-    /// Deletes a blob and its renditions.
+    /// Deletes a blob and its renditions (every kind of [`RENDITION_KINDS`]).
     async fn delete(&self, key: &str) -> BlobResult<()>;
     /// Stores a small derived object (thumbnail, preview) of a blob, durably and atomically.
+    /// `kind` is one of [`RENDITION_KINDS`].
     async fn put_rendition(&self, key: &str, kind: &str, bytes: Bytes) -> BlobResult<()>;
     /// A derived object, if it was made.
     async fn rendition(&self, key: &str, kind: &str) -> BlobResult<Option<Bytes>>;

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::{Error, Result, Service};
 
-/// The renditions: URL segment and bounding box.
+/// The renditions: URL segment (a kind of `blobs::RENDITION_KINDS`) and bounding box.
 pub const KINDS: [(&str, u32); 4] = [("thumb", 144), ("preview", 800), ("p100", 100), ("p500", 500)];
 
 /// Pictures larger than this are not rendered (decoding needs the whole file in memory).
