@@ -381,3 +381,36 @@ async fn deleting_a_photo_leaves_no_rendition() {
     assert_eq!(api.delete(&format!("/cloud/v1/files/{}", file["id"].as_str().unwrap())).await.status, 204);
     assert_eq!(blob_files(), Vec::<String>::new());
 }
+
+/// A form body over 64 KiB is refused with a clear error, never cut and read in part.
+#[tokio::test]
+async fn legacy_form_bodies_over_64_kib_are_refused() {
+    let s = Server::start(&[]);
+    let token = s.admin_token(&["--user", "alice", "--app", "tests"]);
+    // The token comes last: a reader that stopped at 64 KiB would act without it.
+    let body = format!("action=GetAlbumsList&pad={}&token={token}", "x".repeat(70 * 1024));
+    let post = |path: &str| {
+        reqwest::Client::new()
+            .post(format!("{}{path}", s.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+    };
+    let r = Api::send(post("/personal/photos/v1")).await;
+    let x: PhotosAction = xml(&r);
+    assert_eq!((r.status, x.error_code), (413, Some(1103)));
+    assert!(x.error_msg.unwrap_or_default().contains("over 64 KiB"));
+    let r = Api::send(post("/personal/content/v1")).await;
+    assert_eq!(r.status, 500);
+    assert!(String::from_utf8_lossy(&r.body).contains("<code>PA900</code>"));
+    assert!(String::from_utf8_lossy(&r.body).contains("form body over 64 KiB"));
+    // Under the limit, the same call works.
+    let small = format!("action=GetAlbumsList&token={token}");
+    let r = Api::send(
+        reqwest::Client::new()
+            .post(format!("{}/personal/photos/v1", s.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(small),
+    )
+    .await;
+    assert_eq!((r.status, xml::<PhotosAction>(&r).code), (200, 3201));
+}

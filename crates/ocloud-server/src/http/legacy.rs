@@ -27,22 +27,26 @@ fn xml(status: StatusCode, body: String) -> Response {
     res
 }
 
-/// The parameters of a call: the query string, plus a form body on POST.
-async fn params(s: &AppState, headers: &HeaderMap, q: RawQuery, body: Body) -> RawQuery {
+/// Largest form body of a legacy call; the calls carry a few short parameters.
+const MAX_FORM: usize = 64 * 1024;
+
+/// The parameters of a call: the query string, plus a form body on POST. A body over
+/// [`MAX_FORM`], stalled or broken is refused (`Err` says why), never read in part.
+async fn params(s: &AppState, headers: &HeaderMap, q: RawQuery, body: Body) -> Result<RawQuery, String> {
     let mut pairs = q.0;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         let mut stream = body.into_data_stream();
         let mut buf = BytesMut::new();
-        while let Ok(Some(chunk)) = next_chunk(&mut stream, s.svc.cfg.body_timeout).await {
+        while let Some(chunk) = next_chunk(&mut stream, s.svc.cfg.body_timeout).await.map_err(|e| e.detail)? {
             buf.extend_from_slice(&chunk);
-            if buf.len() > 64 * 1024 {
-                break;
+            if buf.len() > MAX_FORM {
+                return Err(format!("form body over {} KiB", MAX_FORM / 1024));
             }
         }
         pairs.extend(form_urlencoded::parse(&buf).into_owned());
     }
-    RawQuery(pairs)
+    Ok(RawQuery(pairs))
 }
 
 /// `action=X`, or the seed's typo `?actionX` (a bare key).
@@ -74,7 +78,10 @@ fn content_error(code: &str, detail: &str, portal: Option<String>) -> Response {
 
 /// `[PersonalContentV1URL]?action=getContentUploadURL&token=…&content_name=…&content_size=…`.
 pub async fn content_api(State(s): State<AppState>, headers: HeaderMap, q: RawQuery, body: Body) -> Response {
-    let p = params(&s, &headers, q, body).await;
+    let p = match params(&s, &headers, q, body).await {
+        Ok(p) => p,
+        Err(why) => return content_error("PA900", &format!("Personal Content API internal error : {why}"), None),
+    };
     let act = action(&p).unwrap_or_default();
     if !act.eq_ignore_ascii_case("getContentUploadURL") {
         return content_error("PA900", &format!("Personal Content API internal error : unknown action {act:?}"), None);
@@ -227,6 +234,8 @@ pub mod photo_errors {
     pub const UNSUPPORTED_FORMAT: (u32, u16) = (1401, 400);
     /// Anything else.
     pub const INTERNAL: (u32, u16) = (1500, 500);
+    /// A form body over 64 KiB, stalled or broken (ours: the seeds have no such case).
+    pub const TOO_LARGE: (u32, u16) = (1103, 413);
 }
 
 fn photo_error((code, status): (u32, u16), msg: &str) -> Response {
@@ -297,7 +306,10 @@ pub async fn photos_api(
     if method == Method::POST && ct.to_ascii_lowercase().starts_with("multipart/form-data") {
         return add_media(s, &headers, q, &ct, body).await;
     }
-    let p = params(&s, &headers, q, body).await;
+    let p = match params(&s, &headers, q, body).await {
+        Ok(p) => p,
+        Err(why) => return photo_error(TOO_LARGE, &format!("Invalid request [{why}]")),
+    };
     let Some(act) = action(&p) else { return photo_error(MISSING_PARAMETER, "Parameter action is missing") };
     let a = match s.svc.authenticate(p.get("token").filter(|t| !t.is_empty())).await {
         Ok(a) => a,
