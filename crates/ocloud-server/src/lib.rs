@@ -150,6 +150,8 @@ async fn maintenance_pass(svc: &domain::Service, before: std::time::SystemTime) 
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %crate::logsafe::Esc(&e), "purge of expired rows failed"),
     }
+    let callers = svc.trim_rate_limits();
+    tracing::debug!(callers, "rate-limit buckets trimmed");
     let keys = match svc.meta.blob_keys().await {
         Ok(k) => k,
         Err(e) => return tracing::warn!(error = %crate::logsafe::Esc(&e), "orphan sweep skipped"),

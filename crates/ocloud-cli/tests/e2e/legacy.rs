@@ -414,3 +414,30 @@ async fn legacy_form_bodies_over_64_kib_are_refused() {
     .await;
     assert_eq!((r.status, xml::<PhotosAction>(&r).code), (200, 3201));
 }
+
+/// One rate limit per (app, user) for every surface: the legacy APIs spend from the same
+/// bucket as the Cloud API, and are refused when it is empty.
+#[tokio::test]
+async fn legacy_calls_count_against_the_rate_limit() {
+    let s = Server::start(&["--rate-limit", "3"]);
+    let token = s.admin_token(&["--user", "alice", "--app", "tests"]);
+    assert_eq!(Api::new(&s.url, &token).get("/cloud/v1/freespace").await.status, 200);
+    let (st, _) = photos(&s, &format!("action=GetAlbumsList&token={token}")).await;
+    assert_eq!(st, 200);
+    let r = get(
+        &s,
+        &format!("/personal/content/v1?action=getContentUploadURL&token={token}&content_name=a.txt&content_size=1"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    // The bucket of 3 is empty now, on every surface.
+    let (st, refused) = photos(&s, &format!("action=GetAlbumsList&token={token}")).await;
+    assert_eq!((st, refused.error_code), (403, Some(1104)));
+    let r = get(
+        &s,
+        &format!("/personal/content/v1?action=getContentUploadURL&token={token}&content_name=a.txt&content_size=1"),
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&r.body).contains("rate limit exceeded"), "{:?}", r.body);
+    Api::new(&s.url, &token).get("/cloud/v1/freespace").await.assert_error(403, 53);
+}

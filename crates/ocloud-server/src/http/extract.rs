@@ -34,8 +34,7 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers)?;
-        let access = state.svc.authenticate(token).await?;
-        state.svc.check_rate(&access)?;
+        let access = state.svc.authorize(token).await?;
         Ok(Auth(access))
     }
 }

@@ -86,7 +86,7 @@ pub async fn content_api(State(s): State<AppState>, headers: HeaderMap, q: RawQu
     if !act.eq_ignore_ascii_case("getContentUploadURL") {
         return content_error("PA900", &format!("Personal Content API internal error : unknown action {act:?}"), None);
     }
-    let access = match s.svc.authenticate(p.get("token").filter(|t| !t.is_empty())).await {
+    let access = match s.svc.authorize(p.get("token").filter(|t| !t.is_empty())).await {
         Ok(a) => a,
         Err(Error::BlockedUser) => {
             return content_error(
@@ -105,6 +105,9 @@ pub async fn content_api(State(s): State<AppState>, headers: HeaderMap, q: RawQu
         Err(Error::Internal(e)) => {
             tracing::error!(error = %crate::logsafe::Esc(&e), "Personal Content API");
             return content_error("PA900", crate::domain::legacy::PA900_TEXT, None);
+        }
+        Err(e @ Error::RateLimited(_)) => {
+            return content_error("PA900", &format!("Personal Content API internal error : {e}"), None);
         }
         Err(_) => {
             let portal = format!("{}/", s.svc.public_url);
@@ -234,6 +237,8 @@ pub mod photo_errors {
     pub const UNSUPPORTED_FORMAT: (u32, u16) = (1401, 400);
     /// Anything else.
     pub const INTERNAL: (u32, u16) = (1500, 500);
+    /// Over the per-(app, user) rate limit (ours: the seeds have no such case).
+    pub const TOO_MANY_REQUESTS: (u32, u16) = (1104, 403);
     /// A form body over 64 KiB, stalled or broken (ours: the seeds have no such case).
     pub const TOO_LARGE: (u32, u16) = (1103, 413);
 }
@@ -249,6 +254,7 @@ fn from_domain(e: Error, what: &str) -> Response {
         Error::NotFound(_) => photo_error(UNKNOWN_MEDIA, &format!("Media object unknown [{e}]")),
         Error::InvalidName(..) => photo_error(MISSING_PARAMETER, &format!("Invalid parameter [{e}]")),
         Error::QuotaExceeded { .. } | Error::TooLarge { .. } => photo_error(INTERNAL, &e.to_string()),
+        Error::RateLimited(_) => photo_error(TOO_MANY_REQUESTS, &format!("Too many requests [{e}]")),
         Error::Internal(e) => {
             tracing::error!(error = %crate::logsafe::Esc(&e), "Personal Photos API");
             photo_error(INTERNAL, "internal error")
@@ -311,7 +317,7 @@ pub async fn photos_api(
         Err(why) => return photo_error(TOO_LARGE, &format!("Invalid request [{why}]")),
     };
     let Some(act) = action(&p) else { return photo_error(MISSING_PARAMETER, "Parameter action is missing") };
-    let a = match s.svc.authenticate(p.get("token").filter(|t| !t.is_empty())).await {
+    let a = match s.svc.authorize(p.get("token").filter(|t| !t.is_empty())).await {
         Ok(a) => a,
         Err(e) => return from_domain(e, "owner"),
     };
@@ -387,7 +393,7 @@ async fn add_media(s: AppState, headers: &HeaderMap, q: RawQuery, ct: &str, body
     };
     let f = RawQuery(fields);
     let token = f.get("token").map(str::to_owned).or_else(|| bearer(headers).ok().flatten().map(str::to_owned));
-    let a = match s.svc.authenticate(token.as_deref().filter(|t| !t.is_empty())).await {
+    let a = match s.svc.authorize(token.as_deref().filter(|t| !t.is_empty())).await {
         Ok(a) => a,
         Err(e) => return from_domain(e, "owner"),
     };
@@ -427,7 +433,7 @@ async fn add_media(s: AppState, headers: &HeaderMap, q: RawQuery, ct: &str, body
 pub async fn photo(State(s): State<AppState>, headers: HeaderMap, q: RawQuery) -> Response {
     use photo_errors::*;
     let token = q.get("token").map(str::to_owned).or_else(|| bearer(&headers).ok().flatten().map(str::to_owned));
-    let a = match s.svc.authenticate(token.as_deref().filter(|t| !t.is_empty())).await {
+    let a = match s.svc.authorize(token.as_deref().filter(|t| !t.is_empty())).await {
         Ok(a) => a,
         Err(e) => return from_domain(e, "owner"),
     };

@@ -36,8 +36,7 @@ pub async fn upload(
     body: Body,
 ) -> Result<(StatusCode, Json<UploadResponse>), ApiError> {
     let token = bearer(&headers).map_err(|e| e.with_label(LegacyLabel::InvalidToken))?;
-    let a = s.svc.authenticate(token).await.map_err(|e| ApiError::from(e).on_upload_host())?;
-    s.svc.check_rate(&a)?;
+    let a = s.svc.authorize(token).await.map_err(|e| ApiError::from(e).on_upload_host())?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     let res = if essence == "multipart/form-data" {
