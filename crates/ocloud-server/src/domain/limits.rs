@@ -18,10 +18,13 @@ use super::{Access, Error, Result, Service};
 /// Callers one limiter may hold before the full buckets are dropped inline.
 pub const TRIM_ABOVE: usize = 10_000;
 
+/// The buckets of one requests-per-minute value, keyed by (app id, user id).
+type Limiter = DefaultKeyedRateLimiter<(i64, i64)>;
+
 /// The limiters, one per requests-per-minute value, created on first use.
 #[derive(Default)]
 pub struct RateLimits {
-    limiters: Mutex<HashMap<u32, Arc<DefaultKeyedRateLimiter<(i64, i64)>>>>,
+    limiters: Mutex<HashMap<u32, Arc<Limiter>>>,
 }
 
 impl Service {
