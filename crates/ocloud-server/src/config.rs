@@ -29,6 +29,10 @@ pub struct Config {
     pub max_uri_len: usize,
     /// Largest accepted JSON body, bytes (413/66 above).
     pub max_json_body: usize,
+    /// A request head must arrive whole within this; also the idle keep-alive timeout.
+    pub header_timeout: Duration,
+    /// Open connections at most (see `http::conn`).
+    pub max_connections: usize,
     /// Requests served at once; the next one gets 503/6.
     pub max_concurrent_requests: usize,
     /// Lifetime of access tokens.
@@ -62,6 +66,8 @@ impl Config {
             max_uri_len: 8192,
             max_json_body: 64 << 10,
             max_concurrent_requests: 1024,
+            header_timeout: Duration::from_secs(30),
+            max_connections: default_max_connections(),
             token_ttl: Duration::from_secs(3600),
             code_ttl: Duration::from_secs(60),
             rate_limit: 0,
@@ -102,4 +108,18 @@ impl std::str::FromStr for ErrorShape {
             _ => Err(format!("unknown error shape {s:?}: flat, wrapped, both or legacy")),
         }
     }
+}
+
+/// 4,096 connections, or fewer when the descriptor limit is lower: 64 descriptors stay for the
+/// database, content files and accept itself.
+pub fn default_max_connections() -> usize {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+            return (lim.rlim_cur as usize).saturating_sub(64).clamp(16, 4096);
+        }
+    }
+    4096
 }

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt;
 
 pub use config::Config;
 use http::{AppState, phase};
@@ -77,13 +76,7 @@ pub async fn serve(
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    // No Nagle delay: a response whose body comes after its headers (every download) was held
-    // until the client's delayed ACK, a few ms per small file.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %crate::logsafe::Esc(&e), "TCP_NODELAY not set");
-        }
-    });
+    let limits = http::conn::Limits { header_timeout: cfg.header_timeout, max_connections: cfg.max_connections };
     let public_url =
         cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
     let svc = open_service(Arc::new(cfg), public_url)?;
@@ -96,15 +89,11 @@ pub async fn serve(
     let app = http::router(state.clone());
     let phase = state.phase.clone();
     // Serve at once: until the start-up work below is done, every request gets 503/5.
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                phase.store(phase::STOPPING, Ordering::Release);
-                tracing::info!("stopping: finishing requests in flight");
-            })
-            .into_future(),
-    );
+    let server = tokio::spawn(http::conn::serve(listener, app, limits, async move {
+        shutdown.await;
+        phase.store(phase::STOPPING, Ordering::Release);
+        tracing::info!("stopping: finishing requests in flight");
+    }));
     // Temp files of a previous run are partial uploads: drop them before any new one starts.
     let removed = svc.blobs.clear_temp().await.context("removing temp files")?;
     // A shutdown that came during start-up wins.
@@ -117,7 +106,7 @@ pub async fn serve(
     on_ready(Ready { addr, dev_account });
     tracing::info!(%addr, removed, "ready");
     tokio::spawn(maintain(svc.clone(), started));
-    server.await.context("server task")??;
+    server.await.context("server task")?;
     Ok(())
 }
 

@@ -42,6 +42,14 @@ pub struct Args {
     /// Seconds a request body may stall before 408/63.
     #[arg(long, env = "OCLOUD_BODY_TIMEOUT", default_value_t = 30)]
     body_timeout: u64,
+    /// Seconds a request head may take to arrive whole; also how long an idle keep-alive
+    /// connection stays open.
+    #[arg(long, env = "OCLOUD_HEADER_TIMEOUT", default_value_t = 30)]
+    header_timeout: u64,
+    /// Open connections at most [default: 4096, or the descriptor limit less 64]. At the cap,
+    /// idle connections are closed to make room.
+    #[arg(long, env = "OCLOUD_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
     /// Requests served at once; more get 503/6.
     #[arg(long, env = "OCLOUD_MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     max_concurrent_requests: usize,
@@ -78,6 +86,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.expired_token_code = args.expired_token_code;
     cfg.body_timeout = Duration::from_secs(args.body_timeout.max(1));
     cfg.max_concurrent_requests = args.max_concurrent_requests.max(1);
+    cfg.header_timeout = Duration::from_secs(args.header_timeout.max(1));
+    if let Some(n) = args.max_connections {
+        cfg.max_connections = n.max(1);
+    }
     cfg.token_ttl = Duration::from_secs(args.token_ttl);
     cfg.code_ttl = Duration::from_secs(args.code_ttl);
     cfg.rate_limit = args.rate_limit;

@@ -93,3 +93,42 @@ async fn internal_errors_never_leak() {
     assert_eq!(r.status, 500);
     leaks(&r);
 }
+
+/// A request head that never completes (one byte now and then, or none) is closed after the
+/// header timeout, and so is an idle keep-alive connection.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed() {
+    use std::io::{Read as _, Write as _};
+    let s = Server::start(&["--header-timeout", "1"]);
+    let mut slow = std::net::TcpStream::connect(s.addr()).unwrap();
+    slow.write_all(b"GET /cloud/v1/freespace HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut idle = std::net::TcpStream::connect(s.addr()).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // A bound, not a timing: a service without the timeout keeps both open far longer.
+    for c in [&mut slow, &mut idle] {
+        c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    }
+    let mut buf = Vec::new();
+    let closed = slow.read_to_end(&mut buf);
+    assert!(closed.is_ok(), "the unfinished head was not closed: {closed:?}");
+    assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    let mut answer = Vec::new();
+    let closed = idle.read_to_end(&mut answer);
+    assert!(closed.is_ok(), "the idle keep-alive connection was not closed: {closed:?}");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "the request itself was answered");
+}
+
+/// Far more idle connections than the service has descriptors: it neither spins nor starves,
+/// and a real request is still answered.
+#[tokio::test]
+async fn idle_connections_past_the_descriptor_limit_do_not_lock_clients_out() {
+    let s = Server::start_limited(128, &[]);
+    let token = s.admin_token(&[]);
+    let idle: Vec<_> = (0..400).filter_map(|_| std::net::TcpStream::connect(s.addr()).ok()).collect();
+    assert!(idle.len() > 128, "only {} connections opened", idle.len());
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
+    for _ in 0..3 {
+        let r = client.get(format!("{}/cloud/v1/freespace", s.url)).bearer_auth(&token).send().await;
+        assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200));
+    }
+}

@@ -42,8 +42,22 @@ impl Server {
         s
     }
 
+    /// A fresh service limited to `nofile` open descriptors (`ulimit -n`).
+    pub fn start_limited(nofile: u32, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""), BIN]);
+        let mut s = Server::spawn_cmd(cmd, dir.path(), extra, "warn", Stdio::inherit());
+        s._dir = Some(dir);
+        s
+    }
+
     fn spawn(data: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Server {
-        let mut child = Command::new(BIN)
+        Server::spawn_cmd(Command::new(BIN), data, extra, level, stderr)
+    }
+
+    fn spawn_cmd(mut cmd: Command, data: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Server {
+        let mut child = cmd
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .args(extra)

@@ -3,6 +3,7 @@
 
 pub mod cloud_v1;
 pub mod conditional;
+pub mod conn;
 pub mod content;
 pub mod error;
 pub mod extract;

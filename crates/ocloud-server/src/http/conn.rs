@@ -1,0 +1,106 @@
+//! The accept loop: each connection served by hyper's HTTP/1, with the limits that keep idle
+//! and slow clients from exhausting the service (axum::serve has none of them):
+//!
+//! - a **header timeout**: a request head must arrive whole within it; hyper starts the clock
+//!   whenever it waits for a head, so it is also the idle keep-alive timeout;
+//! - a **cap on open connections** (`--max-connections`), kept below the descriptor limit. At
+//!   the cap, every connection is asked to close gracefully: idle keep-alive connections and
+//!   unfinished heads close at once, requests in flight finish first; the new connection waits
+//!   (bounded) for the slot that frees;
+//! - **accept errors** (EMFILE, ENFILE, ENOBUFS…) are logged and retried after a pause instead
+//!   of spinning;
+//! - **shutdown**: the listener closes at once, then connections drain as above.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+/// How long a new connection at the cap waits for a slot before it is closed.
+const SLOT_WAIT: Duration = Duration::from_secs(5);
+/// The pause after a failed accept (out of descriptors, say) before trying again.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// The connection limits of [`serve`].
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// See the module docs.
+    pub header_timeout: Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then waits for every connection.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    let slots = Arc::new(Semaphore::new(max));
+    // `stop`: drain everything. `shed`: bumped at the cap, asks every connection to close.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (shed_tx, shed_rx) = watch::channel(0u64);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+    let http = Arc::new(http);
+    tokio::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; retrying shortly");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        // No Nagle delay: a response whose body comes after its headers (every download) was
+        // held until the client's delayed ACK, a few ms per small file.
+        let _ = tcp.set_nodelay(true);
+        let (slots, http, app) = (slots.clone(), http.clone(), app.clone());
+        let (mut stop, mut shed) = (stop_rx.clone(), shed_rx.clone());
+        let shed_tx = shed_tx.clone();
+        tokio::spawn(async move {
+            let permit = match slots.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    tracing::debug!("connection cap reached: closing idle connections");
+                    shed_tx.send_modify(|n| *n += 1);
+                    match tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await {
+                        Ok(Ok(p)) => p,
+                        _ => return,
+                    }
+                }
+            };
+            shed.mark_unchanged();
+            let conn = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app));
+            tokio::pin!(conn);
+            let stopping = async {
+                tokio::select! {
+                    _ = stop.wait_for(|s| *s) => {}
+                    _ = shed.changed() => {}
+                }
+            };
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                () = stopping => { conn.as_mut().graceful_shutdown(); conn.await }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every slot back: every connection is closed.
+    let _ = slots.acquire_many(max as u32).await;
+}
