@@ -95,18 +95,10 @@ fn write_tree(root: &Path, files: &[(&str, usize)]) {
 }
 
 fn hashes(root: &Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((p.strip_prefix(root).unwrap().display().to_string(), sha256(&std::fs::read(&p).unwrap())));
-            }
-        }
-    }
+    let mut out: Vec<_> = files_under(root)
+        .into_iter()
+        .map(|p| (p.strip_prefix(root).unwrap().display().to_string(), sha256(&std::fs::read(&p).unwrap())))
+        .collect();
     out.sort();
     out
 }

@@ -32,19 +32,11 @@ async fn data_is_readable_by_its_owner_only() {
     let s = Server::start_in(&data, &[]);
     s.api().upload("secret.txt", b"private", None).await.ok();
     assert_eq!(mode(&data), 0o700);
-    let mut files = 0;
-    let mut stack = vec![data.clone()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                assert_eq!(mode(&p), 0o600, "{}", p.display());
-                files += 1;
-            }
-        }
+    let files = files_under(&data);
+    for p in &files {
+        assert_eq!(mode(p), 0o600, "{}", p.display());
     }
+    let files = files.len();
     assert!(files >= 3, "the database, its WAL and the content were checked ({files} files)");
 }
 

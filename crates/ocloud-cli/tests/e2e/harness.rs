@@ -294,6 +294,23 @@ pub fn multipart_body(boundary: &str, description: &str, filename: &str, content
     b
 }
 
+/// Every file under `root`, recursively.
+pub fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 pub fn sha256(b: &[u8]) -> String {
     use sha2::Digest;
     format!("{:x}", sha2::Sha256::digest(b))

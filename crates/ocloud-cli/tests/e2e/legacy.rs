@@ -370,16 +370,10 @@ async fn deleting_a_photo_leaves_no_rendition() {
     for url in [&file["thumbUrl"], &file["previewUrl"]] {
         assert_eq!(api.get(url.as_str().unwrap()).await.status, 200);
     }
-    let blob_files = || {
-        std::fs::read_dir(s.data.join("blobs"))
-            .unwrap()
-            .flat_map(|shard| std::fs::read_dir(shard.unwrap().path()).unwrap())
-            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-    };
+    let blob_files = || files_under(&s.data.join("blobs"));
     assert_eq!(blob_files().len(), 5, "content and four renditions: {:?}", blob_files());
     assert_eq!(api.delete(&format!("/cloud/v1/files/{}", file["id"].as_str().unwrap())).await.status, 204);
-    assert_eq!(blob_files(), Vec::<String>::new());
+    assert_eq!(blob_files(), Vec::<std::path::PathBuf>::new());
 }
 
 /// A form body over 64 KiB is refused with a clear error, never cut and read in part.

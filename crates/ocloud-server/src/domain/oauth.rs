@@ -371,17 +371,21 @@ impl Service {
                 return Err(invalid("code_verifier does not match the code_challenge"));
             }
         }
-        let user = self
-            .meta
-            .user(record.user_id)
-            .await
-            .map_err(OAuthFailure::internal)?
-            .ok_or_else(|| invalid("user no longer exists"))?;
+        let user = self.grant_user(record.user_id).await?;
         let t = self
             .issue_tokens_for_grant(&user, app, &record.scope, &grant_id, true)
             .await
             .map_err(OAuthFailure::internal)?;
         Ok(t)
+    }
+
+    /// The user a code or refresh token was issued to; gone since: `invalid_grant`.
+    async fn grant_user(&self, user_id: i64) -> Result<User, OAuthFailure> {
+        self.meta
+            .user(user_id)
+            .await
+            .map_err(OAuthFailure::internal)?
+            .ok_or_else(|| OAuthFailure::new("invalid_grant", "user no longer exists"))
     }
 
     /// The refresh-token grant. The answer carries no refresh token (Orange's behaviour, spec
@@ -402,12 +406,7 @@ impl Service {
         if record.expires_at <= now_s() {
             return Err(invalid("refresh token expired"));
         }
-        let user = self
-            .meta
-            .user(record.user_id)
-            .await
-            .map_err(OAuthFailure::internal)?
-            .ok_or_else(|| invalid("user no longer exists"))?;
+        let user = self.grant_user(record.user_id).await?;
         let rotate = self.cfg.rotate_refresh_tokens;
         if rotate {
             // The used refresh token only: access tokens already issued stay valid until they
