@@ -304,3 +304,51 @@ async fn public_url_bases_content_urls() {
         assert!(f[k].as_str().unwrap().starts_with("https://cloud.example.org/cloud/v1/files/"), "{k}: {}", f[k]);
     }
 }
+
+/// Metadata as Orange gave it (spec §3.1), read from the headers in the background after the
+/// upload; a damaged header gives none, never an error.
+#[tokio::test]
+async fn media_metadata_from_headers() {
+    let s = Server::start(&[]);
+    let api = s.api();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ocloud-server/fixtures/media");
+    let read = |name: &str| std::fs::read(fixtures.join(name)).unwrap();
+    let cases = [
+        (
+            "photo.jpg",
+            read("exif.jpg"),
+            json!({"width": 1, "height": 1, "shootingDate": "2016-04-30T18:00:00+0000", "rotationAngle": "NINETY"}),
+        ),
+        (
+            "song.mp3",
+            read("tags.mp3"),
+            json!({"duration": 3, "albumName": "Ninja Tuna", "trackName": "Kalimba", "artistName": "Mr. Scruff", "hasCover": true}),
+        ),
+        ("clip.mp4", read("video.mp4"), json!({"duration": 2, "width": 320, "height": 240})),
+    ];
+    // Damaged files first: their jobs take the (fair) job queue before the good ones, so they
+    // are done when the good ones are.
+    let broken_mp3 = api.upload("broken.mp3", &read("tags.mp3")[..40], None).await.ok();
+    let broken_mp4 = api.upload("broken.mp4", b"\0\0\0\x08moov\xff\xff\xff\xffjunk", None).await.ok();
+    let mut ids = Vec::new();
+    for (name, bytes, expected) in &cases {
+        let id = api.upload(name, bytes, None).await.ok()["fileId"].as_str().unwrap().to_owned();
+        ids.push((id, expected.clone()));
+    }
+    // The job runs after the answer: wait (bounded) until it has written each.
+    for (id, expected) in ids {
+        let mut got = serde_json::Value::Null;
+        for _ in 0..500 {
+            got = api.get(&format!("/cloud/v1/files/{id}")).await.ok()["metadata"].clone();
+            if got == expected {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(got, expected, "{id}");
+    }
+    for f in [broken_mp3, broken_mp4] {
+        let info = api.get(&format!("/cloud/v1/files/{}", f["fileId"].as_str().unwrap())).await.ok();
+        assert!(info["metadata"].is_null() || info["metadata"] == json!({}), "{info}");
+    }
+}

@@ -89,3 +89,56 @@ pub async fn read_all(blobs: &dyn Blobs, key: &str, max: u64) -> BlobResult<Vec<
     }
     Ok(buf)
 }
+
+/// A blob as a blocking `Read + Seek`, for parsers that jump around in a file's headers (an MP4's
+/// `moov` at the end, an EXIF block): each read is one ranged read of the backend. Use it on a
+/// blocking thread (it waits on the runtime with `block_on`), behind a `BufReader`.
+pub struct SyncReader {
+    blobs: std::sync::Arc<dyn Blobs>,
+    key: String,
+    size: u64,
+    pos: u64,
+    runtime: tokio::runtime::Handle,
+}
+
+impl SyncReader {
+    /// A reader of blob `key` of `size` bytes; call from within the runtime.
+    pub fn new(blobs: std::sync::Arc<dyn Blobs>, key: &str, size: u64) -> SyncReader {
+        SyncReader { blobs, key: key.to_owned(), size, pos: 0, runtime: tokio::runtime::Handle::current() }
+    }
+}
+
+impl std::io::Read for SyncReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use futures_util::TryStreamExt;
+        let want = (buf.len() as u64).min(self.size.saturating_sub(self.pos));
+        if want == 0 {
+            return Ok(0);
+        }
+        let (blobs, key, pos) = (self.blobs.clone(), self.key.clone(), self.pos);
+        let n = self.runtime.block_on(async move {
+            let mut stream = blobs.read(&key, pos, Some(want)).await.map_err(std::io::Error::other)?;
+            let mut n = 0;
+            while let Some(chunk) = stream.try_next().await? {
+                let take = chunk.len().min(buf.len() - n);
+                buf[n..n + take].copy_from_slice(&chunk[..take]);
+                n += take;
+            }
+            Ok::<_, std::io::Error>(n)
+        })?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for SyncReader {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let pos = match to {
+            std::io::SeekFrom::Start(p) => Some(p),
+            std::io::SeekFrom::End(d) => self.size.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = pos.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.pos)
+    }
+}

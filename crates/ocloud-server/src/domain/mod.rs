@@ -9,6 +9,7 @@ pub mod error;
 pub mod kinds;
 pub mod legacy;
 pub mod limits;
+pub mod media_meta;
 pub mod names;
 pub mod oauth;
 pub mod renditions;

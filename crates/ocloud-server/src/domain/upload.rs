@@ -98,6 +98,7 @@ impl Service {
         if Service::has_renditions(&node) {
             self.schedule_renditions(blob.to_owned());
         }
+        self.schedule_metadata(&node);
         let item = Item { path: ocloud_wire::id::file_path(&target.folder.path, &node.name), node };
         tracing::info!(user = %crate::logsafe::Esc(&a.user.name), file = %crate::logsafe::Esc(&item.path), size, "stored");
         Ok(UploadResponse { file_id: item.id(), file_name: item.node.name })

@@ -336,8 +336,9 @@ pub trait Metadata: Send + Sync + 'static {
     async fn copy(&self, node: NodeId, parent: NodeId, name: &str, quota: u64) -> StoreResult<Node>;
     /// Deletes a node and its subtree; returns the blob keys no node references any more.
     async fn delete(&self, node: NodeId) -> StoreResult<Vec<String>>;
-    /// Replaces a file's metadata JSON.
-    async fn set_metadata(&self, node: NodeId, metadata: &str) -> StoreResult<()>;
+    /// Replaces the metadata JSON of every file whose content is `blob` (metadata comes from
+    /// the content, and copies share it); returns how many files.
+    async fn set_blob_metadata(&self, blob: &str, metadata: &str) -> StoreResult<usize>;
     /// Every blob key some node references (for the start-up sweep of orphans).
     async fn blob_keys(&self) -> StoreResult<std::collections::HashSet<String>>;
 }

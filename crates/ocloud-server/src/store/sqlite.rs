@@ -1131,11 +1131,10 @@ impl Metadata for Sqlite {
         .await
     }
 
-    async fn set_metadata(&self, node: NodeId, metadata: &str) -> StoreResult<()> {
-        let metadata = metadata.to_owned();
+    async fn set_blob_metadata(&self, blob: &str, metadata: &str) -> StoreResult<usize> {
+        let (blob, metadata) = (blob.to_owned(), metadata.to_owned());
         self.write(move |tx| {
-            tx.execute("UPDATE nodes SET metadata = ?2 WHERE id = ?1", params![node, metadata]).map_err(backend)?;
-            Ok(())
+            tx.execute("UPDATE nodes SET metadata = ?2 WHERE blob = ?1", params![blob, metadata]).map_err(backend)
         })
         .await
     }
