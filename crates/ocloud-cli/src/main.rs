@@ -175,7 +175,8 @@ fn main() -> ExitCode {
     };
     let default = match (cli.verbose, &cli.command) {
         (0, Command::Serve(_)) => "info",
-        (0, _) => "warn",
+        // A command's own failure is its one line on stderr: libraries stay quiet unless -v.
+        (0, _) => "ocloud=warn,ocloud_client=warn",
         (1, _) => "info",
         (2, _) => "debug",
         _ => "trace",

@@ -106,6 +106,10 @@ pub struct GlobalArgs {
     /// An access token to use as is (no login, no refresh).
     #[arg(long, global = true, env = "OCLOUD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Trust the CA certificates of this PEM file too, e.g. the local CA of
+    /// `ocloud serve --tls auto`.
+    #[arg(long, global = true, env = "OCLOUD_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 /// Everything resolved.
@@ -131,6 +135,8 @@ pub struct Settings {
     pub api_url_given: Option<String>,
     /// `--upload-url` / `OCLOUD_UPLOAD_URL` as given.
     pub upload_url_given: Option<String>,
+    /// `--ca-cert` / `OCLOUD_CA_CERT`.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Settings {
@@ -153,6 +159,7 @@ impl Settings {
             config_path,
             api_url_given: g.api_url.clone(),
             upload_url_given: g.upload_url.clone(),
+            ca_cert: g.ca_cert.clone(),
         })
     }
 
@@ -164,10 +171,17 @@ impl Settings {
 
     /// A client for these settings, logged in from `--token` or the token store.
     pub fn manager(&self) -> anyhow::Result<ApiManager> {
-        let api = ApiManager::builder(&self.client_id, &self.client_secret, &self.redirect_uri)
+        let mut builder = ApiManager::builder(&self.client_id, &self.client_secret, &self.redirect_uri)
             .endpoints(self.endpoints.clone())
-            .token_store(Arc::new(FileTokenStore::new(self.token_path())))
-            .build()?;
+            .token_store(Arc::new(FileTokenStore::new(self.token_path())));
+        if let Some(ca) = &self.ca_cert {
+            let pem = std::fs::read(ca).with_context(|| format!("reading the CA file {}", ca.display()))?;
+            builder = builder.ca_cert_pem(pem);
+        }
+        let api = builder.build().with_context(|| match &self.ca_cert {
+            Some(ca) => format!("setting up the HTTP client with the CA file {}", ca.display()),
+            None => "setting up the HTTP client".to_owned(),
+        })?;
         if let Some(t) = &self.token {
             api.init_with_access_token(t);
         }

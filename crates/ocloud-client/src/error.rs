@@ -156,7 +156,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Api(a) => a.is_transient() || a.is_server_fault(),
-            Error::Http(h) => h.is_timeout() || h.is_connect() || h.is_request() || h.is_body(),
+            Error::Http(h) => {
+                (h.is_timeout() || h.is_connect() || h.is_request() || h.is_body()) && !is_certificate_refusal(h)
+            }
             _ => false,
         }
     }
@@ -164,6 +166,19 @@ impl Error {
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Error {
         Error::Io { path: path.as_ref().display().to_string(), source }
     }
+}
+
+/// The server's certificate was refused (unknown issuer, wrong name, expired): asking again
+/// cannot help, unlike a refused or dropped connection.
+fn is_certificate_refusal(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.to_string().contains("invalid peer certificate") {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 #[cfg(test)]

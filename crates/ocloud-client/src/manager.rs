@@ -75,6 +75,8 @@ pub struct ApiManagerBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     accept_invalid_certs: bool,
+    ca_certs: Vec<Vec<u8>>,
+    resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl std::fmt::Debug for dyn TokenStore {
@@ -120,14 +122,42 @@ impl ApiManagerBuilder {
         self
     }
 
+    /// Trust the CA certificates of this PEM file too (beside the system's), e.g. the local CA
+    /// of `ocloud serve --tls auto`. A file that holds no certificate fails [`Self::build`].
+    pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certs.push(pem.into());
+        self
+    }
+
+    /// Connect to `addr` whenever a URL names `host` (the port of the URL still applies), as a
+    /// hosts-file line would: Orange's hosts can be pointed at a local ocloud this way.
+    pub fn resolve(mut self, host: &str, addr: std::net::SocketAddr) -> Self {
+        self.resolve.push((host.to_owned(), addr));
+        self
+    }
+
     /// The manager; loads stored tokens, if any.
     pub fn build(self) -> Result<ApiManager> {
-        let http = Client::builder()
+        let mut http = Client::builder()
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.timeout)
             .tls_danger_accept_invalid_certs(self.accept_invalid_certs)
-            .user_agent(concat!("ocloud-client/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("ocloud-client/", env!("CARGO_PKG_VERSION")));
+        let mut roots = Vec::new();
+        for pem in &self.ca_certs {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)?;
+            if certs.is_empty() {
+                return Err(Error::Invalid("the CA file holds no PEM certificate".into()));
+            }
+            roots.extend(certs);
+        }
+        if !roots.is_empty() {
+            http = http.tls_certs_merge(roots);
+        }
+        for (host, addr) in &self.resolve {
+            http = http.resolve(host, *addr);
+        }
+        let http = http.build()?;
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryTokenStore::default()));
         let tokens = store.load()?;
         Ok(ApiManager {
@@ -177,6 +207,8 @@ impl ApiManager {
             store: None,
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
+            ca_certs: Vec::new(),
+            resolve: Vec::new(),
             accept_invalid_certs: false,
         }
     }

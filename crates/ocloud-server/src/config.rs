@@ -14,6 +14,8 @@ pub struct Config {
     /// Base of downloadUrl/thumbUrl/previewUrl, e.g. `https://cloud.example.org`; default
     /// `http://<listen address>`.
     pub public_url: Option<String>,
+    /// HTTPS (`--tls auto`, `--tls-cert`/`--tls-key`); `None`: plain HTTP.
+    pub tls: Option<crate::http::tls::TlsMode>,
     /// Quota of a user without one of their own, bytes.
     pub quota: u64,
     /// Largest accepted upload, bytes.
@@ -58,6 +60,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: data_dir.into(),
             public_url: None,
+            tls: None,
             quota: 5 << 30,
             max_upload_size: 16 << 30,
             error_shape: ErrorShape::Both,

@@ -63,6 +63,12 @@ pub struct Ready {
     pub addr: SocketAddr,
     /// The account created on this first start of an empty data dir, if any.
     pub dev_account: Option<admin::DevAccount>,
+    /// The base URL clients use (https with TLS).
+    pub public_url: String,
+    /// Whether the listener speaks HTTPS.
+    pub https: bool,
+    /// With `--tls auto`: the CA file clients should trust.
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 /// Runs the service until `shutdown` resolves, then lets in-flight requests finish.
@@ -77,9 +83,15 @@ pub async fn serve(
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let limits = http::conn::Limits { header_timeout: cfg.header_timeout, max_connections: cfg.max_connections };
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let public_url =
-        cfg.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_owned();
-    let svc = open_service(Arc::new(cfg), public_url)?;
+        cfg.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}")).trim_end_matches('/').to_owned();
+    let svc = open_service(Arc::new(cfg), public_url.clone())?;
+    let tls = match &svc.cfg.tls {
+        Some(mode) => Some(http::tls::setup(mode, &svc.cfg.data_dir, url_host(&public_url))?),
+        None => None,
+    };
+    let tls_ca = tls.as_ref().and_then(|t| t.ca.clone());
     let state = AppState {
         slots: Arc::new(tokio::sync::Semaphore::new(svc.cfg.max_concurrent_requests)),
         svc: Arc::new(svc.clone()),
@@ -89,7 +101,8 @@ pub async fn serve(
     let app = http::router(state.clone());
     let phase = state.phase.clone();
     // Serve at once: until the start-up work below is done, every request gets 503/5.
-    let server = tokio::spawn(http::conn::serve(listener, app, limits, async move {
+    let acceptor = tls.map(|t| t.acceptor);
+    let server = tokio::spawn(http::conn::serve(listener, app, limits, acceptor, async move {
         shutdown.await;
         phase.store(phase::STOPPING, Ordering::Release);
         tracing::info!("stopping: finishing requests in flight");
@@ -103,11 +116,22 @@ pub async fn serve(
     } else {
         None
     };
-    on_ready(Ready { addr, dev_account });
+    let https = svc.cfg.tls.is_some();
+    on_ready(Ready { addr, dev_account, public_url, https, tls_ca });
     tracing::info!(%addr, removed, "ready");
     tokio::spawn(maintain(svc.clone(), started));
     server.await.context("server task")?;
     Ok(())
+}
+
+/// The host of a URL (`https://cloud.example.org:8443/x` → `cloud.example.org`).
+fn url_host(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host =
+        if host.starts_with('[') { host.split(']').next()?.trim_start_matches('[') } else { host.split(':').next()? };
+    (!host.is_empty()).then_some(host)
 }
 
 /// How often the clean-up below runs again after the start-up pass.

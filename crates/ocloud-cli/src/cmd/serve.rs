@@ -20,6 +20,17 @@ pub struct Args {
     /// [default: http://<listen address>].
     #[arg(long, env = "OCLOUD_PUBLIC_URL")]
     public_url: Option<String>,
+    /// HTTPS with a certificate made here: `auto` keeps a local CA in <data dir>/tls/ and
+    /// signs a certificate for api.orange.com, cloudapi.orange.com, localhost, 127.0.0.1 and
+    /// the public URL's host.
+    #[arg(long, env = "OCLOUD_TLS", value_parser = ["auto"], conflicts_with_all = ["tls_cert", "tls_key"])]
+    tls: Option<String>,
+    /// HTTPS with this certificate chain (PEM, leaf first); re-read on SIGHUP.
+    #[arg(long, env = "OCLOUD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "OCLOUD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Quota of each user without one of their own.
     #[arg(long, env = "OCLOUD_QUOTA", default_value = "5GiB", value_parser = crate::size::parse)]
     quota: u64,
@@ -80,6 +91,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = Config::new(args.data_dir);
     cfg.listen = args.listen;
     cfg.public_url = args.public_url;
+    cfg.tls = match (args.tls, args.tls_cert, args.tls_key) {
+        (Some(_), ..) => Some(ocloud_server::http::tls::TlsMode::Auto),
+        (None, Some(cert), Some(key)) => Some(ocloud_server::http::tls::TlsMode::Files { cert, key }),
+        _ => None,
+    };
     cfg.quota = args.quota;
     cfg.max_upload_size = args.max_upload_size;
     cfg.error_shape = if args.legacy_errors { ocloud_server::config::ErrorShape::Legacy } else { args.error_shape };
@@ -106,7 +122,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             use std::io::Write as _;
             let addr = ready.addr;
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "ocloud: listening on http://{addr} (data in {})", data_dir.display());
+            let scheme = if ready.https { "https" } else { "http" };
+            let _ = writeln!(out, "ocloud: listening on {scheme}://{addr} (data in {})", data_dir.display());
+            if let Some(ca) = &ready.tls_ca {
+                let _ = writeln!(
+                    out,
+                    "ocloud: HTTPS with a local CA: clients trust {ca} (ocloud --ca-cert {ca} …)\n  for clients that hard-code Orange's hosts, add to /etc/hosts:  {ip} api.orange.com cloudapi.orange.com",
+                    ca = ca.display(),
+                    ip = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() }
+                );
+            }
             let dir = data_dir.display();
             if let Some(dev) = ready.dev_account {
                 let _ = writeln!(
@@ -120,11 +145,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 );
                 let _ = writeln!(
                     out,
-                    "ocloud: point the CLI here and log in:\n  ocloud config set --api-url http://{addr} --client-id {} --client-secret {} && ocloud login",
+                    "ocloud: point the CLI here and log in:\n  ocloud config set --api-url {scheme}://{addr} --client-id {} --client-secret {} && ocloud login",
                     dev.client_id, dev.client_secret
                 );
             }
-            let _ = writeln!(out, "ocloud: or use a token directly:\n  export OCLOUD_API_URL=http://{addr} OCLOUD_TOKEN=$(ocloud admin token --data-dir {dir})");
+            let _ = writeln!(out, "ocloud: or use a token directly:\n  export OCLOUD_API_URL={scheme}://{addr} OCLOUD_TOKEN=$(ocloud admin token --data-dir {dir})");
             let _ = out.flush();
         },
         shutdown_signal(),

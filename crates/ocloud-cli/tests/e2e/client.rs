@@ -11,10 +11,6 @@ use ocloud_client::{ApiManager, Endpoints, Error, FileTokenStore, ListParams, Re
 use crate::harness::*;
 use crate::oauth::{Setup, admin};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A client for `alice` through a bare access token (no OAuth).
 fn client_with_token(s: &Server, token: &str) -> ApiManager {
     let api = ApiManager::builder("unused", "unused", "http://127.0.0.1:9/cb")

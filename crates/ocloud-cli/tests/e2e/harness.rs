@@ -57,8 +57,12 @@ impl Server {
     }
 
     fn spawn_cmd(mut cmd: Command, data: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Server {
+        cmd.arg("serve");
+        if !extra.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
         let mut child = cmd
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg("--data-dir")
             .arg(data)
             .args(extra)
             .env("RUST_LOG", level)
@@ -71,7 +75,7 @@ impl Server {
         stdout.read_line(&mut line).unwrap();
         let url = line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_owned();
         Server { child, url, data: data.to_owned(), _stdout: stdout, _dir: None }
@@ -114,6 +118,11 @@ impl Server {
         panic!("the service still accepts connections 5 s after SIGTERM");
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for the process to exit.
     pub fn wait(&mut self) -> std::process::ExitStatus {
         self.child.wait().unwrap()
@@ -121,7 +130,7 @@ impl Server {
 
     /// host:port.
     pub fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_owned()
+        self.url.trim_start_matches("https://").trim_start_matches("http://").to_owned()
     }
 }
 
@@ -169,6 +178,11 @@ impl Resp {
         );
         self.json()
     }
+}
+
+/// A loopback port free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The default error body: the table's fields at the top level and under `"error"`.

@@ -12,4 +12,5 @@ mod errors;
 mod hardening;
 mod legacy;
 mod oauth;
+mod tls;
 mod upload;

@@ -152,11 +152,12 @@ pub struct Browser {
 impl Browser {
     /// A browser for a service at `base`.
     pub fn new(base: &str) -> Browser {
-        Browser {
-            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
-            base: base.to_owned(),
-            cookies: Vec::new(),
-        }
+        Browser::with(reqwest::Client::builder(), base)
+    }
+
+    /// A browser built on `http` (which must not follow redirects), e.g. one that trusts a CA.
+    pub fn with(http: reqwest::ClientBuilder, base: &str) -> Browser {
+        Browser { http: http.redirect(Policy::none()).build().unwrap(), base: base.to_owned(), cookies: Vec::new() }
     }
 
     fn keep_cookies(&mut self, r: &Resp) {

@@ -34,11 +34,40 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then waits for every connection.
+/// One connection until it ends, or closes gracefully on `stop` or `shed`.
+async fn serve_one<I>(
+    http: &hyper::server::conn::http1::Builder,
+    io: I,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+    mut shed: watch::Receiver<u64>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    let stopping = async {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => {}
+            _ = shed.changed() => {}
+        }
+    };
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = stopping => { conn.as_mut().graceful_shutdown(); conn.await }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection ended");
+    }
+}
+
+/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown` resolves, then
+/// waits for every connection.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: Limits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
@@ -65,8 +94,8 @@ pub async fn serve(
         // No Nagle delay: a response whose body comes after its headers (every download) was
         // held until the client's delayed ACK, a few ms per small file.
         let _ = tcp.set_nodelay(true);
-        let (slots, http, app) = (slots.clone(), http.clone(), app.clone());
-        let (mut stop, mut shed) = (stop_rx.clone(), shed_rx.clone());
+        let (slots, http, app, tls) = (slots.clone(), http.clone(), app.clone(), tls.clone());
+        let (stop, mut shed) = (stop_rx.clone(), shed_rx.clone());
         let shed_tx = shed_tx.clone();
         tokio::spawn(async move {
             let permit = match slots.clone().try_acquire_owned() {
@@ -81,20 +110,13 @@ pub async fn serve(
                 }
             };
             shed.mark_unchanged();
-            let conn = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app));
-            tokio::pin!(conn);
-            let stopping = async {
-                tokio::select! {
-                    _ = stop.wait_for(|s| *s) => {}
-                    _ = shed.changed() => {}
+            match tls {
+                None => serve_one(&http, tcp, app, stop, shed).await,
+                Some(acceptor) => {
+                    if let Some(tls) = super::tls::handshake(&acceptor, tcp).await {
+                        serve_one(&http, tls, app, stop, shed).await;
+                    }
                 }
-            };
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                () = stopping => { conn.as_mut().graceful_shutdown(); conn.await }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection ended");
             }
             drop(permit);
         });

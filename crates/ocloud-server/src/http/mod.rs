@@ -10,6 +10,7 @@ pub mod extract;
 pub mod legacy;
 pub mod oauth;
 pub mod openapi;
+pub mod tls;
 pub mod upload;
 pub mod web;
 
