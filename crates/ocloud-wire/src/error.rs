@@ -141,7 +141,7 @@ pub struct WrappedError {
 
 /// The top-level fields and the wrapped object at once: the one body that clients reading
 /// either shape of spec §4.1 understand.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DualError {
     /// Numeric code of the table.
     pub code: u16,

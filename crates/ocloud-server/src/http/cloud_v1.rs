@@ -17,9 +17,32 @@ use crate::domain::ListParams;
 type ApiResult<T> = Result<T, ApiError>;
 
 /// Free space of the caller.
-#[utoipa::path(get, path = "/cloud/v1/freespace", responses((status = 200, body = FreeSpace), (status = 401, body = ocloud_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/cloud/v1/freespace", responses((status = 200, body = FreeSpace)))]
 pub async fn freespace(State(s): State<AppState>, Auth(a): Auth) -> Json<FreeSpace> {
     Json(FreeSpace { freespace: s.svc.freespace(&a) })
+}
+
+/// The seven listing parameters of spec §3.4, for the OpenAPI document (the handlers read
+/// them with [`RawQuery`], as flags are on when present unless `false` or `0`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ListQuery {
+    /// The app folder as the root, whatever the scopes.
+    restrictedmode: Option<String>,
+    /// Add downloadUrl (and thumbUrl/previewUrl for pictures) to files.
+    showthumbnails: Option<String>,
+    /// image, video, audio or other.
+    #[param(pattern = "^([Ii][Mm][Aa][Gg][Ee]|[Vv][Ii][Dd][Ee][Oo]|[Aa][Uu][Dd][Ii][Oo]|[Oo][Tt][Hh][Ee][Rr])$")]
+    filter: Option<String>,
+    /// The whole subtree, each sub-folder with its parentId.
+    flat: Option<String>,
+    /// Folders only.
+    tree: Option<String>,
+    /// At most this many entries (sub-folders, then files); 0: no limit.
+    limit: Option<u64>,
+    /// Skip this many entries.
+    offset: Option<u64>,
 }
 
 fn list_params(q: &RawQuery) -> ApiResult<ListParams> {
@@ -44,14 +67,7 @@ fn list_params(q: &RawQuery) -> ApiResult<ListParams> {
 }
 
 /// The root the token sees.
-#[utoipa::path(get, path = "/cloud/v1/folders", params(
-    ("restrictedmode" = Option<String>, Query, description = "app folder as root"),
-    ("showthumbnails" = Option<String>, Query, description = "add content URLs to files"),
-    ("filter" = Option<String>, Query, description = "image, video, audio or other"),
-    ("flat" = Option<bool>, Query, description = "whole subtree"),
-    ("tree" = Option<bool>, Query, description = "folders only"),
-    ("limit" = Option<u64>, Query), ("offset" = Option<u64>, Query)),
-    responses((status = 200, body = Folder)))]
+#[utoipa::path(get, path = "/cloud/v1/folders", params(ListQuery), responses((status = 200, body = Folder)))]
 pub async fn root_folder(State(s): State<AppState>, Auth(a): Auth, q: RawQuery) -> ApiResult<Response> {
     let p = list_params(&q)?;
     Ok(json_bytes(s.svc.list_json(&a, None, &p).await?))
@@ -62,7 +78,7 @@ fn json_bytes(body: bytes::Bytes) -> Response {
 }
 
 /// One folder.
-#[utoipa::path(get, path = "/cloud/v1/folders/{id}", params(("id" = String, Path)), responses((status = 200, body = Folder), (status = 404, body = ocloud_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/cloud/v1/folders/{id}", params(("id" = String, Path), ListQuery), responses((status = 200, body = Folder)))]
 pub async fn folder(
     State(s): State<AppState>,
     Auth(a): Auth,

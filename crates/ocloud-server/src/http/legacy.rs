@@ -55,7 +55,9 @@ fn action(p: &RawQuery) -> Option<String> {
         return Some(a.to_owned());
     }
     p.0.iter().find_map(|(k, v)| {
-        (v.is_empty() && k.len() > 6 && k[..6].eq_ignore_ascii_case("action")).then(|| k[6..].to_owned())
+        // `get`, not `[..6]`: a key with a multi-byte character there must not panic.
+        let (head, rest) = (k.get(..6)?, k.get(6..)?);
+        (v.is_empty() && !rest.is_empty() && head.eq_ignore_ascii_case("action")).then(|| rest.to_owned())
     })
 }
 
@@ -460,5 +462,18 @@ pub async fn photo(State(s): State<AppState>, headers: HeaderMap, q: RawQuery) -
             }
         }
         Err(e) => from_domain(e, "media"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_action_typo_form_never_panics() {
+        let q = |k: &str| RawQuery(vec![(k.to_owned(), String::new())]);
+        assert_eq!(action(&q("actionGetAlbum")).as_deref(), Some("GetAlbum"));
+        assert_eq!(action(&q("actio\u{e9}x")), None);
+        assert_eq!(action(&q("\u{1F600}\u{1F600}ab")), None);
     }
 }

@@ -79,6 +79,11 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/v2/logout", get(oauth::logout).post(oauth::logout))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(middleware::map_response(method_not_allowed));
+    // A handler that panics answers 500/1 (rendered in the configured shape) instead of
+    // dropping the connection; the panic is logged.
+    let api = api.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+        ApiError::new(ErrorCode::Internal, "a handler panicked").into_response()
+    }));
     api.layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(middleware::from_fn_with_state(state.clone(), capacity))
         .layer(middleware::from_fn_with_state(state.clone(), shape_errors))

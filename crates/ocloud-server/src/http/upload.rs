@@ -28,7 +28,7 @@ const SMALL_PART_MAX: usize = 64 * 1024;
 #[utoipa::path(post, path = "/cloud/v1/files/content",
     params(("name" = Option<String>, Query, description = "form B: file name"), ("folder" = Option<String>, Query, description = "form B: folder id")),
     request_body(content_type = "multipart/form-data", description = "form A: parts `description` (JSON {name, size, folder}) then `file`"),
-    responses((status = 201, body = UploadResponse), (status = 413, body = ocloud_wire::ErrorBody)))]
+    responses((status = 201, body = UploadResponse)))]
 pub async fn upload(
     State(s): State<AppState>,
     headers: HeaderMap,
