@@ -119,10 +119,12 @@ pub struct Folder {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateFolder {
-    /// New folder's name.
+    /// New folder's name: 1 to 255 UTF-8 bytes, no `/` nor control character, not `.` or `..`.
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^/\u0000-\u001f\u007f]+$")]
     pub name: String,
     /// Parent; absent means the root the token sees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9_-]*$")]
     pub parent_folder_id: Option<String>,
 }
 
@@ -131,11 +133,13 @@ pub struct CreateFolder {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateItem {
-    /// New name (applied to the result).
+    /// New name (applied to the result), as for [`CreateFolder::name`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^/\u0000-\u001f\u007f]+$")]
     pub name: Option<String>,
     /// Destination folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[A-Za-z0-9_-]*$")]
     pub parent_folder_id: Option<String>,
     /// `true`: copy instead of move.
     #[serde(default, skip_serializing_if = "Option::is_none")]

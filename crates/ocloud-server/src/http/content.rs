@@ -70,6 +70,9 @@ pub async fn get(
     Path((id, kind, opaque)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    if !matches!(kind.as_str(), "content" | "thumb" | "preview") {
+        return Err(ApiError::new(ErrorCode::NotFound, format!("no {kind:?} for file {id}")));
+    }
     let item = s.svc.content_item(&a, &id, &opaque).await?;
     let mut v = validators(&item.node);
     if kind != "content" {
@@ -89,9 +92,6 @@ pub async fn get(
         let mut res = ([(header::CONTENT_TYPE, "image/jpeg")], bytes).into_response();
         v.apply(res.headers_mut());
         return Ok(res);
-    }
-    if kind != "content" {
-        return Err(ApiError::new(ErrorCode::NotFound, format!("no {kind:?} for file {id}")));
     }
     let size = item.node.size;
     let range = if v.if_range_holds(&headers) {

@@ -187,7 +187,9 @@ fn upload_body() -> Value {
 
 /// An item id: unpadded base64url of its path (spec §3.1).
 fn id_schema() -> Value {
-    json!({"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "description": "unpadded base64url of the item's path"})
+    // Unpadded base64 has no length of 1 modulo 4.
+    json!({"type": "string", "pattern": "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?$",
+        "description": "unpadded base64url of the item's path"})
 }
 
 fn query(name: &str, description: &str) -> Value {
@@ -257,8 +259,8 @@ fn extra_paths() -> Vec<(&'static str, Value)> {
                     header("If-Unmodified-Since", "HTTP date")
                 ],
                 "responses": {
-                    "200": body("the whole content", "application/octet-stream"),
-                    "206": body("one range (Content-Range)", "application/octet-stream"),
+                    "200": body("the whole content, with the file's MIME type", "*/*"),
+                    "206": body("one range (Content-Range)", "*/*"),
                     "304": {"description": "not modified"},
                     "400": error_response(400), "401": error_response(401), "403": error_response(403),
                     "404": error_response(404), "412": error_response(412),
@@ -301,7 +303,7 @@ fn extra_paths() -> Vec<(&'static str, Value)> {
             json!({"post": {
                 "operationId": "oauth.login", "summary": "The login page's form (CSRF-protected, cookie session)",
                 "requestBody": form(json!({"csrf": {"type": "string"}, "username": {"type": "string"}, "password": {"type": "string"}}), &["csrf", "username", "password"]),
-                "responses": {"200": html("the consent page, or the login page again with the reason"), "302": redirect, "400": html("a stale or forged form"), "403": html("CSRF check failed"), "429": html("too many failed attempts: wait")}
+                "responses": {"200": html("the consent page, or the login page again with the reason"), "302": redirect, "400": html("a stale or forged form"), "403": html("CSRF check failed"), "415": body("not a form", "text/plain"), "429": html("too many failed attempts: wait")}
             }}),
         ),
         (
@@ -309,7 +311,7 @@ fn extra_paths() -> Vec<(&'static str, Value)> {
             json!({"post": {
                 "operationId": "oauth.consent", "summary": "The consent page's form",
                 "requestBody": form(json!({"csrf": {"type": "string"}, "decision": {"type": "string", "enum": ["allow", "deny"]}}), &["csrf", "decision"]),
-                "responses": {"302": redirect, "400": html("a stale or forged form"), "403": html("CSRF check failed")}
+                "responses": {"302": redirect, "400": html("a stale or forged form"), "403": html("CSRF check failed"), "415": body("not a form", "text/plain")}
             }}),
         ),
         (
@@ -395,7 +397,7 @@ fn extra_paths() -> Vec<(&'static str, Value)> {
                 "operationId": "photos.photo", "summary": "A photo's bytes (baseUrl), resized with width and height",
                 "parameters": [query("cid", "media object id"), query("app", "app name"), query("token", "access token (or a Bearer header)"),
                     query("width", "pixels"), query("height", "pixels")],
-                "responses": {"200": body("the picture", "image/jpeg"), "400": xml("error"), "404": xml("error"), "500": xml("error")}
+                "responses": {"200": body("the picture", "*/*"), "400": xml("error"), "404": xml("error"), "500": xml("error")}
             }}),
         ),
     ]
