@@ -410,6 +410,23 @@ async fn token_endpoint_refusals() {
         .get("/cloud/v1/freespace")
         .await
         .assert_error(401, 41);
+    // Credentials shaped like Orange's: `id:secret` in one 76-column base64 line, so a client
+    // whose encoder wraps lines (Python's base64.encodebytes, 76 columns and a final newline
+    // it strips) sends a header the service reads.
+    assert_eq!((s.client_id.len(), s.secret.len()), (32, 24));
+    assert!(s.secret.bytes().all(|b| b.is_ascii_alphanumeric()));
+    let line =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{}:{}", s.client_id, s.secret));
+    assert!(line.len() <= 76, "{line}");
+    let code = s.code(&mut b, &[]).await;
+    let r = Api::send(
+        reqwest::Client::new()
+            .post(format!("{}/oauth/v2/token", s.server.url))
+            .header("authorization", format!("Basic {line}"))
+            .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
     // client_secret_post works too.
     let code = s.code(&mut b, &[]).await;
     let r = Api::send(reqwest::Client::new().post(format!("{}/oauth/v2/token", s.server.url)).form(&[
