@@ -195,6 +195,12 @@ impl Browser {
         r
     }
 
+    /// Sets a cookie as an attacker who can plant one would.
+    pub fn plant_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.retain(|(k, _)| k != name);
+        self.cookies.push((name.to_owned(), value.to_owned()));
+    }
+
     pub fn has_cookie(&self, name: &str) -> bool {
         self.cookies.iter().any(|(k, _)| k == name)
     }
@@ -329,6 +335,43 @@ async fn prompt_none_deny_and_wrong_password() {
     assert_eq!(redirect_param(&denied, "error_description").as_deref(), Some("consent denied"));
     assert_eq!(redirect_param(&denied, "state").as_deref(), Some("s t&ate=1"));
     assert!(redirect_param(&denied, "code").is_none());
+}
+
+/// The login form's CSRF token must be one the service signed: a planted cookie with a
+/// matching form field is refused. Failed sign-ins are throttled with growing waits, never
+/// locked out.
+#[tokio::test]
+async fn login_csrf_is_signed_and_failures_are_throttled() {
+    let s = Setup::new(&[], "openid cloud", None);
+    let mut b = s.browser();
+    let page = b.get(&s.authorize_url(&[])).await;
+    b.plant_cookie("ocloud_login_csrf", "chosen-by-the-attacker");
+    let html = String::from_utf8_lossy(&page.body).replace(&hidden_csrf(&page), "chosen-by-the-attacker");
+    let forged = Resp { status: page.status, headers: page.headers.clone(), body: html.into_bytes().into() };
+    let r = b.submit(&forged, "/oauth/v2/login", &[("username", "alice"), ("password", "correct horse")]).await;
+    assert!(String::from_utf8_lossy(&r.body).contains("This form has expired"), "a planted pair signs in");
+    assert!(!b.has_cookie("ocloud_session"));
+
+    // Two failures are free; then each attempt waits, even with the right password.
+    let mut page = b.get(&s.authorize_url(&[])).await;
+    for _ in 0..3 {
+        page = b.submit(&page, "/oauth/v2/login", &[("username", "alice"), ("password", "wrong")]).await;
+        assert_eq!(page.status, 401);
+    }
+    let held = b.submit(&page, "/oauth/v2/login", &[("username", "alice"), ("password", "correct horse")]).await;
+    assert_eq!(held.status, 429);
+    assert!(String::from_utf8_lossy(&held.body).contains("Too many failed sign-ins. Please wait 1 s"));
+    let wait: u64 = held.header("retry-after").unwrap().parse().unwrap();
+    assert!(!b.has_cookie("ocloud_session"));
+    // The wait ends: no lockout.
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    let ok = b.submit(&held, "/oauth/v2/login", &[("username", "alice"), ("password", "correct horse")]).await;
+    assert_eq!(ok.status, 200, "{}", String::from_utf8_lossy(&ok.body));
+    assert!(b.has_cookie("ocloud_session"));
+}
+
+fn hidden_csrf(page: &Resp) -> String {
+    hidden_fields(&String::from_utf8_lossy(&page.body)).into_iter().find(|(k, _)| k == "csrf").unwrap().1
 }
 
 #[tokio::test]

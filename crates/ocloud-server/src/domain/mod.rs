@@ -9,6 +9,7 @@ pub mod error;
 pub mod kinds;
 pub mod legacy;
 pub mod limits;
+pub mod login_guard;
 pub mod media_meta;
 pub mod names;
 pub mod oauth;
@@ -40,6 +41,7 @@ pub struct Service {
     pub(crate) renders: Arc<tokio::sync::Semaphore>,
     limits: Arc<limits::RateLimits>,
     pub(crate) caches: Arc<cache::Caches>,
+    login_guard: Arc<login_guard::LoginGuard>,
 }
 
 impl Service {
@@ -54,6 +56,7 @@ impl Service {
             renders: Arc::new(tokio::sync::Semaphore::new(workers)),
             limits: Arc::default(),
             caches: Arc::default(),
+            login_guard: Arc::default(),
         }
     }
 }

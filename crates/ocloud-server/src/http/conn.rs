@@ -34,16 +34,27 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+/// The address of the client a request came from, as the accept loop recorded it.
+pub fn peer(ext: &axum::http::Extensions) -> Option<std::net::SocketAddr> {
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0)
+}
+
 /// One connection until it ends, or closes gracefully on `stop` or `shed`.
 async fn serve_one<I>(
     http: &hyper::server::conn::http1::Builder,
     io: I,
+    peer: std::net::SocketAddr,
     app: axum::Router,
     mut stop: watch::Receiver<bool>,
     mut shed: watch::Receiver<u64>,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // Every request carries the client's address (`ConnectInfo`, as axum::serve gives it).
+    let app = tower::ServiceExt::map_request(app, move |mut req: axum::http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        req
+    });
     let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
     tokio::pin!(conn);
     let stopping = async {
@@ -80,10 +91,10 @@ pub async fn serve(
     let http = Arc::new(http);
     tokio::pin!(shutdown);
     loop {
-        let tcp = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
-                Ok((tcp, _)) => tcp,
+                Ok(c) => c,
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed; retrying shortly");
                     tokio::time::sleep(ACCEPT_PAUSE).await;
@@ -111,10 +122,10 @@ pub async fn serve(
             };
             shed.mark_unchanged();
             match tls {
-                None => serve_one(&http, tcp, app, stop, shed).await,
+                None => serve_one(&http, tcp, peer, app, stop, shed).await,
                 Some(acceptor) => {
                     if let Some(tls) = super::tls::handshake(&acceptor, tcp).await {
-                        serve_one(&http, tls, app, stop, shed).await;
+                        serve_one(&http, tls, peer, app, stop, shed).await;
                     }
                 }
             }

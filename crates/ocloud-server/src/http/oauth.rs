@@ -14,7 +14,6 @@ use ocloud_wire::model::TokenResponse;
 use super::AppState;
 use super::extract::{RawQuery, cookie, next_chunk};
 use super::web;
-use crate::domain::auth::new_token;
 use crate::domain::oauth::{AuthorizeError, AuthorizeRequest, OAuthFailure, same};
 use crate::store::{App, User};
 
@@ -68,8 +67,14 @@ async fn redirect_code(s: &AppState, user: &User, app: &App, req: &AuthorizeRequ
     }
 }
 
-fn login_page(s: &AppState, app: &App, req: &AuthorizeRequest, error: Option<&str>, username: &str) -> Response {
-    let csrf = new_token();
+async fn login_page(s: &AppState, app: &App, req: &AuthorizeRequest, error: Option<&str>, username: &str) -> Response {
+    let csrf = match s.svc.login_csrf().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %crate::logsafe::Esc(&e), "signing a login form");
+            return html(StatusCode::INTERNAL_SERVER_ERROR, web::error("Internal error."));
+        }
+    };
     let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
     let mut res = html(status, web::login(&app.name, req, &csrf, error, username));
     set_cookie(s, &mut res, LOGIN_CSRF_COOKIE, &csrf, None);
@@ -129,26 +134,50 @@ pub async fn authorize(State(s): State<AppState>, headers: HeaderMap, q: RawQuer
         Some((user, session)) if !req.prompts("login") => {
             after_login(&s, &user, &session.csrf, &app, &req, req.prompts("consent")).await
         }
-        _ => login_page(&s, &app, &req, None, ""),
+        _ => login_page(&s, &app, &req, None, "").await,
     }
 }
 
 /// `POST /oauth/v2/login`: the sign-in form.
-pub async fn login(State(s): State<AppState>, headers: HeaderMap, Form(form): Form<Vec<(String, String)>>) -> Response {
+pub async fn login(
+    State(s): State<AppState>,
+    ext: axum::http::Extensions,
+    headers: HeaderMap,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or_default();
     let req = AuthorizeRequest::from_pairs(form.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let app = match checked(&s, &req).await {
         Ok(a) => a,
         Err(res) => return res,
     };
+    // The form's token must be the cookie's (double submit) and one this service signed: a
+    // planted cookie cannot be made up.
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !same(&expected, get("csrf")) {
-        return login_page(&s, &app, &req, Some("This form has expired. Please sign in again."), get("username"));
+    let signed = s.svc.login_csrf_valid(get("csrf")).await.unwrap_or(false);
+    if expected.is_empty() || !same(&expected, get("csrf")) || !signed {
+        return login_page(&s, &app, &req, Some("This form has expired. Please sign in again."), get("username")).await;
+    }
+    let keys = [
+        format!("user:{}", get("username")),
+        format!("addr:{}", super::conn::peer(&ext).map(|p| p.ip().to_string()).unwrap_or_default()),
+    ];
+    if let Some(wait) = s.svc.login_wait(&keys) {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let why = format!("Too many failed sign-ins. Please wait {secs} s and try again.");
+        let mut res = login_page(&s, &app, &req, Some(&why), get("username")).await;
+        *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return res;
     }
     let user = match s.svc.login(get("username"), get("password")).await {
-        Ok(Some(u)) => u,
+        Ok(Some(u)) => {
+            s.svc.login_outcome(&keys, true);
+            u
+        }
         Ok(None) => {
-            return login_page(&s, &app, &req, Some("Wrong user name or password."), get("username"));
+            s.svc.login_outcome(&keys, false);
+            return login_page(&s, &app, &req, Some("Wrong user name or password."), get("username")).await;
         }
         Err(e) => {
             tracing::error!(error = %crate::logsafe::Esc(&e), "login");
@@ -182,7 +211,7 @@ pub async fn consent(
         Err(res) => return res,
     };
     let Some((user, session)) = session_of(&s, &headers).await else {
-        return login_page(&s, &app, &req, Some("Your session has ended. Please sign in again."), "");
+        return login_page(&s, &app, &req, Some("Your session has ended. Please sign in again."), "").await;
     };
     if !same(&session.csrf, get("csrf")) {
         return html(

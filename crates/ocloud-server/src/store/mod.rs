@@ -339,6 +339,9 @@ pub trait Metadata: Send + Sync + 'static {
     /// Replaces the metadata JSON of every file whose content is `blob` (metadata comes from
     /// the content, and copies share it); returns how many files.
     async fn set_blob_metadata(&self, blob: &str, metadata: &str) -> StoreResult<usize>;
+    /// The server secret `name`: `candidate` is stored if there is none yet, and the stored
+    /// one is returned, in one step (every instance then signs with the same key).
+    async fn secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
     /// Every blob key some node references (for the start-up sweep of orphans).
     async fn blob_keys(&self) -> StoreResult<std::collections::HashSet<String>>;
 }

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS nodes(
 CREATE UNIQUE INDEX IF NOT EXISTS nodes_name ON nodes(parent_id, name);
 CREATE INDEX IF NOT EXISTS nodes_listing ON nodes(parent_id, is_dir DESC, name);
 CREATE UNIQUE INDEX IF NOT EXISTS nodes_root ON nodes(user_id) WHERE parent_id IS NULL;
+CREATE TABLE IF NOT EXISTS secrets(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs(key TEXT PRIMARY KEY, refs INTEGER NOT NULL) WITHOUT ROWID;
 "#;
 
@@ -1135,6 +1136,16 @@ impl Metadata for Sqlite {
         let (blob, metadata) = (blob.to_owned(), metadata.to_owned());
         self.write(move |tx| {
             tx.execute("UPDATE nodes SET metadata = ?2 WHERE blob = ?1", params![blob, metadata]).map_err(backend)
+        })
+        .await
+    }
+
+    async fn secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        let (name, candidate) = (name.to_owned(), candidate.to_vec());
+        self.write(move |tx| {
+            tx.execute("INSERT OR IGNORE INTO secrets(name, value) VALUES (?1, ?2)", params![name, candidate])
+                .map_err(backend)?;
+            tx.query_row("SELECT value FROM secrets WHERE name = ?1", [&name], |r| r.get(0)).map_err(backend)
         })
         .await
     }

@@ -1,0 +1,187 @@
+//! What guards the sign-in form.
+//!
+//! - **CSRF**: the form's token is signed with a server secret kept in the database (so every
+//!   instance checks what any instance issued) and expires: a cookie an attacker plants must
+//!   still be one the service made, within the hour. The cookie and the form must also carry
+//!   the same token (double submit).
+//! - **Throttling**: failed sign-ins are counted per account and per client address. From the
+//!   third failure in a row, each further attempt must wait 1 s, then 2 s, 4 s… up to 5 min;
+//!   an attempt during the wait is refused without looking at the password, with the time
+//!   left. Never a permanent lockout: the wait ends, and a success clears the count. Counts
+//!   are kept in memory per process, forgotten an hour after the last failure.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+use super::{Result, Service, auth::hex};
+
+/// How long a sign-in form stays valid.
+const FORM_TTL_SECS: i64 = 3600;
+/// Failures allowed before the waits start.
+const FREE_FAILURES: u32 = 2;
+/// The longest wait.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+/// A record is forgotten this long after its last failure.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// Records at most, before the forgotten ones are swept.
+const MAX_RECORDS: usize = 10_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+    wait_until: Instant,
+}
+
+/// Failed sign-ins by account and by address.
+#[derive(Default)]
+pub struct LoginGuard {
+    failures: Mutex<HashMap<String, Failures>>,
+    key: tokio::sync::OnceCell<Vec<u8>>,
+}
+
+impl Service {
+    async fn csrf_key(&self) -> Result<&[u8]> {
+        let key = self
+            .login_guard
+            .key
+            .get_or_try_init(|| async {
+                let mut fresh = [0u8; 32];
+                rand::rng().fill_bytes(&mut fresh);
+                self.meta.secret("login-csrf", &fresh).await
+            })
+            .await?;
+        Ok(key)
+    }
+
+    fn csrf_mac(key: &[u8], payload: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(b"login-csrf:");
+        mac.update(payload.as_bytes());
+        mac
+    }
+
+    /// A new token for the sign-in form: `nonce.expiry.signature`.
+    pub async fn login_csrf(&self) -> Result<String> {
+        let key = self.csrf_key().await?;
+        let mut nonce = [0u8; 16];
+        rand::rng().fill_bytes(&mut nonce);
+        let payload = format!("{}.{}", hex(&nonce), super::dates::now_ms() / 1000 + FORM_TTL_SECS);
+        let sig = hex(&Self::csrf_mac(key, &payload).finalize().into_bytes());
+        Ok(format!("{payload}.{sig}"))
+    }
+
+    /// Whether `token` is one [`Service::login_csrf`] made and has not expired.
+    pub async fn login_csrf_valid(&self, token: &str) -> Result<bool> {
+        let key = self.csrf_key().await?;
+        let Some((payload, sig)) = token.rsplit_once('.') else { return Ok(false) };
+        let Some(expiry) = payload.split_once('.').and_then(|(_, e)| e.parse::<i64>().ok()) else {
+            return Ok(false);
+        };
+        let Some(sig) = unhex(sig) else { return Ok(false) };
+        let signed = Self::csrf_mac(key, payload).verify_slice(&sig).is_ok();
+        Ok(signed && expiry > super::dates::now_ms() / 1000)
+    }
+
+    /// How long a sign-in for `keys` (the account, the address) must still wait; `None`: go.
+    pub fn login_wait(&self, keys: &[String]) -> Option<Duration> {
+        let now = Instant::now();
+        let map = self.login_guard.failures.lock().unwrap_or_else(|p| p.into_inner());
+        keys.iter()
+            .filter_map(|k| map.get(k))
+            .map(|f| f.wait_until.saturating_duration_since(now))
+            .max()
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Records the outcome of a sign-in checked for `keys`.
+    pub fn login_outcome(&self, keys: &[String], ok: bool) {
+        let now = Instant::now();
+        let mut map = self.login_guard.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > MAX_RECORDS {
+            map.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
+        }
+        for k in keys {
+            if ok {
+                map.remove(k);
+                continue;
+            }
+            let f = map.entry(k.clone()).or_insert(Failures { count: 0, last: now, wait_until: now });
+            if now.duration_since(f.last) >= FORGET_AFTER {
+                f.count = 0;
+            }
+            f.count += 1;
+            f.last = now;
+            if f.count > FREE_FAILURES {
+                let wait = Duration::from_secs(1u64 << (f.count - FREE_FAILURES - 1).min(9)).min(MAX_WAIT);
+                f.wait_until = now + wait;
+            }
+        }
+    }
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn service() -> (tempfile::TempDir, Service) {
+        let dir = tempfile::tempdir().unwrap();
+        let svc = crate::open_service(Arc::new(crate::Config::new(dir.path())), "http://x".into()).unwrap();
+        (dir, svc)
+    }
+
+    #[tokio::test]
+    async fn csrf_tokens_are_signed_and_expire() {
+        let (dir, svc) = service();
+        let t = svc.login_csrf().await.unwrap();
+        assert!(svc.login_csrf_valid(&t).await.unwrap());
+        // Any token an attacker makes up, or one with its expiry changed, fails.
+        assert!(!svc.login_csrf_valid("0011.9999999999.aabb").await.unwrap());
+        let (nonce, rest) = t.split_once('.').unwrap();
+        let (_, sig) = rest.split_once('.').unwrap();
+        assert!(!svc.login_csrf_valid(&format!("{nonce}.9999999999.{sig}")).await.unwrap());
+        let expired = format!("{nonce}.1");
+        let sig = hex(&Service::csrf_mac(svc.csrf_key().await.unwrap(), &expired).finalize().into_bytes());
+        assert!(!svc.login_csrf_valid(&format!("{expired}.{sig}")).await.unwrap(), "expired");
+        // Another process on the same database checks what this one signed.
+        let other = crate::open_service(Arc::new(crate::Config::new(dir.path())), "http://x".into()).unwrap();
+        assert!(other.login_csrf_valid(&t).await.unwrap());
+    }
+
+    #[test]
+    fn waits_grow_and_a_success_clears_them() {
+        let (_dir, svc) = service();
+        let keys = vec!["user:a".to_owned(), "addr:1".to_owned()];
+        for _ in 0..FREE_FAILURES {
+            svc.login_outcome(&keys, false);
+            assert_eq!(svc.login_wait(&keys), None);
+        }
+        svc.login_outcome(&keys, false);
+        let first = svc.login_wait(&keys).unwrap();
+        assert!(first <= Duration::from_secs(1) && first > Duration::from_millis(500));
+        svc.login_outcome(&keys, false);
+        assert!(svc.login_wait(&keys).unwrap() > Duration::from_millis(1500), "the wait doubles");
+        // The address alone is enough to wait; a success clears both.
+        assert!(svc.login_wait(&["addr:1".to_owned()]).is_some());
+        svc.login_outcome(&keys, true);
+        assert_eq!(svc.login_wait(&keys), None);
+        for _ in 0..40 {
+            svc.login_outcome(&keys, false);
+        }
+        assert!(svc.login_wait(&keys).unwrap() <= MAX_WAIT, "bounded: never a lockout");
+    }
+}
