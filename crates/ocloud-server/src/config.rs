@@ -18,6 +18,9 @@ pub struct Config {
     pub tls: Option<crate::http::tls::TlsMode>,
     /// Quota of a user without one of their own, bytes.
     pub quota: u64,
+    /// Free disk kept for the database: uploads that would go under it are refused (503/5,
+    /// "disk full") so deletes and other metadata changes keep working.
+    pub min_free_disk: u64,
     /// Largest accepted upload, bytes.
     pub max_upload_size: u64,
     /// The JSON shape of error answers (spec §4.1, §4.2).
@@ -63,6 +66,7 @@ impl Config {
             tls: None,
             quota: 5 << 30,
             max_upload_size: 16 << 30,
+            min_free_disk: 64 << 20,
             error_shape: ErrorShape::Both,
             expired_token_code: 41,
             body_timeout: Duration::from_secs(30),

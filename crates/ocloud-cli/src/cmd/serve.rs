@@ -34,6 +34,10 @@ pub struct Args {
     /// Quota of each user without one of their own.
     #[arg(long, env = "OCLOUD_QUOTA", default_value = "5GiB", value_parser = crate::size::parse)]
     quota: u64,
+    /// Free disk kept for the database: an upload that would go under it is refused (503/5,
+    /// "disk full"), so deletes and folder changes keep working on a full disk.
+    #[arg(long, env = "OCLOUD_MIN_FREE_DISK", default_value = "64MiB", value_parser = crate::size::parse)]
+    min_free_disk: u64,
     /// Largest accepted upload.
     #[arg(long, env = "OCLOUD_MAX_UPLOAD_SIZE", default_value = "16GiB", value_parser = crate::size::parse)]
     max_upload_size: u64,
@@ -98,6 +102,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     cfg.quota = args.quota;
     cfg.max_upload_size = args.max_upload_size;
+    cfg.min_free_disk = args.min_free_disk;
     cfg.error_shape = if args.legacy_errors { ocloud_server::config::ErrorShape::Legacy } else { args.error_shape };
     cfg.expired_token_code = args.expired_token_code;
     cfg.body_timeout = Duration::from_secs(args.body_timeout.max(1));

@@ -1,5 +1,5 @@
 //! The service against hostile input and hostile conditions (issue 12): log injection, file
-//! modes, …
+//! modes, internal errors, slow and idle connections, a full disk.
 
 use crate::harness::*;
 
@@ -123,4 +123,125 @@ async fn idle_connections_past_the_descriptor_limit_do_not_lock_clients_out() {
         let r = client.get(format!("{}/cloud/v1/freespace", s.url)).bearer_auth(&token).send().await;
         assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200));
     }
+}
+
+/// A tmpfs of `mib` MiB mounted for the test (root only), unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(mib: u32) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m,mode=0700"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(std::env::var_os("CI").is_none(), "CI runs as root and must mount the tmpfs of the full-disk test");
+            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+/// A full disk never wedges the service: uploads are refused with 503/5 "disk full" before
+/// the reserve kept for the database is used, a failed upload leaves no temp file, deletes and
+/// folder changes keep working, and once space is freed uploads work again, with no restart.
+#[tokio::test]
+async fn a_full_disk_refuses_uploads_and_keeps_working() {
+    let Some(disk) = Tmpfs::mount(24) else { return };
+    let data = disk.0.path().join("data");
+    let s = Server::start_in(&data, &["--min-free-disk", "6MiB", "--quota", "1GiB"]);
+    let api = s.api();
+    let chunk: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut stored = Vec::new();
+    let mut refused = None;
+    for i in 0..20 {
+        let r = api.upload(&format!("f{i}.bin"), &chunk, None).await;
+        if r.status == 201 {
+            stored.push(r.json()["fileId"].as_str().unwrap().to_owned());
+        } else {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("the disk filled up");
+    refused.assert_error(503, 5);
+    assert_eq!(refused.header("x-ocloud-detail"), Some("disk full"));
+    assert!(refused.header("retry-after").is_some());
+    assert!(stored.len() >= 3, "{} files stored first", stored.len());
+    // A raw upload that declares more than is free is refused before a byte is written, and a
+    // multipart one without a size is stopped when it reaches the reserve.
+    let big = vec![7u8; 12 << 20];
+    let r = Api::send(api.req(reqwest::Method::POST, "/cloud/v1/files/content?name=big.bin").body(big.clone())).await;
+    r.assert_error(503, 5);
+    let body = multipart_body("B", r#"{"name":"nosize.bin","size":""}"#, "nosize.bin", &big, Quirks::default());
+    api.upload_raw("multipart/form-data; boundary=B", body).await.assert_error(503, 5);
+    assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0, "no temp file left");
+    // Metadata changes still work on the full disk.
+    let folder = api.mkdir("still works", None).await;
+    assert_eq!(api.delete(&format!("/cloud/v1/folders/{}", folder["id"].as_str().unwrap())).await.status, 204);
+    assert_eq!(api.delete(&format!("/cloud/v1/files/{}", stored.pop().unwrap())).await.status, 204);
+    assert_eq!(api.delete(&format!("/cloud/v1/files/{}", stored.pop().unwrap())).await.status, 204);
+    // Space is back: uploads work, no restart; earlier files intact.
+    assert_eq!(api.upload("after.bin", &chunk, None).await.status, 201);
+    for id in &stored {
+        assert_eq!(sha256(&api.download(id).await), sha256(&chunk));
+    }
+}
+
+/// Without a reserve the disk itself runs out mid-upload (ENOSPC): the answer is still 503/5
+/// "disk full", the partial file is removed at once, and the service goes on.
+#[tokio::test]
+async fn enospc_mid_upload_removes_the_partial_file() {
+    let Some(disk) = Tmpfs::mount(16) else { return };
+    let data = disk.0.path().join("data");
+    let s = Server::start_in(&data, &["--min-free-disk", "0", "--quota", "1GiB"]);
+    let api = s.api();
+    let big = vec![9u8; 32 << 20];
+    let r = api.upload("too-big.bin", &big, None).await;
+    r.assert_error(503, 5);
+    assert_eq!(r.header("x-ocloud-detail"), Some("disk full"));
+    assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0, "the partial file is gone");
+    let r = api.upload("small.txt", b"fits", None).await.ok();
+    assert_eq!(api.download(r["fileId"].as_str().unwrap()).await.as_ref(), b"fits");
+}
+
+/// An upload refused before its body is read (here 413/66 from its Content-Length) gets its
+/// answer even while the client is still sending: the rest is read and dropped (lingering
+/// close) instead of the connection being reset under the client.
+#[tokio::test]
+async fn an_early_refusal_reaches_a_client_still_sending() {
+    use std::io::{Read as _, Write as _};
+    let s = Server::start(&["--max-upload-size", "1MiB"]);
+    let token = s.admin_token(&[]);
+    let mut c = std::net::TcpStream::connect(s.addr()).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let total = 8 << 20;
+    write!(
+        c,
+        "POST /cloud/v1/files/content?name=big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {total}\r\n\r\n"
+    )
+    .unwrap();
+    // Send the whole body as a client that does not look for an early answer does.
+    let chunk = vec![0u8; 64 << 10];
+    for _ in 0..total / chunk.len() {
+        c.write_all(&chunk).expect("the service reset the connection under a client still sending");
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\"error\"") {
+        let n = c.read(&mut buf).expect("the answer is readable");
+        assert!(n > 0, "closed before the answer: {:?}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
 }

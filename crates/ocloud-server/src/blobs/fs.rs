@@ -44,6 +44,9 @@ impl FsBlobs {
 }
 
 fn io(path: &Path, e: std::io::Error) -> BlobError {
+    if super::is_full(&e) {
+        return BlobError::Full(format!("{}: {e}", path.display()));
+    }
     BlobError::Io(format!("{}: {e}", path.display()))
 }
 
@@ -59,6 +62,8 @@ struct FsWriter {
     tmp: PathBuf,
     dest: PathBuf,
     sink: Option<FileSink>,
+    /// Renamed into place: the temp file is gone.
+    committed: bool,
 }
 
 #[async_trait]
@@ -81,6 +86,7 @@ impl BlobWriter for FsWriter {
             sync_dir(dir.parent().expect("blob dir has a parent")).await?;
         }
         fs::rename(&self.tmp, &self.dest).await.map_err(|e| io(&self.dest, e))?;
+        self.committed = true;
         sync_dir(&dir).await?;
         Ok(std::mem::take(&mut self.key))
     }
@@ -93,8 +99,11 @@ impl BlobWriter for FsWriter {
 
 impl Drop for FsWriter {
     fn drop(&mut self) {
-        // A writer dropped mid-transfer (client gone, task cancelled) leaves no temp file.
-        if self.sink.take().is_some() {
+        // A writer dropped mid-transfer (client gone, task cancelled) or whose commit failed
+        // (a full disk at the final flush) leaves no temp file: on a full disk, that file is
+        // the space everything else needs.
+        self.sink.take();
+        if !self.committed {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
@@ -108,7 +117,11 @@ impl Blobs for FsBlobs {
         let dest = self.path(&key)?;
         let file = private_file(&tmp).await.map_err(|e| io(&tmp, e))?.into_std().await;
         // Written back to disk as it arrives: the fsync in `commit` then has little left to do.
-        Ok(Box::new(FsWriter { key, tmp, dest, sink: Some(FileSink::new(file, true)) }))
+        Ok(Box::new(FsWriter { key, tmp, dest, sink: Some(FileSink::new(file, true)), committed: false }))
+    }
+
+    fn available(&self) -> Option<u64> {
+        free_bytes(&self.root)
     }
 
     async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobStream> {
@@ -253,6 +266,26 @@ fn chunks(first: (std::fs::File, Vec<u8>), path: PathBuf, len: Option<u64>) -> B
         }
     })
     .boxed()
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `dir` (statvfs).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt as _;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+        // SAFETY: a zeroed statvfs is a valid out-parameter; the path is NUL-terminated.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+            return None;
+        }
+        Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
 }
 
 /// Creates a file only its owner can read (content is private to the service's user).

@@ -24,6 +24,16 @@ pub enum BlobError {
     /// I/O failure; the message names the file.
     #[error("{0}")]
     Io(String),
+    /// The storage is full (ENOSPC, EDQUOT), or under the reserve kept for the database.
+    #[error("disk full: {0}")]
+    Full(String),
+}
+
+/// Whether an I/O error means "no space left" (ENOSPC, or a quota of the file system).
+pub fn is_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.kind() == std::io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(28 | 122))
 }
 
 /// Result of a blob call.
@@ -62,6 +72,11 @@ pub trait Blobs: Send + Sync + 'static {
     async fn put_rendition(&self, key: &str, kind: &str, bytes: Bytes) -> BlobResult<()>;
     /// A derived object, if it was made.
     async fn rendition(&self, key: &str, kind: &str) -> BlobResult<Option<Bytes>>;
+    /// Bytes still free where the blobs are stored, if the backend can tell (a file system
+    /// can; an object store cannot, and has no such limit).
+    fn available(&self) -> Option<u64> {
+        None
+    }
     /// Removes the temp files of a previous run (partial uploads); returns how many. Run at
     /// start-up before any upload, so it must not cost more than the temp files there are.
     async fn clear_temp(&self) -> BlobResult<usize>;

@@ -62,6 +62,9 @@ pub enum Error {
     /// Over the rate limit; retry after this many seconds.
     #[error("rate limit exceeded: retry in {0} s")]
     RateLimited(u64),
+    /// No room left to store content or metadata; retry once space is freed.
+    #[error("disk full: {0}")]
+    DiskFull(String),
     /// Anything else; logged, never shown.
     #[error("{0}")]
     Internal(String),
@@ -77,6 +80,7 @@ impl From<StoreError> for Error {
             StoreError::AlreadyExists(name) => Error::Exists(name),
             StoreError::QuotaExceeded { needed, free } => Error::QuotaExceeded { needed, free },
             StoreError::IntoItself => Error::IntoItself,
+            StoreError::Full(why) => Error::DiskFull(why),
             other => Error::Internal(other.to_string()),
         }
     }
@@ -84,6 +88,9 @@ impl From<StoreError> for Error {
 
 impl From<BlobError> for Error {
     fn from(e: BlobError) -> Self {
-        Error::Internal(e.to_string())
+        match e {
+            BlobError::Full(why) => Error::DiskFull(why),
+            other => Error::Internal(other.to_string()),
+        }
     }
 }

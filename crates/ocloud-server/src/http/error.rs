@@ -97,6 +97,14 @@ impl From<Error> for ApiError {
                 err.retry_after = Some((*secs).max(1));
                 return err;
             }
+            // The table has no "storage full" row; 503/5 ("temporarily unavailable") is what
+            // it is for the caller: retry later, once space is freed. README: "Full disk".
+            Error::DiskFull(why) => {
+                tracing::warn!(error = %crate::logsafe::Esc(why), "disk full: upload refused");
+                let mut err = ApiError::new(ErrorCode::Unavailable, "disk full");
+                err.retry_after = Some(60);
+                return err;
+            }
             Error::Internal(_) => ErrorCode::Internal,
         };
         ApiError::new(code, detail)
@@ -112,7 +120,8 @@ impl IntoResponse for ApiError {
             tracing::debug!(code = self.code.code(), detail = %crate::logsafe::Esc(&self.detail), "request refused");
         }
         let mut res = (status, axum::Json(ErrorBody::from(self.code))).into_response();
-        if !status.is_server_error()
+        // 503s carry fixed texts (starting, over capacity, disk full), never internals.
+        if (!status.is_server_error() || status == StatusCode::SERVICE_UNAVAILABLE)
             && let Ok(v) = HeaderValue::from_str(&self.detail.replace(['\r', '\n'], " "))
         {
             res.headers_mut().insert(DETAIL_HEADER, v);

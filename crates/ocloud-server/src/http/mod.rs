@@ -8,6 +8,7 @@ pub mod content;
 pub mod error;
 pub mod extract;
 pub mod legacy;
+pub mod linger;
 pub mod oauth;
 pub mod openapi;
 pub mod tls;
@@ -60,7 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/cloud/v1/folders/", get(root_folder).post(create_folder))
         .route("/cloud/v1/folders/{id}", get(folder).post(update_folder).delete(delete_folder))
         .route("/cloud/v1/folders/{id}/", get(folder).post(update_folder).delete(delete_folder))
-        .route("/cloud/v1/files/content", post(upload::upload))
+        .route("/cloud/v1/files/content", post(upload::upload).layer(middleware::from_fn(linger::linger)))
         .route("/cloud/v1/files/{id}", get(file).post(update_file).delete(delete_file))
         .route("/cloud/v1/files/{id}/{kind}/{opaque}", get(content::get))
         .route("/cloud/v1/session", post(session))
@@ -68,8 +69,14 @@ pub fn router(state: AppState) -> Router {
         .route("/cloud/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .route("/personal/content/v1", get(legacy::content_api).post(legacy::content_api))
-        .route("/personal/content/v1/upload/{key}", axum::routing::any(legacy::content_upload))
-        .route("/personal/photos/v1", get(legacy::photos_api).post(legacy::photos_api))
+        .route(
+            "/personal/content/v1/upload/{key}",
+            axum::routing::any(legacy::content_upload).layer(middleware::from_fn(linger::linger)),
+        )
+        .route(
+            "/personal/photos/v1",
+            get(legacy::photos_api).post(legacy::photos_api).layer(middleware::from_fn(linger::linger)),
+        )
         .route("/personal/photos/v1/photo", get(legacy::photo))
         .route("/oauth/v2/authorize", get(oauth::authorize))
         .route("/oauth/v2/login", post(oauth::login))

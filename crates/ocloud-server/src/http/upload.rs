@@ -140,10 +140,19 @@ pub(crate) struct Sink {
     declared: Option<u64>,
     max: u64,
     free: u64,
+    /// The blob store and the free disk to keep (`--min-free-disk`).
+    blobs: std::sync::Arc<dyn crate::blobs::Blobs>,
+    reserve: u64,
+    next_disk_check: u64,
 }
+
+/// How often a streaming upload checks the free disk against the reserve.
+const DISK_CHECK_EVERY: u64 = 1 << 20;
 
 impl Sink {
     pub(crate) async fn new(s: &AppState, a: &Access, declared: Option<u64>) -> Result<Sink, ApiError> {
+        let reserve = s.svc.cfg.min_free_disk;
+        check_disk(s.svc.blobs.as_ref(), reserve, declared.unwrap_or(0))?;
         let writer = s.svc.blobs.create().await.map_err(Error::from)?;
         Ok(Sink {
             writer: Some(writer),
@@ -151,6 +160,9 @@ impl Sink {
             declared,
             max: s.svc.cfg.max_upload_size,
             free: s.svc.freespace(a),
+            blobs: s.svc.blobs.clone(),
+            reserve,
+            next_disk_check: DISK_CHECK_EVERY,
         })
     }
 
@@ -167,6 +179,10 @@ impl Sink {
         if total > self.free {
             return Err(Error::QuotaExceeded { needed: total, free: self.free }.into());
         }
+        if total >= self.next_disk_check {
+            check_disk(self.blobs.as_ref(), self.reserve, 0)?;
+            self.next_disk_check = total + DISK_CHECK_EVERY;
+        }
         self.writer.as_mut().expect("sink open").write(chunk).await.map_err(Error::from)?;
         self.written = total;
         Ok(())
@@ -175,6 +191,17 @@ impl Sink {
     pub(crate) async fn commit(mut self) -> Result<(String, u64), ApiError> {
         let key = self.writer.take().expect("sink open").commit().await.map_err(Error::from)?;
         Ok((key, self.written))
+    }
+}
+
+/// Refuses to store `more` bytes when the free disk would go under `reserve`.
+fn check_disk(blobs: &dyn crate::blobs::Blobs, reserve: u64, more: u64) -> Result<(), ApiError> {
+    match blobs.available() {
+        Some(free) if free < reserve.saturating_add(more) => Err(Error::DiskFull(format!(
+            "{free} bytes free on the content disk, {more} to store, {reserve} kept for the database"
+        ))
+        .into()),
+        _ => Ok(()),
     }
 }
 

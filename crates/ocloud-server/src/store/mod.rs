@@ -33,6 +33,9 @@ pub enum StoreError {
     /// A folder cannot be moved or copied into itself.
     #[error("a folder cannot be moved or copied into itself")]
     IntoItself,
+    /// The database cannot grow: its disk is full.
+    #[error("metadata backend: disk full: {0}")]
+    Full(String),
     /// Anything else (I/O, corruption); the message is for logs only.
     #[error("metadata backend: {0}")]
     Backend(String),

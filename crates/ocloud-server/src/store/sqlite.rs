@@ -234,7 +234,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> StoreResult<T> + Send +
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+    let text = e.to_string();
+    // SQLITE_FULL: "database or disk is full".
+    if text.contains("database or disk is full") {
+        return StoreError::Full(text);
+    }
+    StoreError::Backend(text)
 }
 
 fn now_ms() -> i64 {
