@@ -112,7 +112,7 @@ async fn rejected_token_is_refreshed_once_and_replayed() {
     login(&s, &api).await;
     let before = api.tokens().unwrap();
     // Revoke the access token behind the client's back: the next call gets 401/41.
-    let r = reqwest::Client::new()
+    let r = http()
         .post(format!("{}/oauth/v2/revoke", s.server.url))
         .basic_auth(&s.client_id, Some(&s.secret))
         .form(&[("token", before.access_token.as_str())])

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use crate::harness::*;
 
 fn start_upload(addr: &str, token: &str, name: &str, total: usize, sent: &[u8]) -> TcpStream {
-    let mut c = TcpStream::connect(addr).unwrap();
+    let mut c = connect(addr);
     let head = format!(
         "POST /cloud/v1/files/content?name={name} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {total}\r\nExpect: 100-continue\r\n\r\n"
     );

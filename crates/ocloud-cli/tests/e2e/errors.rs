@@ -2,7 +2,6 @@
 //! status and body; and the legacy shapes of §4.2 behind `--legacy-errors`.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 
 use serde_json::json;
 
@@ -10,7 +9,7 @@ use crate::harness::*;
 
 /// Sends raw bytes on a fresh connection and reads the whole answer.
 fn raw(addr: &str, request: &[u8]) -> String {
-    let mut c = TcpStream::connect(addr).unwrap();
+    let mut c = connect(addr);
     c.write_all(request).unwrap();
     let mut out = Vec::new();
     let _ = c.read_to_end(&mut out);
@@ -131,7 +130,7 @@ async fn stalled_body_is_408_63() {
         "POST /cloud/v1/files/content?name=slow.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 100\r\n\r\nonly-part"
     );
     // The connection stays open: the service must give up by itself.
-    let mut c = TcpStream::connect(s.addr()).unwrap();
+    let mut c = connect(&s.addr());
     c.write_all(req.as_bytes()).unwrap();
     let mut buf = vec![0; 4096];
     let n = c.read(&mut buf).unwrap();
@@ -147,7 +146,7 @@ async fn over_capacity_503_6() {
     let token = s.admin_token(&[]);
     // Hold the only slot: an upload whose handler is waiting for its body. `Expect:
     // 100-continue` makes the service tell us when the handler starts reading.
-    let mut held = TcpStream::connect(s.addr()).unwrap();
+    let mut held = connect(&s.addr());
     let req = format!(
         "POST /cloud/v1/files/content?name=held.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n"
     );

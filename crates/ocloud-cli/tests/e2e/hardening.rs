@@ -66,7 +66,7 @@ async fn internal_errors_never_leak() {
     let r = Api::new(&s.server.url, &token).get("/cloud/v1/freespace").await;
     r.assert_error(500, 1);
     leaks(&r);
-    let r = Api::send(reqwest::Client::new().get(format!(
+    let r = Api::send(http().get(format!(
         "{}/personal/content/v1?action=getContentUploadURL&token={token}&content_name=a.txt&content_size=3",
         s.server.url
     )))
@@ -78,10 +78,8 @@ async fn internal_errors_never_leak() {
         r.body
     );
     leaks(&r);
-    let r = Api::send(
-        reqwest::Client::new().get(format!("{}/personal/photos/v1?action=GetAlbumsList&token={token}", s.server.url)),
-    )
-    .await;
+    let r =
+        Api::send(http().get(format!("{}/personal/photos/v1?action=GetAlbumsList&token={token}", s.server.url))).await;
     assert_eq!(r.status, 500);
     leaks(&r);
 }
@@ -222,7 +220,7 @@ async fn an_early_refusal_reaches_a_client_still_sending() {
     use std::io::{Read as _, Write as _};
     let s = Server::start(&["--max-upload-size", "1MiB"]);
     let token = s.admin_token(&[]);
-    let mut c = std::net::TcpStream::connect(s.addr()).unwrap();
+    let mut c = connect(&s.addr());
     c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
     let total = 8 << 20;
     write!(

@@ -180,6 +180,23 @@ impl Resp {
     }
 }
 
+/// A raw connection with read and write timeouts: a regression that hangs the service fails
+/// the test instead of hanging the run.
+pub fn connect(addr: &str) -> std::net::TcpStream {
+    let c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(TEST_TIMEOUT)).unwrap();
+    c.set_write_timeout(Some(TEST_TIMEOUT)).unwrap();
+    c
+}
+
+/// An HTTP client whose requests time out (see [`TEST_TIMEOUT`]).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(TEST_TIMEOUT).build().unwrap()
+}
+
+/// The longest any one exchange of a test may take.
+pub const TEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A loopback port free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -201,7 +218,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, token: &str) -> Api {
-        Api { http: reqwest::Client::new(), base: base.to_owned(), token: token.to_owned() }
+        Api { http: http(), base: base.to_owned(), token: token.to_owned() }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -13,7 +13,7 @@ fn xml<T: serde::de::DeserializeOwned>(r: &Resp) -> T {
 }
 
 async fn get(s: &Server, path: &str) -> Resp {
-    Api::send(reqwest::Client::new().get(format!("{}{path}", s.url))).await
+    Api::send(http().get(format!("{}{path}", s.url))).await
 }
 
 fn multipart(boundary: &str, fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> Vec<u8> {
@@ -34,7 +34,7 @@ fn multipart(boundary: &str, fields: &[(&str, &str)], file: Option<(&str, &str, 
 
 async fn upload_to(url: &str, cookie: &str, body: Vec<u8>) -> Resp {
     Api::send(
-        reqwest::Client::new()
+        http()
             .post(url)
             .header("cookie", format!("downloadUploadKey={cookie}"))
             .header("content-type", "multipart/form-data; boundary=BPzi")
@@ -163,7 +163,7 @@ async fn personal_content_refusals() {
     let (url, cookie) = grant("a.txt", 3).await;
     let r = upload_to(&url, "wrong", multipart("BPzi", &[], Some(("file_content", "a.txt", b"abc")))).await;
     assert_eq!((r.status, xml::<Mum>(&r).response.message.as_str()), (400, "Can not create content"));
-    let no_cookie = reqwest::Client::new().post(&url).header("content-type", "multipart/form-data; boundary=BPzi");
+    let no_cookie = http().post(&url).header("content-type", "multipart/form-data; boundary=BPzi");
     let r = Api::send(no_cookie.body(multipart("BPzi", &[], Some(("file_content", "a.txt", b"abc"))))).await;
     assert_eq!((r.status, xml::<Mum>(&r).response.message.as_str()), (400, "Can not create content"));
     assert_eq!(Api::new(&s.url, &token).root("").await["files"], serde_json::json!([]), "nothing stored");
@@ -193,7 +193,7 @@ async fn add_photo(
     }
     let body = multipart("---------------------------41184676334", &fields, Some(("F", filename, data)));
     let r = Api::send(
-        reqwest::Client::new()
+        http()
             .post(format!("{}/personal/photos/v1", s.url))
             .header("content-type", "multipart/form-data; boundary=---------------------------41184676334")
             .body(body),
@@ -261,15 +261,15 @@ async fn personal_photos_every_action() {
 
     // baseUrl serves the photo; width/height resize, aspect kept, never upscaled.
     let base = format!("{}&token={token}", beach.base_url);
-    let original = Api::send(reqwest::Client::new().get(&base)).await;
+    let original = Api::send(http().get(&base)).await;
     assert_eq!(image::load_from_memory(&original.body).unwrap().width(), 1200);
     for (w, h, ew, eh) in [(100, 100, 100, 50), (500, 500, 500, 250), (300, 1000, 300, 150), (5000, 5000, 1200, 600)] {
-        let r = Api::send(reqwest::Client::new().get(format!("{base}&width={w}&height={h}"))).await;
+        let r = Api::send(http().get(format!("{base}&width={w}&height={h}"))).await;
         assert_eq!(r.status, 200);
         let img = image::load_from_memory(&r.body).unwrap();
         assert_eq!((img.width(), img.height()), (ew, eh), "{w}x{h}");
     }
-    let anon = Api::send(reqwest::Client::new().get(&beach.base_url)).await;
+    let anon = Api::send(http().get(&beach.base_url)).await;
     assert_eq!((anon.status, xml::<PhotosAction>(&anon).error_code), (400, Some(1106)));
 
     // The Cloud API sees albums as folders and photos as files.
@@ -361,7 +361,7 @@ async fn deleting_a_photo_leaves_no_rendition() {
     let m = added.media_object.unwrap();
     let base = format!("{}&token={token}", m.base_url);
     for size in [100, 500] {
-        let r = Api::send(reqwest::Client::new().get(format!("{base}&width={size}&height={size}"))).await;
+        let r = Api::send(http().get(format!("{base}&width={size}&height={size}"))).await;
         assert_eq!(r.status, 200);
     }
     let api = Api::new(&s.url, &token);
@@ -384,7 +384,7 @@ async fn legacy_form_bodies_over_64_kib_are_refused() {
     // The token comes last: a reader that stopped at 64 KiB would act without it.
     let body = format!("action=GetAlbumsList&pad={}&token={token}", "x".repeat(70 * 1024));
     let post = |path: &str| {
-        reqwest::Client::new()
+        http()
             .post(format!("{}{path}", s.url))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body.clone())
@@ -400,7 +400,7 @@ async fn legacy_form_bodies_over_64_kib_are_refused() {
     // Under the limit, the same call works.
     let small = format!("action=GetAlbumsList&token={token}");
     let r = Api::send(
-        reqwest::Client::new()
+        http()
             .post(format!("{}/personal/photos/v1", s.url))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(small),

@@ -68,7 +68,7 @@ impl Setup {
     /// A browser: no redirects followed, cookies kept by hand.
     pub fn browser(&self) -> Browser {
         Browser {
-            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            http: reqwest::Client::builder().redirect(Policy::none()).timeout(TEST_TIMEOUT).build().unwrap(),
             base: self.server.url.clone(),
             cookies: Vec::new(),
         }
@@ -111,7 +111,7 @@ impl Setup {
 
     pub async fn token(&self, form: &[(&str, &str)]) -> Resp {
         Api::send(
-            reqwest::Client::new()
+            http()
                 .post(format!("{}/oauth/v2/token", self.server.url))
                 .basic_auth(&self.client_id, Some(&self.secret))
                 .form(form),
@@ -157,7 +157,11 @@ impl Browser {
 
     /// A browser built on `http` (which must not follow redirects), e.g. one that trusts a CA.
     pub fn with(http: reqwest::ClientBuilder, base: &str) -> Browser {
-        Browser { http: http.redirect(Policy::none()).build().unwrap(), base: base.to_owned(), cookies: Vec::new() }
+        Browser {
+            http: http.redirect(Policy::none()).timeout(TEST_TIMEOUT).build().unwrap(),
+            base: base.to_owned(),
+            cookies: Vec::new(),
+        }
     }
 
     fn keep_cookies(&mut self, r: &Resp) {
@@ -419,18 +423,17 @@ async fn token_endpoint_refusals() {
     let code = s.code(&mut b, &[]).await;
     // Wrong secret, no credentials.
     let r = Api::send(
-        reqwest::Client::new()
-            .post(format!("{}/oauth/v2/token", s.server.url))
-            .basic_auth(&s.client_id, Some("nope"))
-            .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)]),
+        http().post(format!("{}/oauth/v2/token", s.server.url)).basic_auth(&s.client_id, Some("nope")).form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ]),
     )
     .await;
     assert_eq!((r.status, r.json()["error"].as_str()), (401, Some("invalid_client")));
     assert!(r.header("www-authenticate").is_some());
     let r = Api::send(
-        reqwest::Client::new()
-            .post(format!("{}/oauth/v2/token", s.server.url))
-            .form(&[("grant_type", "authorization_code")]),
+        http().post(format!("{}/oauth/v2/token", s.server.url)).form(&[("grant_type", "authorization_code")]),
     )
     .await;
     assert_eq!((r.status, r.json()["error"].as_str()), (401, Some("invalid_client")));
@@ -463,7 +466,7 @@ async fn token_endpoint_refusals() {
     assert!(line.len() <= 76, "{line}");
     let code = s.code(&mut b, &[]).await;
     let r = Api::send(
-        reqwest::Client::new()
+        http()
             .post(format!("{}/oauth/v2/token", s.server.url))
             .header("authorization", format!("Basic {line}"))
             .form(&[("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)]),
@@ -472,7 +475,7 @@ async fn token_endpoint_refusals() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     // client_secret_post works too.
     let code = s.code(&mut b, &[]).await;
-    let r = Api::send(reqwest::Client::new().post(format!("{}/oauth/v2/token", s.server.url)).form(&[
+    let r = Api::send(http().post(format!("{}/oauth/v2/token", s.server.url)).form(&[
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
         ("redirect_uri", REDIRECT),
@@ -487,7 +490,7 @@ async fn token_endpoint_refusals() {
             .unwrap();
     let rt = r.json()["refresh_token"].as_str().unwrap().to_owned();
     let r = Api::send(
-        reqwest::Client::new()
+        http()
             .post(format!("{}/oauth/v2/token", s.server.url))
             .basic_auth(other["client_id"].as_str().unwrap(), other["client_secret"].as_str())
             .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())]),
@@ -574,7 +577,7 @@ async fn revocation() {
         let s = &s;
         async move {
             Api::send(
-                reqwest::Client::new()
+                http()
                     .post(format!("{}/oauth/v2/revoke", s.server.url))
                     .basic_auth(&s.client_id, Some(&s.secret))
                     .form(&[("token", token.as_str())]),
