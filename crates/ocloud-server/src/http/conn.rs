@@ -132,6 +132,28 @@ pub async fn serve(
             drop(permit);
         });
     }
+    // Stop accepting now. Connections the kernel completed before this moment are taken and
+    // answered (503/5 "stopping", one request each) rather than reset with their requests
+    // unread when the socket closes.
+    let mut queued = http.as_ref().clone();
+    queued.keep_alive(false);
+    while let Some(Ok((tcp, peer))) = futures_util::FutureExt::now_or_never(listener.accept()) {
+        let (queued, app, tls) = (queued.clone(), app.clone(), tls.clone());
+        tokio::spawn(async move {
+            // Signals that never fire (their senders live as long as the task): the one
+            // request is answered, then keep-alive being off closes the connection.
+            let (_stop, never) = watch::channel(false);
+            let (_shed, never_shed) = watch::channel(0u64);
+            match tls {
+                None => serve_one(&queued, tcp, peer, app, never, never_shed).await,
+                Some(acceptor) => {
+                    if let Some(tls) = super::tls::handshake(&acceptor, tcp).await {
+                        serve_one(&queued, tls, peer, app, never, never_shed).await;
+                    }
+                }
+            }
+        });
+    }
     drop(listener);
     let _ = stop_tx.send(true);
     // Every slot back: every connection is closed.

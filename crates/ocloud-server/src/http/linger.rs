@@ -58,7 +58,11 @@ pub async fn linger(req: Request, next: Next) -> Response {
     res
 }
 
-async fn drain(body: Body) {
+/// Reads and drops what is left of a refused request's body (bounded); for a spawned task.
+pub async fn drain(body: Body) {
+    if body.is_end_stream() {
+        return;
+    }
     let mut stream = body.into_data_stream();
     let mut read = 0u64;
     let _ = tokio::time::timeout(LINGER_TIME, async {

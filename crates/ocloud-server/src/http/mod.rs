@@ -114,6 +114,8 @@ async fn method_not_allowed(res: Response) -> Response {
 /// Checks that apply to every request before routing: life-cycle, URI length, `Accept`.
 async fn gate(State(s): State<AppState>, req: Request, next: Next) -> Response {
     if s.phase.load(Ordering::Acquire) != phase::READY {
+        // Read and drop what the client is still sending, so it sees this answer.
+        tokio::spawn(linger::drain(req.into_body()));
         return ApiError::new(ErrorCode::Unavailable, "the service is starting or stopping").into_response();
     }
     let uri_len = req.uri().path().len() + req.uri().query().map_or(0, |q| q.len() + 1);
@@ -137,7 +139,10 @@ async fn gate(State(s): State<AppState>, req: Request, next: Next) -> Response {
 async fn capacity(State(s): State<AppState>, req: Request, next: Next) -> Response {
     match s.slots.clone().try_acquire_owned() {
         Ok(_permit) => next.run(req).await,
-        Err(_) => ApiError::new(ErrorCode::OverCapacity, "too many requests in flight").into_response(),
+        Err(_) => {
+            tokio::spawn(linger::drain(req.into_body()));
+            ApiError::new(ErrorCode::OverCapacity, "too many requests in flight").into_response()
+        }
     }
 }
 
