@@ -8,6 +8,8 @@ pub mod admin;
 pub mod blobs;
 pub mod config;
 pub mod domain;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod logsafe;
 pub mod store;

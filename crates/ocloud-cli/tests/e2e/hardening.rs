@@ -112,14 +112,39 @@ async fn slow_and_idle_connections_are_closed() {
 /// and a real request is still answered.
 #[tokio::test]
 async fn idle_connections_past_the_descriptor_limit_do_not_lock_clients_out() {
-    let s = Server::start_limited(128, &[]);
+    // Short: 400 idle connections on 128 descriptors. Long (reliability/run.sh --long): 2,000
+    // idle and 200 sending one byte a second, on 512.
+    let long = std::env::var("RELIABILITY").is_ok_and(|v| v == "long");
+    let (limit, idle_n, slow_n) = if long { (512, 2000, 200) } else { (128, 400, 0) };
+    let s = Server::start_limited(limit, &[]);
     let token = s.admin_token(&[]);
-    let idle: Vec<_> = (0..400).filter_map(|_| std::net::TcpStream::connect(s.addr()).ok()).collect();
-    assert!(idle.len() > 128, "only {} connections opened", idle.len());
+    let idle: Vec<_> = (0..idle_n).filter_map(|_| std::net::TcpStream::connect(s.addr()).ok()).collect();
+    assert!(idle.len() > limit as usize, "only {} connections opened", idle.len());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow: Vec<_> = (0..slow_n)
+        .map(|_| {
+            let (addr, stop) = (s.addr(), stop.clone());
+            std::thread::spawn(move || {
+                use std::io::Write as _;
+                let Ok(mut c) = std::net::TcpStream::connect(addr) else { return };
+                for b in b"GET /cloud/v1/freespace HTTP/1.1\r\nHost: x\r\n".iter().cycle() {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) || c.write_all(&[*b]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+            })
+        })
+        .collect();
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
     for _ in 0..3 {
         let r = client.get(format!("{}/cloud/v1/freespace", s.url)).bearer_auth(&token).send().await;
         assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(idle);
+    for t in slow {
+        let _ = t.join();
     }
 }
 

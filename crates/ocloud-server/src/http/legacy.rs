@@ -50,7 +50,7 @@ async fn params(s: &AppState, headers: &HeaderMap, q: RawQuery, body: Body) -> R
 }
 
 /// `action=X`, or the seed's typo `?actionX` (a bare key).
-fn action(p: &RawQuery) -> Option<String> {
+pub(crate) fn action(p: &RawQuery) -> Option<String> {
     if let Some(a) = p.get("action") {
         return Some(a.to_owned());
     }

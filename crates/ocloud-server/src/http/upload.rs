@@ -132,6 +132,25 @@ async fn form_a(s: &AppState, a: &Access, p: &mut Multipart) -> Result<UploadRes
     Err(ApiError::new(ErrorCode::MissingBodyField, "the multipart body has no file part"))
 }
 
+/// Where a file part's bytes go: a blob ([`Sink`]) or, for fuzzing, memory.
+pub(crate) trait PartSink: Send {
+    /// Takes the next bytes of the part.
+    fn write(&mut self, chunk: &[u8]) -> impl std::future::Future<Output = Result<(), ApiError>> + Send;
+}
+
+impl PartSink for Sink {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        Sink::write(self, chunk).await
+    }
+}
+
+impl PartSink for Vec<u8> {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
 /// Writes into a new blob, refusing to go over the declared size, the upload limit or the
 /// free space. Dropping it discards the blob.
 pub(crate) struct Sink {
@@ -348,7 +367,7 @@ impl Multipart {
 
     /// Exactly `n` bytes of file content, then whatever ends the part: CRLF or LF or
     /// nothing, and a boundary or the end of the body.
-    pub(crate) async fn stream_exact(&mut self, n: u64, sink: &mut Sink) -> Result<(), ApiError> {
+    pub(crate) async fn stream_exact<S: PartSink>(&mut self, n: u64, sink: &mut S) -> Result<(), ApiError> {
         let shorter = || {
             ApiError::new(ErrorCode::InvalidBodyField, format!("the file part is shorter than the declared {n} bytes"))
         };
@@ -411,7 +430,7 @@ impl Multipart {
     }
 
     /// File content up to the next boundary (or the end of the body).
-    pub(crate) async fn stream_until_delimiter(&mut self, sink: &mut Sink) -> Result<(), ApiError> {
+    pub(crate) async fn stream_until_delimiter<S: PartSink>(&mut self, sink: &mut S) -> Result<(), ApiError> {
         let hold = self.dash_boundary.len() + 2;
         loop {
             if let Some(i) = self.find() {
