@@ -15,8 +15,12 @@ ulimit -n 8192 2>/dev/null || true
 
 bash tests/setup.sh
 echo "== kill -9 loop and stress ($mode)"
-cargo test --locked -p ocloud-cli --test reliability -- --nocapture --test-threads 1 2>&1 | grep -E "^(crash loop|stress|test )|panicked|FAILED" || true
-cargo test --locked -p ocloud-cli --test reliability -- --test-threads 1 -q
+log=$(mktemp)
+status=0
+cargo test --locked -p ocloud-cli --test reliability -- --nocapture --test-threads 1 >"$log" 2>&1 || status=$?
+grep -E "^(crash loop|stress):|panicked|FAILED|^test result" "$log" || true
+[ $status -eq 0 ] || { tail -60 "$log"; exit $status; }
+rm -f "$log"
 echo "== full disk, idle and slow connections ($mode)"
 cargo test --locked -p ocloud-cli --test e2e hardening:: -- -q
 

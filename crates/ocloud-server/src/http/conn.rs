@@ -39,6 +39,26 @@ pub fn peer(ext: &axum::http::Extensions) -> Option<std::net::SocketAddr> {
     ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0)
 }
 
+/// One accepted connection, over TLS (after its handshake) when `tls` is given.
+async fn serve_tcp(
+    http: &hyper::server::conn::http1::Builder,
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    app: axum::Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: watch::Receiver<bool>,
+    shed: watch::Receiver<u64>,
+) {
+    match tls {
+        None => serve_one(http, tcp, peer, app, stop, shed).await,
+        Some(acceptor) => {
+            if let Some(tls) = super::tls::handshake(&acceptor, tcp).await {
+                serve_one(http, tls, peer, app, stop, shed).await;
+            }
+        }
+    }
+}
+
 /// One connection until it ends, or closes gracefully on `stop` or `shed`.
 async fn serve_one<I>(
     http: &hyper::server::conn::http1::Builder,
@@ -121,14 +141,7 @@ pub async fn serve(
                 }
             };
             shed.mark_unchanged();
-            match tls {
-                None => serve_one(&http, tcp, peer, app, stop, shed).await,
-                Some(acceptor) => {
-                    if let Some(tls) = super::tls::handshake(&acceptor, tcp).await {
-                        serve_one(&http, tls, peer, app, stop, shed).await;
-                    }
-                }
-            }
+            serve_tcp(&http, tcp, peer, app, tls, stop, shed).await;
             drop(permit);
         });
     }
@@ -144,14 +157,7 @@ pub async fn serve(
             // request is answered, then keep-alive being off closes the connection.
             let (_stop, never) = watch::channel(false);
             let (_shed, never_shed) = watch::channel(0u64);
-            match tls {
-                None => serve_one(&queued, tcp, peer, app, never, never_shed).await,
-                Some(acceptor) => {
-                    if let Some(tls) = super::tls::handshake(&acceptor, tcp).await {
-                        serve_one(&queued, tls, peer, app, never, never_shed).await;
-                    }
-                }
-            }
+            serve_tcp(&queued, tcp, peer, app, tls, never, never_shed).await;
         });
     }
     drop(listener);
