@@ -114,19 +114,35 @@ pub struct SyncReader {
     size: u64,
     pos: u64,
     runtime: tokio::runtime::Handle,
+    /// Bytes that may still be read: a parser that would read a whole huge file (a TIFF's
+    /// EXIF reader does) meets the end of the file instead.
+    budget: u64,
 }
 
 impl SyncReader {
     /// A reader of blob `key` of `size` bytes; call from within the runtime.
     pub fn new(blobs: std::sync::Arc<dyn Blobs>, key: &str, size: u64) -> SyncReader {
-        SyncReader { blobs, key: key.to_owned(), size, pos: 0, runtime: tokio::runtime::Handle::current() }
+        SyncReader {
+            blobs,
+            key: key.to_owned(),
+            size,
+            pos: 0,
+            runtime: tokio::runtime::Handle::current(),
+            budget: u64::MAX,
+        }
+    }
+
+    /// At most `bytes` are read in all; past that, reads find the end of the file.
+    pub fn with_budget(mut self, bytes: u64) -> SyncReader {
+        self.budget = bytes;
+        self
     }
 }
 
 impl std::io::Read for SyncReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use futures_util::TryStreamExt;
-        let want = (buf.len() as u64).min(self.size.saturating_sub(self.pos));
+        let want = (buf.len() as u64).min(self.size.saturating_sub(self.pos)).min(self.budget);
         if want == 0 {
             return Ok(0);
         }
@@ -142,6 +158,7 @@ impl std::io::Read for SyncReader {
             Ok::<_, std::io::Error>(n)
         })?;
         self.pos += n as u64;
+        self.budget -= n as u64;
         Ok(n)
     }
 }

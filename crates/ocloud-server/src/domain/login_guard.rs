@@ -88,29 +88,21 @@ impl Service {
         Ok(signed && expiry > super::dates::now_ms() / 1000)
     }
 
-    /// How long a sign-in for `keys` (the account, the address) must still wait; `None`: go.
-    pub fn login_wait(&self, keys: &[String]) -> Option<Duration> {
-        let now = Instant::now();
-        let map = self.login_guard.failures.lock().unwrap_or_else(|p| p.into_inner());
-        keys.iter()
-            .filter_map(|k| map.get(k))
-            .map(|f| f.wait_until.saturating_duration_since(now))
-            .max()
-            .filter(|d| !d.is_zero())
-    }
-
-    /// Records the outcome of a sign-in checked for `keys`.
-    pub fn login_outcome(&self, keys: &[String], ok: bool) {
+    /// Starts a sign-in for `keys` (the account, the address): `Err` with the time still to
+    /// wait, or `Ok` with the attempt already counted as a failure, in one step, so parallel
+    /// attempts cannot all slip through before the first is counted. [`Service::login_succeeded`]
+    /// clears the count.
+    pub fn login_begin(&self, keys: &[String]) -> std::result::Result<(), Duration> {
         let now = Instant::now();
         let mut map = self.login_guard.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let wait = keys.iter().filter_map(|k| map.get(k)).map(|f| f.wait_until.saturating_duration_since(now)).max();
+        if let Some(wait) = wait.filter(|d| !d.is_zero()) {
+            return Err(wait);
+        }
         if map.len() > MAX_RECORDS {
             map.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
         }
         for k in keys {
-            if ok {
-                map.remove(k);
-                continue;
-            }
             let f = map.entry(k.clone()).or_insert(Failures { count: 0, last: now, wait_until: now });
             if now.duration_since(f.last) >= FORGET_AFTER {
                 f.count = 0;
@@ -121,6 +113,15 @@ impl Service {
                 let wait = Duration::from_secs(1u64 << (f.count - FREE_FAILURES - 1).min(9)).min(MAX_WAIT);
                 f.wait_until = now + wait;
             }
+        }
+        Ok(())
+    }
+
+    /// A sign-in begun with [`Service::login_begin`] succeeded: its keys start afresh.
+    pub fn login_succeeded(&self, keys: &[String]) {
+        let mut map = self.login_guard.failures.lock().unwrap_or_else(|p| p.into_inner());
+        for k in keys {
+            map.remove(k);
         }
     }
 }
@@ -166,22 +167,22 @@ mod tests {
     fn waits_grow_and_a_success_clears_them() {
         let (_dir, svc) = service();
         let keys = vec!["user:a".to_owned(), "addr:1".to_owned()];
-        for _ in 0..FREE_FAILURES {
-            svc.login_outcome(&keys, false);
-            assert_eq!(svc.login_wait(&keys), None);
+        // Each begun attempt counts at once: parallel attempts cannot all get through.
+        for _ in 0..=FREE_FAILURES {
+            assert_eq!(svc.login_begin(&keys), Ok(()));
         }
-        svc.login_outcome(&keys, false);
-        let first = svc.login_wait(&keys).unwrap();
+        let first = svc.login_begin(&keys).unwrap_err();
         assert!(first <= Duration::from_secs(1) && first > Duration::from_millis(500));
-        svc.login_outcome(&keys, false);
-        assert!(svc.login_wait(&keys).unwrap() > Duration::from_millis(1500), "the wait doubles");
         // The address alone is enough to wait; a success clears both.
-        assert!(svc.login_wait(&["addr:1".to_owned()]).is_some());
-        svc.login_outcome(&keys, true);
-        assert_eq!(svc.login_wait(&keys), None);
-        for _ in 0..40 {
-            svc.login_outcome(&keys, false);
-        }
-        assert!(svc.login_wait(&keys).unwrap() <= MAX_WAIT, "bounded: never a lockout");
+        assert!(svc.login_begin(&["addr:1".to_owned()]).is_err());
+        svc.login_succeeded(&keys);
+        assert_eq!(svc.login_begin(&keys), Ok(()));
+        svc.login_succeeded(&keys);
+        // The waits double, and stay bounded: never a lockout.
+        let mut map = svc.login_guard.failures.lock().unwrap();
+        map.insert("user:a".into(), Failures { count: 40, last: Instant::now(), wait_until: Instant::now() });
+        drop(map);
+        assert_eq!(svc.login_begin(&keys[..1]), Ok(()));
+        assert!(svc.login_begin(&keys[..1]).unwrap_err() <= MAX_WAIT);
     }
 }

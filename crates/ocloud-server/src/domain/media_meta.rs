@@ -19,6 +19,10 @@ use serde_json::{Map, Value};
 /// Metadata keys and values.
 pub type Meta = Map<String, Value>;
 
+/// Header bytes a metadata reader may read of one file, whatever the file says: metadata
+/// lives in headers, and memory must stay bounded.
+const READ_BUDGET: u64 = 16 << 20;
+
 impl super::Service {
     /// Reads the metadata of a new picture, audio or video file in the background and adds it
     /// to what the upload recorded (width and height of pictures), for every file with this
@@ -38,8 +42,8 @@ impl super::Service {
         let mut meta: Meta = node.metadata.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
         tokio::spawn(async move {
             let Ok(_permit) = svc.renders.acquire().await else { return };
-            let reader =
-                BufReader::with_capacity(64 << 10, crate::blobs::SyncReader::new(svc.blobs.clone(), &blob, size));
+            let reader = crate::blobs::SyncReader::new(svc.blobs.clone(), &blob, size).with_budget(READ_BUDGET);
+            let reader = BufReader::with_capacity(64 << 10, reader);
             let Ok(found) = tokio::task::spawn_blocking(move || read(reader)).await else { return };
             if found.is_empty() {
                 return;

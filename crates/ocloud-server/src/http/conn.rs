@@ -4,12 +4,15 @@
 //! - a **header timeout**: a request head must arrive whole within it; hyper starts the clock
 //!   whenever it waits for a head, so it is also the idle keep-alive timeout;
 //! - a **cap on open connections** (`--max-connections`), kept below the descriptor limit. At
-//!   the cap, every connection is asked to close gracefully: idle keep-alive connections and
-//!   unfinished heads close at once, requests in flight finish first; the new connection waits
-//!   (bounded) for the slot that frees;
+//!   the cap, every connection is asked to close gracefully: idle keep-alive connections close
+//!   at once, requests in flight finish first, and a head that has begun to arrive keeps its
+//!   slot until it completes or the header timeout ends it; the new connection waits (5 s) for
+//!   a slot that frees, and at most 64 wait: more are closed at once, so a flood cannot open
+//!   more descriptors than the cap;
 //! - **accept errors** (EMFILE, ENFILE, ENOBUFS…) are logged and retried after a pause instead
 //!   of spinning;
-//! - **shutdown**: the listener closes at once, then connections drain as above.
+//! - **shutdown**: the listener closes at once, connections the kernel had queued are answered
+//!   (503/5), then connections drain as above, for at most a minute.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +25,11 @@ use tokio::sync::{Semaphore, watch};
 
 /// How long a new connection at the cap waits for a slot before it is closed.
 const SLOT_WAIT: Duration = Duration::from_secs(5);
+/// New connections waiting for a slot at most; more are closed at once, so a flood cannot
+/// open more descriptors than the cap allows.
+const MAX_WAITING: usize = 64;
+/// How long shutdown waits for connections to finish before it gives up on them.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 /// The pause after a failed accept (out of descriptors, say) before trying again.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
@@ -109,6 +117,7 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
     let http = Arc::new(http);
+    let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -125,16 +134,23 @@ pub async fn serve(
         // No Nagle delay: a response whose body comes after its headers (every download) was
         // held until the client's delayed ACK, a few ms per small file.
         let _ = tcp.set_nodelay(true);
-        let (slots, http, app, tls) = (slots.clone(), http.clone(), app.clone(), tls.clone());
+        let (slots, http, app, tls, waiting) = (slots.clone(), http.clone(), app.clone(), tls.clone(), waiting.clone());
         let (stop, mut shed) = (stop_rx.clone(), shed_rx.clone());
         let shed_tx = shed_tx.clone();
         tokio::spawn(async move {
             let permit = match slots.clone().try_acquire_owned() {
                 Ok(p) => p,
                 Err(_) => {
+                    use std::sync::atomic::Ordering::SeqCst;
+                    if waiting.fetch_add(1, SeqCst) >= MAX_WAITING {
+                        waiting.fetch_sub(1, SeqCst);
+                        return;
+                    }
                     tracing::debug!("connection cap reached: closing idle connections");
                     shed_tx.send_modify(|n| *n += 1);
-                    match tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await {
+                    let got = tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await;
+                    waiting.fetch_sub(1, SeqCst);
+                    match got {
                         Ok(Ok(p)) => p,
                         _ => return,
                     }
@@ -152,7 +168,10 @@ pub async fn serve(
     queued.keep_alive(false);
     while let Some(Ok((tcp, peer))) = futures_util::FutureExt::now_or_never(listener.accept()) {
         let (queued, app, tls) = (queued.clone(), app.clone(), tls.clone());
+        // A slot each when there is one, so the drain below waits for them too.
+        let permit = slots.clone().try_acquire_owned().ok();
         tokio::spawn(async move {
+            let _permit = permit;
             // Signals that never fire (their senders live as long as the task): the one
             // request is answered, then keep-alive being off closes the connection.
             let (_stop, never) = watch::channel(false);
@@ -162,6 +181,9 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    // Every slot back: every connection is closed.
-    let _ = slots.acquire_many(max as u32).await;
+    // Every slot back: every connection is closed; a client that never finishes (a stalled
+    // download, a trickling upload) is given up on after DRAIN_LIMIT.
+    if tokio::time::timeout(DRAIN_LIMIT, slots.acquire_many(max as u32)).await.is_err() {
+        tracing::warn!(limit_s = DRAIN_LIMIT.as_secs(), "connections still open at shutdown: closing them");
+    }
 }

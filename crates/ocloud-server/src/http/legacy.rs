@@ -257,6 +257,10 @@ fn from_domain(e: Error, what: &str) -> Response {
         Error::InvalidName(..) => photo_error(MISSING_PARAMETER, &format!("Invalid parameter [{e}]")),
         Error::QuotaExceeded { .. } | Error::TooLarge { .. } => photo_error(INTERNAL, &e.to_string()),
         Error::RateLimited(_) => photo_error(TOO_MANY_REQUESTS, &format!("Too many requests [{e}]")),
+        Error::DiskFull(why) => {
+            tracing::warn!(error = %crate::logsafe::Esc(&why), "disk full: photo refused");
+            photo_error(INTERNAL, "disk full, retry later")
+        }
         Error::Internal(e) => {
             tracing::error!(error = %crate::logsafe::Esc(&e), "Personal Photos API");
             photo_error(INTERNAL, "internal error")
@@ -408,7 +412,12 @@ async fn add_media(s: AppState, headers: &HeaderMap, q: RawQuery, ct: &str, body
     };
     let Ok(mut sink) = Sink::new(&s, &a, None).await else { return photo_error(INTERNAL, "internal error") };
     if let Err(e) = parts.stream_until_delimiter(&mut sink).await {
-        return photo_error(INTERNAL, &e.detail);
+        // 4xx details say what the client sent wrong; anything else is logged, not shown.
+        let client_fault = e.code.status() < 500;
+        if !client_fault {
+            tracing::warn!(error = %crate::logsafe::Esc(&e.detail), "photo upload failed");
+        }
+        return photo_error(INTERNAL, if client_fault { &e.detail } else { "internal error" });
     }
     let Ok((blob, size)) = sink.commit().await else { return photo_error(INTERNAL, "internal error") };
     match s.svc.add_photo(&a, &album, &file_name, &title, blob, size).await {

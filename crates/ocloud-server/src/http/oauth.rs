@@ -158,11 +158,14 @@ pub async fn login(
     if expected.is_empty() || !same(&expected, get("csrf")) || !signed {
         return login_page(&s, &app, &req, Some("This form has expired. Please sign in again."), get("username")).await;
     }
+    // The account key is bounded: a name is at most 255 bytes, longer input is no name.
+    let account: String = get("username").chars().take(256).collect();
     let keys = [
-        format!("user:{}", get("username")),
+        format!("user:{account}"),
         format!("addr:{}", super::conn::peer(&ext).map(|p| p.ip().to_string()).unwrap_or_default()),
     ];
-    if let Some(wait) = s.svc.login_wait(&keys) {
+    // The attempt is counted before the password is checked (see `login_begin`).
+    if let Err(wait) = s.svc.login_begin(&keys) {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let why = format!("Too many failed sign-ins. Please wait {secs} s and try again.");
         let mut res = login_page(&s, &app, &req, Some(&why), get("username")).await;
@@ -172,11 +175,10 @@ pub async fn login(
     }
     let user = match s.svc.login(get("username"), get("password")).await {
         Ok(Some(u)) => {
-            s.svc.login_outcome(&keys, true);
+            s.svc.login_succeeded(&keys);
             u
         }
         Ok(None) => {
-            s.svc.login_outcome(&keys, false);
             return login_page(&s, &app, &req, Some("Wrong user name or password."), get("username")).await;
         }
         Err(e) => {

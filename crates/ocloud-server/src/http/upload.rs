@@ -402,9 +402,10 @@ impl Multipart {
         while self.buf.len() < self.dash_boundary.len() + 2 && self.fill().await? {}
         // A declared size one or two bytes too large swallows the CRLF (or LF) that belongs to
         // the delimiter: the CRLF before a boundary is the delimiter's (RFC 2046), never content.
-        let took = n.min(2) as usize;
-        let swallowed = (took >= 1 && tail[1] == b'\n' && self.buf.starts_with(&self.dash_boundary))
-            || (took >= 1
+        // Only a CRLF counts: content ending in a bare LF right before the boundary is the
+        // quirk of clients that leave out the CRLF (a text file's last newline).
+        let swallowed = (n >= 2 && tail == *b"\r\n" && self.buf.starts_with(&self.dash_boundary))
+            || (n >= 1
                 && tail[1] == b'\r'
                 && self.buf.starts_with(b"\n")
                 && self.buf[1..].starts_with(&self.dash_boundary));

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS nodes(
 CREATE UNIQUE INDEX IF NOT EXISTS nodes_name ON nodes(parent_id, name);
 CREATE INDEX IF NOT EXISTS nodes_listing ON nodes(parent_id, is_dir DESC, name);
 CREATE UNIQUE INDEX IF NOT EXISTS nodes_root ON nodes(user_id) WHERE parent_id IS NULL;
+CREATE INDEX IF NOT EXISTS nodes_blob ON nodes(blob);
 CREATE TABLE IF NOT EXISTS secrets(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs(key TEXT PRIMARY KEY, refs INTEGER NOT NULL) WITHOUT ROWID;
 "#;
