@@ -1,7 +1,6 @@
 //! Administration on a data dir, directly (the service may be running: SQLite WAL lets both
 //! work on the file).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,35 +9,35 @@ use crate::domain::Service;
 use crate::domain::auth::IssuedTokens;
 use crate::store::{App, User};
 
-fn open(data_dir: &Path) -> anyhow::Result<Service> {
-    crate::open_service(Arc::new(Config::new(data_dir)), String::new())
+async fn open(cfg: &Config) -> anyhow::Result<Service> {
+    crate::open_service(Arc::new(cfg.clone()), String::new()).await
 }
 
 /// Creates the user and the app if needed and issues tokens for them.
-pub async fn token(data_dir: &Path, user: &str, app: &str, scope: &str, ttl: Duration) -> anyhow::Result<IssuedTokens> {
+pub async fn token(cfg: &Config, user: &str, app: &str, scope: &str, ttl: Duration) -> anyhow::Result<IssuedTokens> {
     crate::domain::names::validate(user).map_err(|e| anyhow::anyhow!("user name: {e}"))?;
     crate::domain::names::validate(app).map_err(|e| anyhow::anyhow!("app name: {e}"))?;
-    let svc = open(data_dir)?;
+    let svc = open(cfg).await?;
     let user = svc.meta.ensure_user(user).await?;
     let app = svc.meta.ensure_app(app).await?;
     Ok(svc.issue_tokens(&user, &app, scope, ttl).await?)
 }
 
 /// Blocks (403/51 for an app, 403/52 for a user) or unblocks an account.
-pub async fn set_disabled(data_dir: &Path, app: bool, name: &str, disabled: bool) -> anyhow::Result<()> {
-    let svc = open(data_dir)?;
+pub async fn set_disabled(cfg: &Config, app: bool, name: &str, disabled: bool) -> anyhow::Result<()> {
+    let svc = open(cfg).await?;
     if !svc.meta.set_disabled(app, name, disabled).await? {
-        anyhow::bail!("no {} named {name:?} in {}", if app { "app" } else { "user" }, data_dir.display());
+        anyhow::bail!("no {} named {name:?} in {}", if app { "app" } else { "user" }, cfg.location());
     }
     Ok(())
 }
 
 /// Registers a user.
-pub async fn add_user(data_dir: &Path, name: &str, password: &str, quota: Option<u64>) -> anyhow::Result<User> {
+pub async fn add_user(cfg: &Config, name: &str, password: &str, quota: Option<u64>) -> anyhow::Result<User> {
     if password.is_empty() {
         anyhow::bail!("the password is empty");
     }
-    open(data_dir)?.register_user(name, password, quota).await.map_err(|e| match e {
+    open(cfg).await?.register_user(name, password, quota).await.map_err(|e| match e {
         crate::domain::Error::Exists(_) => {
             anyhow::anyhow!("a user named {name:?} already exists")
         }
@@ -47,23 +46,21 @@ pub async fn add_user(data_dir: &Path, name: &str, password: &str, quota: Option
 }
 
 /// Every user.
-pub async fn users(data_dir: &Path) -> anyhow::Result<Vec<User>> {
-    Ok(open(data_dir)?.meta.users().await?)
+pub async fn users(cfg: &Config) -> anyhow::Result<Vec<User>> {
+    Ok(open(cfg).await?.meta.users().await?)
 }
 
 /// Removes a user with their files and tokens.
-pub async fn remove_user(data_dir: &Path, name: &str) -> anyhow::Result<()> {
-    let svc = open(data_dir)?;
+pub async fn remove_user(cfg: &Config, name: &str) -> anyhow::Result<()> {
+    let svc = open(cfg).await?;
     let freed = svc.meta.remove_user(name).await.map_err(|e| anyhow::anyhow!("user {name:?}: {e}"))?;
-    for key in freed {
-        svc.blobs.delete(&key).await?;
-    }
+    svc.drop_blobs(freed).await;
     Ok(())
 }
 
 /// Registers an app; returns it and its client secret (shown once, stored hashed).
 pub async fn add_app(
-    data_dir: &Path,
+    cfg: &Config,
     name: &str,
     redirect_uris: Vec<String>,
     scopes: &str,
@@ -77,7 +74,7 @@ pub async fn add_app(
             anyhow::bail!("redirect URI {u:?} must be an absolute http(s) URI without fragment");
         }
     }
-    open(data_dir)?.register_app(name, redirect_uris, scopes, rate_limit).await.map_err(|e| match e {
+    open(cfg).await?.register_app(name, redirect_uris, scopes, rate_limit).await.map_err(|e| match e {
         crate::domain::Error::Exists(_) => {
             anyhow::anyhow!("an app named {name:?} already exists")
         }
@@ -86,14 +83,14 @@ pub async fn add_app(
 }
 
 /// Every app.
-pub async fn apps(data_dir: &Path) -> anyhow::Result<Vec<App>> {
-    Ok(open(data_dir)?.meta.apps().await?)
+pub async fn apps(cfg: &Config) -> anyhow::Result<Vec<App>> {
+    Ok(open(cfg).await?.meta.apps().await?)
 }
 
 /// Removes an app with its tokens and consents (its folder stays in users' clouds).
-pub async fn remove_app(data_dir: &Path, name: &str) -> anyhow::Result<()> {
-    if !open(data_dir)?.meta.remove_app(name).await? {
-        anyhow::bail!("no app named {name:?} in {}", data_dir.display());
+pub async fn remove_app(cfg: &Config, name: &str) -> anyhow::Result<()> {
+    if !open(cfg).await?.meta.remove_app(name).await? {
+        anyhow::bail!("no app named {name:?} in {}", cfg.location());
     }
     Ok(())
 }
@@ -138,21 +135,21 @@ pub async fn ensure_dev_account(svc: &Service) -> anyhow::Result<Option<DevAccou
 /// Fills a folder with `count` files of `size` bytes sharing one blob (benchmarks, demos): one
 /// transaction, one content file. Returns the folder's path.
 pub async fn fill(
-    data_dir: &Path,
+    cfg: &Config,
     user: &str,
     app: &str,
     folder: &str,
     count: usize,
     size: usize,
 ) -> anyhow::Result<String> {
-    let svc = open(data_dir)?;
+    let svc = open(cfg).await?;
     let user = svc.meta.ensure_user(user).await?;
     // Created here so that `admin token --app` finds it with the folder in place.
     svc.meta.ensure_app(app).await?;
     let root = svc.meta.root(user.id).await?;
     let names: Vec<String> = folder.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect();
     let dir = svc.meta.ensure_folders(root.id, &names).await?;
-    let mut w = svc.blobs.create().await?;
+    let mut w = svc.new_blob().await?;
     w.write(&vec![b'x'; size]).await?;
     let blob = w.commit().await?;
     let files = (0..count)

@@ -9,8 +9,12 @@ use std::time::Duration;
 pub struct Config {
     /// Address to listen on (port 0: any free port).
     pub listen: SocketAddr,
-    /// Where the database and the content live.
+    /// Where the embedded database and content live (and the local TLS CA).
     pub data_dir: PathBuf,
+    /// `--database`: `sqlite://PATH` or `postgres://…`; `None`: SQLite in the data dir.
+    pub database: Option<String>,
+    /// `--blobs`: `file://PATH` or `s3://BUCKET[/PREFIX]`; `None`: files in the data dir.
+    pub blobs: Option<String>,
     /// Base of downloadUrl/thumbUrl/previewUrl, e.g. `https://cloud.example.org`; default
     /// `http://<listen address>`.
     pub public_url: Option<String>,
@@ -62,6 +66,8 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: data_dir.into(),
+            database: None,
+            blobs: None,
             public_url: None,
             tls: None,
             quota: 5 << 30,
@@ -82,6 +88,21 @@ impl Config {
             upload_url_ttl: Duration::from_secs(600),
             dev_account: true,
             cache: true,
+        }
+    }
+}
+
+impl Config {
+    /// Where the data is, for messages: the data dir, or the backends' URLs (without
+    /// credentials).
+    pub fn location(&self) -> String {
+        match (&self.database, &self.blobs) {
+            (None, None) => self.data_dir.display().to_string(),
+            (d, b) => format!(
+                "{} + {}",
+                d.as_deref().map(crate::redact_url).unwrap_or_else(|| "sqlite in the data dir".into()),
+                b.as_deref().unwrap_or("files in the data dir")
+            ),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod blobs;
+pub mod clock;
 pub mod config;
 pub mod domain;
 #[doc(hidden)]
@@ -27,15 +28,73 @@ use http::{AppState, phase};
 /// The database file inside the data dir.
 pub const DB_FILE: &str = "ocloud.db";
 
-/// Opens the embedded backends of a data dir.
-pub fn open_service(cfg: Arc<Config>, public_url: String) -> anyhow::Result<domain::Service> {
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    make_private(&cfg.data_dir).with_context(|| format!("restricting data dir {}", cfg.data_dir.display()))?;
-    let meta = store::sqlite::Sqlite::open(&cfg.data_dir.join(DB_FILE))
-        .with_context(|| format!("opening database {}", cfg.data_dir.join(DB_FILE).display()))?;
-    let blobs = blobs::fs::FsBlobs::open(&cfg.data_dir)
-        .with_context(|| format!("opening content store in {}", cfg.data_dir.display()))?;
-    Ok(domain::Service::new(Arc::new(meta), Arc::new(blobs), cfg, public_url))
+/// Opens the backends `cfg` names (by default SQLite and files in the data dir), once; the
+/// rest of the service sees only the storage traits.
+pub async fn open_service(cfg: Arc<Config>, public_url: String) -> anyhow::Result<domain::Service> {
+    let clock = clock::Clock::system();
+    let local_dir = || -> anyhow::Result<()> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+        make_private(&cfg.data_dir).with_context(|| format!("restricting data dir {}", cfg.data_dir.display()))
+    };
+    let meta: Arc<dyn store::Metadata> = match cfg.database.as_deref().filter(|d| !d.is_empty()) {
+        None => {
+            local_dir()?;
+            let path = cfg.data_dir.join(DB_FILE);
+            Arc::new(
+                store::sqlite::Sqlite::open(&path, clock.clone())
+                    .with_context(|| format!("opening database {}", path.display()))?,
+            )
+        }
+        Some(url) if url.starts_with("sqlite://") => {
+            let path = std::path::Path::new(&url["sqlite://".len()..]);
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            Arc::new(
+                store::sqlite::Sqlite::open(path, clock.clone())
+                    .with_context(|| format!("opening database {}", path.display()))?,
+            )
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => Arc::new(
+            store::postgres::Postgres::connect(url, clock.clone())
+                .await
+                .with_context(|| format!("opening database {}", redact_url(url)))?,
+        ),
+        Some(other) => anyhow::bail!("--database {:?}: expected sqlite://PATH or postgres://…", redact_url(other)),
+    };
+    let blobs: Arc<dyn blobs::Blobs> = match cfg.blobs.as_deref().filter(|b| !b.is_empty()) {
+        None => {
+            local_dir()?;
+            Arc::new(
+                blobs::fs::FsBlobs::open(&cfg.data_dir)
+                    .with_context(|| format!("opening content store in {}", cfg.data_dir.display()))?,
+            )
+        }
+        Some(url) if url.starts_with("file://") => {
+            let dir = std::path::Path::new(&url["file://".len()..]);
+            Arc::new(
+                blobs::fs::FsBlobs::open(dir).with_context(|| format!("opening content store in {}", dir.display()))?,
+            )
+        }
+        Some(url) if url.starts_with("s3://") => Arc::new(blobs::s3::S3Blobs::open(url)?),
+        Some(other) => anyhow::bail!("--blobs {other:?}: expected file://PATH or s3://BUCKET[/PREFIX]"),
+    };
+    Ok(domain::Service::new(meta, blobs, cfg, public_url, clock))
+}
+
+/// A URL with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((cred, host)) => match cred.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+                None => url.to_owned(),
+            },
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 /// Only the service's own user may read its data: the data dir becomes 0700 and the database
@@ -80,7 +139,6 @@ pub async fn serve(
     on_ready: impl FnOnce(Ready),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let started = std::time::SystemTime::now();
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
@@ -88,7 +146,7 @@ pub async fn serve(
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let public_url =
         cfg.public_url.clone().unwrap_or_else(|| format!("{scheme}://{addr}")).trim_end_matches('/').to_owned();
-    let svc = open_service(Arc::new(cfg), public_url.clone())?;
+    let svc = open_service(Arc::new(cfg), public_url.clone()).await?;
     let tls = match &svc.cfg.tls {
         Some(mode) => Some(http::tls::setup(mode, &svc.cfg.data_dir, url_host(&public_url))?),
         None => None,
@@ -109,8 +167,6 @@ pub async fn serve(
         phase.store(phase::STOPPING, Ordering::Release);
         tracing::info!("stopping: finishing requests in flight");
     }));
-    // Temp files of a previous run are partial uploads: drop them before any new one starts.
-    let removed = svc.blobs.clear_temp().await.context("removing temp files")?;
     // A shutdown that came during start-up wins.
     let _ = state.phase.compare_exchange(phase::STARTING, phase::READY, Ordering::AcqRel, Ordering::Acquire);
     let dev_account = if svc.cfg.dev_account {
@@ -120,8 +176,8 @@ pub async fn serve(
     };
     let https = svc.cfg.tls.is_some();
     on_ready(Ready { addr, dev_account, public_url, https, tls_ca });
-    tracing::info!(%addr, removed, "ready");
-    tokio::spawn(maintain(svc.clone(), started));
+    tracing::info!(%addr, "ready");
+    tokio::spawn(maintain(svc.clone()));
     server.await.context("server task")?;
     Ok(())
 }
@@ -138,40 +194,30 @@ fn url_host(url: &str) -> Option<&str> {
 
 /// How often the clean-up below runs again after the start-up pass.
 const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
-/// Age an orphan blob must reach before a periodic pass removes it: a blob is renamed into
-/// place a moment before its file is recorded, so a young unreferenced blob may be on its way.
-const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Cleans up once now (orphans older than this start), then every hour (orphans over an hour
-/// old), so a server that runs for months keeps neither expired rows nor orphan blobs.
-async fn maintain(svc: domain::Service, started: std::time::SystemTime) {
-    maintenance_pass(&svc, started).await;
-    let first = tokio::time::Instant::now() + MAINTENANCE_EVERY;
-    let mut every = tokio::time::interval_at(first, MAINTENANCE_EVERY);
+/// Cleans up once now, then every hour, so a server that runs for months keeps neither
+/// expired rows nor orphan blobs. Several instances may run it at once: each step is safe
+/// to repeat and takes its rows in one step.
+async fn maintain(svc: domain::Service) {
+    let mut every = tokio::time::interval(MAINTENANCE_EVERY);
     loop {
         every.tick().await;
-        maintenance_pass(&svc, std::time::SystemTime::now() - ORPHAN_GRACE).await;
+        maintenance_pass(&svc).await;
     }
 }
 
-/// Drops expired codes, upload URLs, sessions and tokens, and the blobs older than `before`
-/// that no file references (left by a crash between a delete's commit and its blob removal,
-/// or by an upload refused after its commit). Failures are logged: the next pass retries.
-async fn maintenance_pass(svc: &domain::Service, before: std::time::SystemTime) {
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    match svc.meta.purge_expired(now).await {
+/// Drops expired codes, upload URLs, sessions and tokens, and the blobs unreferenced for
+/// longer than [`domain::content::ORPHAN_GRACE`]. Failures are logged: the next pass retries.
+async fn maintenance_pass(svc: &domain::Service) {
+    match svc.meta.purge_expired(svc.clock.now_s()).await {
         Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired codes, URLs, sessions and tokens"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %crate::logsafe::Esc(&e), "purge of expired rows failed"),
     }
     let callers = svc.trim_rate_limits();
     tracing::debug!(callers, "rate-limit buckets trimmed");
-    let keys = match svc.meta.blob_keys().await {
-        Ok(k) => k,
-        Err(e) => return tracing::warn!(error = %crate::logsafe::Esc(&e), "orphan sweep skipped"),
-    };
-    match svc.blobs.sweep(before, &move |k| keys.contains(k)).await {
+    let before = svc.clock.now_ms() - domain::content::ORPHAN_GRACE.as_millis() as i64;
+    match svc.reap_orphans(before).await {
         Ok(n) if n > 0 => tracing::info!(removed = n, "removed orphan blobs"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %crate::logsafe::Esc(&e), "orphan sweep failed"),
@@ -180,26 +226,27 @@ async fn maintenance_pass(svc: &domain::Service, before: std::time::SystemTime) 
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, SystemTime};
-
     use super::*;
 
     #[tokio::test]
     async fn a_maintenance_pass_purges_expired_rows_and_old_orphans_only() {
         let dir = tempfile::tempdir().unwrap();
-        let svc = open_service(Arc::new(Config::new(dir.path())), "http://x".into()).unwrap();
+        let svc = open_service(Arc::new(Config::new(dir.path())), "http://x".into()).await.unwrap();
         let user = svc.meta.ensure_user("u").await.unwrap();
         svc.meta.insert_session("gone", user.id, 1).await.unwrap();
-        let mut w = svc.blobs.create().await.unwrap();
+        let mut w = svc.new_blob().await.unwrap();
         w.write(b"nobody's").await.unwrap();
         let orphan = w.commit().await.unwrap();
 
-        // An orphan younger than the cut-off stays (it may be an upload being recorded).
-        maintenance_pass(&svc, SystemTime::now() - ORPHAN_GRACE).await;
+        // An orphan younger than the grace stays (it may be an upload being recorded).
+        maintenance_pass(&svc).await;
         assert_eq!(svc.meta.purge_expired(2).await.unwrap(), 0, "the expired session went in the pass");
         assert!(svc.blobs.read(&orphan, 0, None).await.is_ok());
 
-        maintenance_pass(&svc, SystemTime::now() + Duration::from_secs(1)).await;
+        // The injected clock moves past the grace: no waiting.
+        svc.clock.advance(domain::content::ORPHAN_GRACE.as_millis() as i64 + 1);
+        maintenance_pass(&svc).await;
         assert!(matches!(svc.blobs.read(&orphan, 0, None).await, Err(blobs::BlobError::NotFound(_))));
+        assert!(svc.meta.known_blobs(std::slice::from_ref(&orphan)).await.unwrap().is_empty(), "forgotten");
     }
 }

@@ -127,7 +127,23 @@ pub enum AppCommand {
 pub struct DataDir {
     /// The service's data dir.
     #[arg(long, env = "OCLOUD_DATA_DIR", default_value = "./ocloud-data")]
-    data_dir: PathBuf,
+    pub data_dir: PathBuf,
+    /// Metadata database: sqlite://PATH or postgres://USER@HOST:PORT/DB (default: SQLite in the data dir).
+    #[arg(long, env = "OCLOUD_DATABASE")]
+    pub database: Option<String>,
+    /// Content store: file://PATH or s3://BUCKET[/PREFIX], with AWS_* for the endpoint and credentials (default: files in the data dir).
+    #[arg(long, env = "OCLOUD_BLOBS")]
+    pub blobs: Option<String>,
+}
+
+impl DataDir {
+    /// The service configuration naming these backends.
+    pub fn config(&self) -> ocloud_server::Config {
+        let mut cfg = ocloud_server::Config::new(&self.data_dir);
+        cfg.database = self.database.clone();
+        cfg.blobs = self.blobs.clone();
+        cfg
+    }
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -144,16 +160,14 @@ pub enum Account {
 pub struct AccountArgs {
     /// The name.
     name: String,
-    /// The service's data dir.
-    #[arg(long, env = "OCLOUD_DATA_DIR", default_value = "./ocloud-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    dir: DataDir,
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TokenArgs {
-    /// The service's data dir.
-    #[arg(long, env = "OCLOUD_DATA_DIR", default_value = "./ocloud-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    dir: DataDir,
     /// User the token acts for.
     #[arg(long, default_value = "dev")]
     user: String,
@@ -174,7 +188,7 @@ pub struct TokenArgs {
 pub async fn run(c: Command) -> anyhow::Result<()> {
     match c {
         Command::Fill { user, app, folder, count, size, dir } => {
-            let path = ocloud_server::admin::fill(&dir.data_dir, &user, &app, &folder, count, size).await?;
+            let path = ocloud_server::admin::fill(&dir.config(), &user, &app, &folder, count, size).await?;
             println!("{count} files in /{path}");
         }
         Command::User(UserCommand::Block(acc)) => account(false, acc).await?,
@@ -187,7 +201,7 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
             } else {
                 (random_password(), true)
             };
-            let user = ocloud_server::admin::add_user(&dir.data_dir, &name, &password, quota).await?;
+            let user = ocloud_server::admin::add_user(&dir.config(), &name, &password, quota).await?;
             if generated {
                 println!("user {}  password {password}", user.name);
             } else {
@@ -195,7 +209,7 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
             }
         }
         Command::User(UserCommand::List { json, dir }) => {
-            for u in ocloud_server::admin::users(&dir.data_dir).await? {
+            for u in ocloud_server::admin::users(&dir.config()).await? {
                 if json {
                     let v =
                         serde_json::json!({"name": u.name, "quota": u.quota, "used": u.used, "disabled": u.disabled});
@@ -212,11 +226,11 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
             }
         }
         Command::User(UserCommand::Remove { name, dir }) => {
-            ocloud_server::admin::remove_user(&dir.data_dir, &name).await?
+            ocloud_server::admin::remove_user(&dir.config(), &name).await?
         }
         Command::App(AppCommand::Add { name, redirect_uris, scopes, rate_limit, json, dir }) => {
             let (app, secret) =
-                ocloud_server::admin::add_app(&dir.data_dir, &name, redirect_uris, &scopes, rate_limit).await?;
+                ocloud_server::admin::add_app(&dir.config(), &name, redirect_uris, &scopes, rate_limit).await?;
             if json {
                 let v = serde_json::json!({"name": app.name, "client_id": app.client_id, "client_secret": secret,
                     "redirect_uris": app.redirect_uris, "scopes": app.scopes});
@@ -229,7 +243,7 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
             }
         }
         Command::App(AppCommand::List { json, dir }) => {
-            for a in ocloud_server::admin::apps(&dir.data_dir).await? {
+            for a in ocloud_server::admin::apps(&dir.config()).await? {
                 if json {
                     let v = serde_json::json!({"name": a.name, "client_id": a.client_id, "redirect_uris": a.redirect_uris,
                         "scopes": a.scopes, "rate_limit": a.rate_limit, "disabled": a.disabled});
@@ -240,12 +254,17 @@ pub async fn run(c: Command) -> anyhow::Result<()> {
             }
         }
         Command::App(AppCommand::Remove { name, dir }) => {
-            ocloud_server::admin::remove_app(&dir.data_dir, &name).await?
+            ocloud_server::admin::remove_app(&dir.config(), &name).await?
         }
         Command::Token(a) => {
-            let t =
-                ocloud_server::admin::token(&a.data_dir, &a.user, &a.app, &a.scope, Duration::from_secs(a.expires_in))
-                    .await?;
+            let t = ocloud_server::admin::token(
+                &a.dir.config(),
+                &a.user,
+                &a.app,
+                &a.scope,
+                Duration::from_secs(a.expires_in),
+            )
+            .await?;
             if a.json {
                 let body = TokenResponse {
                     token_type: "Bearer".into(),
@@ -268,7 +287,7 @@ async fn account(app: bool, acc: Account) -> anyhow::Result<()> {
         Account::Disable(a) => (a, true),
         Account::Enable(a) => (a, false),
     };
-    ocloud_server::admin::set_disabled(&args.data_dir, app, &args.name, disabled).await
+    ocloud_server::admin::set_disabled(&args.dir.config(), app, &args.name, disabled).await
 }
 
 fn random_password() -> String {

@@ -16,6 +16,15 @@ pub struct Args {
     /// Where the database and the content are kept (created if missing).
     #[arg(long, env = "OCLOUD_DATA_DIR", default_value = "./ocloud-data")]
     data_dir: PathBuf,
+    /// Metadata database: sqlite://PATH or postgres://USER@HOST:PORT/DB (default: SQLite in
+    /// the data dir).
+    #[arg(long, env = "OCLOUD_DATABASE")]
+    database: Option<String>,
+    /// Content store: file://PATH or s3://BUCKET[/PREFIX]; the endpoint and credentials come
+    /// from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ALLOW_HTTP (default: files in the data dir).
+    #[arg(long, env = "OCLOUD_BLOBS")]
+    blobs: Option<String>,
     /// Base URL of downloadUrl/thumbUrl/previewUrl, as clients reach the service
     /// [default: http://<listen address>].
     #[arg(long, env = "OCLOUD_PUBLIC_URL")]
@@ -93,6 +102,8 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = Config::new(args.data_dir);
+    cfg.database = args.database;
+    cfg.blobs = args.blobs;
     cfg.listen = args.listen;
     cfg.public_url = args.public_url;
     cfg.tls = match (args.tls, args.tls_cert, args.tls_key) {
@@ -119,6 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     cfg.cache = !args.no_cache;
     cfg.upload_url_ttl = Duration::from_secs(args.upload_url_ttl);
     let data_dir = cfg.data_dir.clone();
+    let location = cfg.location();
     ocloud_server::serve(
         cfg,
         |ready: Ready| {
@@ -128,7 +140,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let addr = ready.addr;
             let mut out = std::io::stdout().lock();
             let scheme = if ready.https { "https" } else { "http" };
-            let _ = writeln!(out, "ocloud: listening on {scheme}://{addr} (data in {})", data_dir.display());
+            let _ = writeln!(out, "ocloud: listening on {scheme}://{addr} (data in {location})");
             if let Some(ca) = &ready.tls_ca {
                 let _ = writeln!(
                     out,

@@ -421,6 +421,7 @@ async fn the_command_serve_prints_points_the_cli_and_login_uses_the_local_listen
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
+        .envs(backend_env(dir.path()))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

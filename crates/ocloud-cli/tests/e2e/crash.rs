@@ -46,7 +46,7 @@ async fn sigkill_mid_upload_loses_only_unacknowledged_files() {
     for (fid, hash) in &acknowledged {
         assert_eq!(&sha256(&api2.download(fid).await), hash);
     }
-    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "temp files swept at start");
+    assert_eq!(temp_files(dir.path()).len(), 0, "temp files swept at start");
     let used: u64 = acknowledged.len() as u64 * 200_000 + 10_000;
     assert_eq!(api2.freespace().await, (5u64 << 30) - used, "quota counts only stored files");
 }

@@ -137,7 +137,7 @@ async fn stalled_body_is_408_63() {
     let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert_eq!(body_of(&answer)["code"], 63);
-    assert_eq!(std::fs::read_dir(s.data.join("tmp")).unwrap().count(), 0, "no temp file left");
+    assert_eq!(temp_files(&s.data).len(), 0, "no temp file left");
 }
 
 #[tokio::test]
@@ -172,7 +172,7 @@ async fn over_capacity_503_6() {
 
 #[tokio::test]
 async fn internal_error_1_leaks_nothing() {
-    let s = Server::start(&[]);
+    let s = Server::start_embedded(&[]); // breaks the local content store
     let api = s.api();
     // Make the content store unwritable: its temp dir becomes a plain file.
     let tmp = s.data.join("tmp");
@@ -269,8 +269,7 @@ async fn blocked_app_51_and_user_52() {
     let s = Server::start(&[]);
     let api = s.api();
     let admin = |args: &[&str]| {
-        let out =
-            std::process::Command::new(BIN).arg("admin").args(args).arg("--data-dir").arg(&s.data).output().unwrap();
+        let out = admin_cmd(&s.data).args(args).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     };
     admin(&["app", "disable", "tests"]);
@@ -280,11 +279,7 @@ async fn blocked_app_51_and_user_52() {
     api.get("/cloud/v1/freespace").await.assert_error(403, 52);
     admin(&["user", "enable", "alice"]);
     assert_eq!(api.get("/cloud/v1/freespace").await.status, 200);
-    let out = std::process::Command::new(BIN)
-        .args(["admin", "user", "disable", "nobody", "--data-dir"])
-        .arg(&s.data)
-        .output()
-        .unwrap();
+    let out = admin_cmd(&s.data).args(["user", "disable", "nobody"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user named \"nobody\""));
 }

@@ -29,6 +29,7 @@ async fn data_is_readable_by_its_owner_only() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    embedded(&data); // the modes of the embedded backends' files
     let s = Server::start_in(&data, &[]);
     s.api().upload("secret.txt", b"private", None).await.ok();
     assert_eq!(mode(&data), 0o700);
@@ -49,8 +50,7 @@ async fn internal_errors_never_leak() {
     let code = s.code(&mut b, &[]).await;
     let pair = s.exchange(&code).await.ok();
     let token = pair["access_token"].as_str().unwrap().to_owned();
-    let db = rusqlite::Connection::open(s.server.data.join("ocloud.db")).unwrap();
-    db.execute_batch("DROP TABLE tokens").unwrap();
+    database_sql(&s.server.data, "DROP TABLE tokens");
     let leaks = |r: &Resp| {
         let body = String::from_utf8_lossy(&r.body).to_lowercase();
         assert!(!body.contains("table") && !body.contains("sql"), "internals in {body}");
@@ -181,6 +181,7 @@ impl Drop for Tmpfs {
 async fn a_full_disk_refuses_uploads_and_keeps_working() {
     let Some(disk) = Tmpfs::mount(24) else { return };
     let data = disk.0.path().join("data");
+    embedded(&data); // a full local disk
     let s = Server::start_in(&data, &["--min-free-disk", "6MiB", "--quota", "1GiB"]);
     let api = s.api();
     let chunk: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
@@ -207,7 +208,7 @@ async fn a_full_disk_refuses_uploads_and_keeps_working() {
     r.assert_error(503, 5);
     let body = multipart_body("B", r#"{"name":"nosize.bin","size":""}"#, "nosize.bin", &big, Quirks::default());
     api.upload_raw("multipart/form-data; boundary=B", body).await.assert_error(503, 5);
-    assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0, "no temp file left");
+    assert_eq!(temp_files(&data).len(), 0, "no temp file left");
     // Metadata changes still work on the full disk.
     let folder = api.mkdir("still works", None).await;
     assert_eq!(api.delete(&format!("/cloud/v1/folders/{}", folder["id"].as_str().unwrap())).await.status, 204);
@@ -226,13 +227,14 @@ async fn a_full_disk_refuses_uploads_and_keeps_working() {
 async fn enospc_mid_upload_removes_the_partial_file() {
     let Some(disk) = Tmpfs::mount(16) else { return };
     let data = disk.0.path().join("data");
+    embedded(&data); // a full local disk
     let s = Server::start_in(&data, &["--min-free-disk", "0", "--quota", "1GiB"]);
     let api = s.api();
     let big = vec![9u8; 32 << 20];
     let r = api.upload("too-big.bin", &big, None).await;
     r.assert_error(503, 5);
     assert_eq!(r.header("x-ocloud-detail"), Some("disk full"));
-    assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0, "the partial file is gone");
+    assert_eq!(temp_files(&data).len(), 0, "the partial file is gone");
     let r = api.upload("small.txt", b"fits", None).await.ok();
     assert_eq!(api.download(r["fileId"].as_str().unwrap()).await.as_ref(), b"fits");
 }

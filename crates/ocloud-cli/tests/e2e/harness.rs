@@ -11,6 +11,49 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ocloud");
 
+/// The backends the suite runs on: the embedded default (SQLite + files in the data dir), or
+/// with `OCLOUD_TEST_BACKEND=pg-s3`, PostgreSQL + S3 started by `tests/setup-backends.sh`
+/// (`OCLOUD_TEST_PG`: a server URL without a database; `AWS_*`: the S3 endpoint; bucket
+/// `ocloud-test`). One suite, run once per backend pair.
+pub fn remote_backends() -> bool {
+    match std::env::var("OCLOUD_TEST_BACKEND").as_deref() {
+        Ok("pg-s3") => true,
+        Ok("embedded") | Err(_) => false,
+        Ok(other) => panic!("OCLOUD_TEST_BACKEND={other:?}: embedded or pg-s3"),
+    }
+}
+
+/// Data dirs whose tests inspect the embedded backends' files (SQLite, temp files, a tmpfs):
+/// they stay on the embedded backends in every run.
+static EMBEDDED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// The environment that points `ocloud` at this data dir's backends: in a pg-s3 run, a
+/// database and an S3 prefix of its own (named after the data dir, so a restart on the same
+/// dir finds its data again), created on first use.
+pub fn backend_env(data: &Path) -> Vec<(&'static str, String)> {
+    if !remote_backends() || EMBEDDED.lock().unwrap().iter().any(|d| d == data) {
+        return Vec::new();
+    }
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut h);
+    let id = format!("t{:016x}", h.finish());
+    let base = std::env::var("OCLOUD_TEST_PG").expect("OCLOUD_TEST_PG (tests/setup-backends.sh sets it)");
+    let marker = data.join(".test-database");
+    if !marker.exists() {
+        let out = Command::new("psql")
+            .arg(format!("{base}/postgres"))
+            .args(["-qAtc", &format!("CREATE DATABASE {id}")])
+            .output()
+            .expect("psql");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() || err.contains("already exists"), "creating database {id}: {err}");
+        std::fs::create_dir_all(data).unwrap();
+        std::fs::write(&marker, &id).unwrap();
+    }
+    vec![("OCLOUD_DATABASE", format!("{base}/{id}")), ("OCLOUD_BLOBS", format!("s3://ocloud-test/{id}"))]
+}
+
 /// A running `ocloud serve`, killed on drop.
 pub struct Server {
     child: Child,
@@ -32,6 +75,16 @@ impl Server {
     /// A service on an existing data dir.
     pub fn start_in(data: &Path, extra: &[&str]) -> Server {
         Server::spawn(data, extra, "warn", Stdio::inherit())
+    }
+
+    /// A fresh service on the embedded backends whatever the run (for tests of SQLite and
+    /// local-file behaviour).
+    pub fn start_embedded(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        embedded(dir.path());
+        let mut s = Server::start_in(dir.path(), extra);
+        s._dir = Some(dir);
+        s
     }
 
     /// A fresh service logging at `level` into `log`.
@@ -66,6 +119,7 @@ impl Server {
             .arg(data)
             .args(extra)
             .env("RUST_LOG", level)
+            .envs(backend_env(data))
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -83,7 +137,7 @@ impl Server {
 
     /// `ocloud admin token` with these extra arguments.
     pub fn admin_token(&self, args: &[&str]) -> String {
-        let out = Command::new(BIN).args(["admin", "token", "--data-dir"]).arg(&self.data).args(args).output().unwrap();
+        let out = admin_cmd(&self.data).arg("token").args(args).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
@@ -178,6 +232,18 @@ impl Resp {
         );
         self.json()
     }
+}
+
+/// Keeps this data dir on the embedded backends in every run (see [`backend_env`]).
+pub fn embedded(data: &Path) {
+    EMBEDDED.lock().unwrap().push(data.to_owned());
+}
+
+/// `ocloud admin` on this data dir's backends; the subcommand and its arguments follow.
+pub fn admin_cmd(data: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("admin").env("OCLOUD_DATA_DIR", data).envs(backend_env(data));
+    c
 }
 
 /// A raw connection with read and write timeouts: a regression that hangs the service fails
@@ -325,7 +391,74 @@ pub fn multipart_body(boundary: &str, description: &str, filename: &str, content
     b
 }
 
+/// The keys of the objects stored for this data dir (blobs and renditions), on whichever
+/// content backend it runs.
+pub fn stored_objects(data: &Path) -> Vec<String> {
+    let env = backend_env(data);
+    let Some((_, blobs)) = env.iter().find(|(k, _)| *k == "OCLOUD_BLOBS") else {
+        let root = data.join("blobs");
+        if !root.exists() {
+            return Vec::new();
+        }
+        return files_under(&root).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    };
+    let (bucket, prefix) = blobs.trim_start_matches("s3://").split_once('/').unwrap();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let out = Command::new("curl")
+        .args(["-fsS", &format!("{endpoint}/{bucket}?list-type=2&max-keys=1000&prefix={prefix}/")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "listing the bucket: {}", String::from_utf8_lossy(&out.stderr));
+    let xml = String::from_utf8(out.stdout).unwrap();
+    xml.split("<Key>")
+        .skip(1)
+        .map(|k| k.split("</Key>").next().unwrap().rsplit('/').next().unwrap().to_owned())
+        .collect()
+}
+
+/// Runs SQL on this data dir's database, whichever it is (tests that break the store).
+pub fn database_sql(data: &Path, sql: &str) -> String {
+    let env = backend_env(data);
+    match env.iter().find(|(k, _)| *k == "OCLOUD_DATABASE") {
+        Some((_, url)) => {
+            let out = Command::new("psql").args([url.as_str(), "-qAtc", sql]).output().unwrap();
+            assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        }
+        None => {
+            let db = rusqlite::Connection::open(data.join("ocloud.db")).unwrap();
+            db.execute_batch(sql).unwrap();
+            String::new()
+        }
+    }
+}
+
+/// Everything the database holds, as text (to check that secrets are stored hashed).
+pub fn database_dump(data: &Path) -> String {
+    let env = backend_env(data);
+    match env.iter().find(|(k, _)| *k == "OCLOUD_DATABASE") {
+        Some((_, url)) => {
+            let out = Command::new("pg_dump").args(["--data-only", url.as_str()]).output().unwrap();
+            assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+        None => {
+            let db = std::fs::read(data.join("ocloud.db")).unwrap();
+            let wal = std::fs::read(data.join("ocloud.db-wal")).unwrap_or_default();
+            format!("{}{}", String::from_utf8_lossy(&db), String::from_utf8_lossy(&wal))
+        }
+    }
+}
+
 /// Every file under `root`, recursively.
+/// Partial uploads left in a data dir's temp dirs (each instance's `lock` file is not one).
+pub fn temp_files(data: &Path) -> Vec<PathBuf> {
+    if !data.join("tmp").exists() {
+        return Vec::new(); // an object store: no temp files at all
+    }
+    files_under(&data.join("tmp")).into_iter().filter(|p| p.file_name().is_none_or(|n| n != "lock")).collect()
+}
+
 pub fn files_under(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];

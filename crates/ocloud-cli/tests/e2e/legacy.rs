@@ -109,8 +109,7 @@ async fn personal_content_refusals() {
     }
     // Blocked accounts.
     let admin = |args: &[&str]| {
-        let out =
-            std::process::Command::new(BIN).arg("admin").args(args).arg("--data-dir").arg(&s.data).output().unwrap();
+        let out = admin_cmd(&s.data).args(args).output().unwrap();
         assert!(out.status.success());
     };
     let blocked = |code: &'static str| {
@@ -370,10 +369,10 @@ async fn deleting_a_photo_leaves_no_rendition() {
     for url in [&file["thumbUrl"], &file["previewUrl"]] {
         assert_eq!(api.get(url.as_str().unwrap()).await.status, 200);
     }
-    let blob_files = || files_under(&s.data.join("blobs"));
+    let blob_files = || stored_objects(&s.data);
     assert_eq!(blob_files().len(), 5, "content and four renditions: {:?}", blob_files());
     assert_eq!(api.delete(&format!("/cloud/v1/files/{}", file["id"].as_str().unwrap())).await.status, 204);
-    assert_eq!(blob_files(), Vec::<std::path::PathBuf>::new());
+    assert_eq!(blob_files(), Vec::<String>::new());
 }
 
 /// A form body over 64 KiB is refused with a clear error, never cut and read in part.

@@ -2,7 +2,7 @@
 //! authorize request, the login and consent forms, the token endpoint, refresh, revocation,
 //! logout, prompt values, PKCE, and every refusal.
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use reqwest::redirect::Policy;
 use serde_json::Value;
@@ -19,11 +19,8 @@ pub struct Setup {
 }
 
 pub fn admin(s: &Server, args: &[&str], stdin: Option<&str>) -> String {
-    let mut child = Command::new(BIN)
-        .arg("admin")
+    let mut child = admin_cmd(&s.data)
         .args(args)
-        .arg("--data-dir")
-        .arg(&s.data)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -645,21 +642,16 @@ async fn admin_accounts() {
         admin(&s, &["user", "list", "--json"], None).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(users.iter().map(|u| u["name"].as_str().unwrap()).collect::<Vec<_>>(), ["carol", "dave"]);
     assert_eq!(users[1]["quota"], 1024);
-    let out = Command::new(BIN)
-        .args(["admin", "user", "add", "carol", "--data-dir"])
-        .arg(&s.data)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = admin_cmd(&s.data).args(["user", "add", "carol"]).stdin(Stdio::null()).output().unwrap();
     assert!(!out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "ocloud: a user named \"carol\" already exists");
     // Secrets are stored hashed.
     let app: Value =
         serde_json::from_str(&admin(&s, &["app", "add", "a1", "--redirect-uri", REDIRECT, "--json"], None)).unwrap();
-    let db = std::fs::read(s.data.join("ocloud.db")).unwrap();
-    let wal = std::fs::read(s.data.join("ocloud.db-wal")).unwrap_or_default();
+    let dump = database_dump(&s.data);
+    assert!(dump.contains("a1"), "the dump holds the app");
     for secret in [app["client_secret"].as_str().unwrap(), password.as_str()] {
-        assert!(!String::from_utf8_lossy(&db).contains(secret) && !String::from_utf8_lossy(&wal).contains(secret));
+        assert!(!dump.contains(secret));
     }
     let apps = admin(&s, &["app", "list", "--json"], None);
     assert!(apps.contains("\"a1\"") && !apps.contains(app["client_secret"].as_str().unwrap()));
@@ -670,9 +662,5 @@ async fn admin_accounts() {
     Api::new(&s.url, &token).upload("f.txt", b"abc", None).await.ok();
     admin(&s, &["user", "remove", "dave"], None);
     Api::new(&s.url, &token).get("/cloud/v1/freespace").await.assert_error(401, 41);
-    let remaining: usize = std::fs::read_dir(s.data.join("blobs"))
-        .unwrap()
-        .map(|d| std::fs::read_dir(d.unwrap().path()).unwrap().count())
-        .sum();
-    assert_eq!(remaining, 0);
+    assert_eq!(stored_objects(&s.data), Vec::<String>::new());
 }

@@ -122,5 +122,5 @@ async fn size_mismatches_store_nothing() {
     api.upload_raw("multipart/form-data", b"--B--".to_vec()).await.assert_error(400, 26);
     assert_eq!(api.freespace().await, free);
     assert_eq!(api.root("").await["files"], serde_json::json!([]));
-    assert_eq!(std::fs::read_dir(s.data.join("tmp")).unwrap().count(), 0, "no temp file left");
+    assert_eq!(temp_files(&s.data).len(), 0, "no temp file left");
 }

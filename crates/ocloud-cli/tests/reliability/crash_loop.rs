@@ -122,7 +122,7 @@ async fn kill_9_under_uploads_copies_and_deletes_loses_nothing_acknowledged() {
         }
         let api = Api::new(&s.url, &token);
         // After the restart: the checks of the module docs.
-        assert_eq!(std::fs::read_dir(data.join("tmp")).unwrap().count(), 0, "temp files left after restart");
+        assert_eq!(temp_files(&data).len(), 0, "temp files left after restart");
         let files = invariants::check(&api, QUOTA).await;
         // A copy of the ledger: the checks below wait on the service.
         let (live, deleted, unknown) = {

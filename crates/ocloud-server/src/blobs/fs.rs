@@ -1,8 +1,13 @@
 //! The embedded blob backend: one file per blob under `<data>/blobs/<2 hex>/<key>`.
 //!
-//! A blob is streamed to `<data>/tmp/<key>.part`, fsynced, renamed into place and its
-//! directory fsynced; only then does `commit` return. Renditions live beside it as
+//! A blob is streamed to `<data>/tmp/<instance>/<key>.part`, fsynced, renamed into place and
+//! its directory fsynced; only then does `commit` return. Renditions live beside it as
 //! `<key>.<kind>`.
+//!
+//! Temp files are per instance: each process that opens the store writes into its own
+//! `tmp/<instance>/` and holds an exclusive `flock` on its `lock` file while it lives. On
+//! open, a temp dir whose lock can be taken belonged to a process that is gone: its partial
+//! uploads are removed. Another live process's upload in flight is never touched.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -21,26 +26,81 @@ use super::*;
 #[derive(Debug, Clone)]
 pub struct FsBlobs {
     root: PathBuf,
+    /// This instance's temp dir.
     tmp: PathBuf,
+    /// Holds the `flock` that marks `tmp` as in use, for as long as a clone lives.
+    _lock: std::sync::Arc<std::fs::File>,
+    /// Partial uploads of dead instances removed on open.
+    pub cleared: usize,
 }
 
 impl FsBlobs {
-    /// Uses `<dir>/blobs` and `<dir>/tmp`, creating them.
+    /// Uses `<dir>/blobs` and a temp dir of its own under `<dir>/tmp`, creating them, and
+    /// removes the temp files of processes that are gone.
     pub fn open(dir: &Path) -> std::io::Result<FsBlobs> {
         let root = dir.join("blobs");
-        let tmp = dir.join("tmp");
+        let tmp_root = dir.join("tmp");
         std::fs::create_dir_all(&root)?;
-        std::fs::create_dir_all(&tmp)?;
-        Ok(FsBlobs { root, tmp })
+        std::fs::create_dir_all(&tmp_root)?;
+        let cleared = clear_dead_temp(&tmp_root)?;
+        let tmp = tmp_root.join(uuid::Uuid::new_v4().simple().to_string());
+        std::fs::create_dir(&tmp)?;
+        let lock = {
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            o.open(tmp.join("lock"))?
+        };
+        if !try_lock(&lock) {
+            return Err(std::io::Error::other(format!("{}: cannot lock", tmp.display())));
+        }
+        Ok(FsBlobs { root, tmp, _lock: std::sync::Arc::new(lock), cleared })
     }
 
     fn path(&self, key: &str) -> BlobResult<PathBuf> {
-        // Keys are ours (hex), but never trust a string that reaches the file system.
-        if key.len() < 8 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        // Keys are ours (hex, or hex.kind for a rendition), but never trust a string that
+        // reaches the file system.
+        let (blob, kind) = match key.split_once('.') {
+            Some((b, k)) if RENDITION_KINDS.contains(&k) => (b, Some(k)),
+            Some(_) => return Err(BlobError::NotFound(key.to_owned())),
+            None => (key, None),
+        };
+        if blob.len() < 8 || !blob.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(BlobError::NotFound(key.to_owned()));
         }
-        Ok(self.root.join(&key[..2]).join(key))
+        let _ = kind;
+        Ok(self.root.join(&blob[..2]).join(key))
     }
+}
+
+/// An exclusive, non-blocking `flock`; released when the file is closed (or its process dies).
+fn try_lock(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: flock on a valid open descriptor.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Removes the temp dirs no live process holds, and loose temp files of older versions;
+/// returns how many partial files went.
+fn clear_dead_temp(tmp_root: &Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(tmp_root)? {
+        let path = entry?.path();
+        if !path.is_dir() {
+            if std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+            continue;
+        }
+        // A dir without a lock file is one being created right now: leave it.
+        let Ok(lock) = std::fs::OpenOptions::new().write(true).open(path.join("lock")) else { continue };
+        if try_lock(&lock) {
+            removed += std::fs::read_dir(&path)?.count().saturating_sub(1);
+            std::fs::remove_dir_all(&path)?;
+        }
+    }
+    Ok(removed)
 }
 
 fn io(path: &Path, e: std::io::Error) -> BlobError {
@@ -68,6 +128,10 @@ struct FsWriter {
 
 #[async_trait]
 impl BlobWriter for FsWriter {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
     async fn write(&mut self, chunk: &[u8]) -> BlobResult<()> {
         let f = self.sink.as_mut().expect("writer used after commit");
         f.write(chunk).await.map_err(|e| io(&self.tmp, e))
@@ -145,69 +209,67 @@ impl Blobs for FsBlobs {
 
     async fn delete(&self, key: &str) -> BlobResult<()> {
         let path = self.path(key)?;
-        let renditions = RENDITION_KINDS.iter().map(|k| path.with_extension(k));
-        for p in std::iter::once(path.clone()).chain(renditions) {
-            match fs::remove_file(&p).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&p, e)),
-            }
-        }
-        Ok(())
-    }
-
-    async fn put_rendition(&self, key: &str, kind: &str, bytes: Bytes) -> BlobResult<()> {
-        // Only known kinds, so a delete finds every rendition a blob has.
-        debug_assert!(RENDITION_KINDS.contains(&kind), "unknown rendition kind {kind}");
-        let dest = self.path(key)?.with_extension(kind);
-        // Unique temp name: a background job and a request may render the same thing at once.
-        let tmp = self.tmp.join(format!("{key}.{kind}.{}.part", uuid::Uuid::new_v4().simple()));
-        let mut f = private_file(&tmp).await.map_err(|e| io(&tmp, e))?;
-        f.write_all(&bytes).await.map_err(|e| io(&tmp, e))?;
-        f.sync_all().await.map_err(|e| io(&tmp, e))?;
-        fs::rename(&tmp, &dest).await.map_err(|e| io(&dest, e))?;
-        Ok(())
-    }
-
-    async fn rendition(&self, key: &str, kind: &str) -> BlobResult<Option<Bytes>> {
-        let path = self.path(key)?.with_extension(kind);
-        match fs::read(&path).await {
-            Ok(b) => Ok(Some(Bytes::from(b))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        match fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io(&path, e)),
         }
     }
 
-    async fn clear_temp(&self) -> BlobResult<usize> {
-        let mut removed = 0;
-        let mut tmp = fs::read_dir(&self.tmp).await.map_err(|e| io(&self.tmp, e))?;
-        while let Some(e) = tmp.next_entry().await.map_err(|e| io(&self.tmp, e))? {
-            if fs::remove_file(e.path()).await.is_ok() {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+    async fn put(&self, key: &str, bytes: Bytes) -> BlobResult<()> {
+        let dest = self.path(key)?;
+        // Unique temp name: a background job and a request may render the same thing at once.
+        let tmp = self.tmp.join(format!("{key}.{}.part", uuid::Uuid::new_v4().simple()));
+        let mut f = private_file(&tmp).await.map_err(|e| io(&tmp, e))?;
+        f.write_all(&bytes).await.map_err(|e| io(&tmp, e))?;
+        f.sync_all().await.map_err(|e| io(&tmp, e))?;
+        let dir = dest.parent().expect("blob path has a parent").to_owned();
+        fs::create_dir_all(&dir).await.map_err(|e| io(&dir, e))?;
+        fs::rename(&tmp, &dest).await.map_err(|e| io(&dest, e))?;
+        Ok(())
     }
 
-    async fn sweep(
-        &self,
-        before: std::time::SystemTime,
-        keep: &(dyn for<'k> Fn(&'k str) -> bool + Send + Sync),
-    ) -> BlobResult<usize> {
-        let mut removed = 0;
-        let mut shards = fs::read_dir(&self.root).await.map_err(|e| io(&self.root, e))?;
-        while let Some(shard) = shards.next_entry().await.map_err(|e| io(&self.root, e))? {
-            let mut files = fs::read_dir(shard.path()).await.map_err(|e| io(&shard.path(), e))?;
-            while let Some(f) = files.next_entry().await.map_err(|e| io(&shard.path(), e))? {
-                let name = f.file_name().to_string_lossy().into_owned();
-                let key = name.split('.').next().unwrap_or_default();
-                let old = f.metadata().await.and_then(|m| m.modified()).map(|t| t < before).unwrap_or(false);
-                if old && !keep(key) && fs::remove_file(f.path()).await.is_ok() {
-                    removed += 1;
+    async fn list(&self, after: Option<&str>, limit: usize) -> BlobResult<Vec<BlobInfo>> {
+        // Shards are the first two hex digits of the key, so walking shards in order and
+        // files in order within each gives the key order.
+        let (root, after) = (self.root.clone(), after.map(str::to_owned));
+        tokio::task::spawn_blocking(move || {
+            let mut shards: Vec<String> = std::fs::read_dir(&root)
+                .map_err(|e| io(&root, e))?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n.len() == 2)
+                .collect();
+            shards.sort();
+            let mut out = Vec::new();
+            for shard in shards {
+                if after.as_deref().is_some_and(|a| shard.as_str() < &a[..a.len().min(2)]) {
+                    continue;
+                }
+                let dir = root.join(&shard);
+                let mut names: Vec<(String, u64)> = std::fs::read_dir(&dir)
+                    .map_err(|e| io(&dir, e))?
+                    .filter_map(|e| {
+                        let e = e.ok()?;
+                        Some((e.file_name().into_string().ok()?, e.metadata().ok()?.len()))
+                    })
+                    .filter(|(n, _)| after.as_deref().is_none_or(|a| n.as_str() > a))
+                    .collect();
+                names.sort();
+                for (key, size) in names {
+                    out.push(BlobInfo { key, size });
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
                 }
             }
-        }
-        Ok(removed)
+            Ok(out)
+        })
+        .await
+        .map_err(|e| BlobError::Io(e.to_string()))?
+    }
+
+    async fn check(&self) -> BlobResult<()> {
+        fs::metadata(&self.root).await.map(drop).map_err(|e| io(&self.root, e))
     }
 }
 
@@ -343,24 +405,52 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn clear_temp_and_sweep_remove_only_what_they_should() {
-        let (dir, blobs, kept, _) = stored(10).await;
-        let mut w = blobs.create().await.unwrap();
-        w.write(b"orphan").await.unwrap();
-        let orphan = w.commit().await.unwrap();
-        blobs.put_rendition(&orphan, "thumb", Bytes::from_static(b"jpeg")).await.unwrap();
-        std::fs::write(dir.path().join("tmp/left.part"), b"partial").unwrap();
+    async fn temp_files_of_dead_instances_go_and_a_live_instances_stay() {
+        let (dir, live, _kept, _) = stored(10).await;
+        let mut inflight = live.create().await.unwrap();
+        inflight.write(b"in flight").await.unwrap();
+        std::fs::write(dir.path().join("tmp/left-by-v0.part"), b"partial").unwrap();
+        let dead = FsBlobs::open(dir.path()).unwrap();
+        assert_eq!(dead.cleared, 1, "the loose temp file of an older version");
+        let mut w = dead.create().await.unwrap();
+        w.write(b"partial").await.unwrap();
+        std::mem::forget(w); // a crash: the temp file stays
+        drop(dead);
 
-        assert_eq!(blobs.clear_temp().await.unwrap(), 1);
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
-        // Nothing is older than a moment ago: the sweep leaves young blobs alone.
-        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        assert_eq!(blobs.sweep(past, &|_| false).await.unwrap(), 0);
-        let future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
-        let keep = kept.clone();
-        assert_eq!(blobs.sweep(future, &move |k| k == keep).await.unwrap(), 2, "the orphan and its thumbnail");
-        assert!(read(&blobs, &kept, 0, None).await.is_ok());
-        assert!(matches!(blobs.read(&orphan, 0, None).await, Err(BlobError::NotFound(_))));
-        assert!(blobs.rendition(&orphan, "thumb").await.unwrap().is_none());
+        let next = FsBlobs::open(dir.path()).unwrap();
+        assert_eq!(next.cleared, 1, "the dead instance's upload, not the live one's");
+        // The live instance's upload is intact and commits.
+        let key = inflight.commit().await.unwrap();
+        assert_eq!(read(&next, &key, 0, None).await.unwrap(), b"in flight");
+    }
+
+    #[tokio::test]
+    async fn list_pages_in_key_order_with_renditions() {
+        let (_dir, blobs, a, _) = stored(10).await;
+        let mut keys = vec![a.clone()];
+        for _ in 0..4 {
+            let mut w = blobs.create().await.unwrap();
+            w.write(b"x").await.unwrap();
+            keys.push(w.commit().await.unwrap());
+        }
+        blobs.put(&rendition_key(&a, "thumb"), Bytes::from_static(b"jpeg")).await.unwrap();
+        keys.push(rendition_key(&a, "thumb"));
+        keys.sort();
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = blobs.list(after.as_deref(), 2).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().map(|b| b.key.clone());
+            seen.extend(page);
+        }
+        assert_eq!(seen.iter().map(|b| b.key.clone()).collect::<Vec<_>>(), keys);
+        assert_eq!(seen.iter().find(|b| b.key == a).unwrap().size, 10);
+        assert_eq!(rendition(&blobs, &a, "thumb").await.unwrap().unwrap(), &b"jpeg"[..]);
+        delete_with_renditions(&blobs, &a).await.unwrap();
+        assert!(rendition(&blobs, &a, "thumb").await.unwrap().is_none());
+        assert!(blobs.path("../etc").is_err() && blobs.path(&format!("{a}.exe")).is_err());
     }
 }

@@ -1,14 +1,23 @@
-//! Content storage: immutable blobs addressed by random keys.
+//! Content storage: immutable blobs addressed by keys.
 //!
-//! Contract of [`Blobs`], for every backend:
-//! - a blob is written through a [`BlobWriter`]; it becomes visible under its key only when
-//!   [`BlobWriter::commit`] returns, and then it is durable (fsynced). An aborted or dropped
-//!   writer, or a crash, leaves nothing visible;
-//! - blobs are never modified, only deleted; keys are generated here, never taken from a
-//!   client, so no name a client sends can reach the file system;
-//! - `delete` of a missing key is not an error.
+//! The contract of [`Blobs`] is what object stores do, for every backend:
+//! - **streamed put**: a blob is written through a [`BlobWriter`] under a key chosen at
+//!   [`Blobs::create`]; it becomes visible under that key only when [`BlobWriter::commit`]
+//!   returns, and is then durable. An aborted or dropped writer, or a crash, leaves nothing
+//!   visible (a file backend's temp file, an object store's unfinished multipart upload);
+//! - **ranged get**, **delete** (of a missing key: not an error) and a paged, key-ordered
+//!   **list** for maintenance (fsck, migration); small derived objects (renditions) are
+//!   ordinary blobs under [`rendition_key`]s, written whole with [`Blobs::put`];
+//! - blobs are never modified; keys are generated here, never taken from a client, so no
+//!   name a client sends can reach a file system or a bucket.
+//!
+//! Durability mechanics (fsync, write-back, rename into place, temp files) are private to a
+//! backend. Which blobs are live is the metadata store's business: a key is claimed there
+//! before its upload starts and released in a delete's transaction, and orphans are found
+//! from those rows, never by listing a whole bucket.
 
 pub mod fs;
+pub mod s3;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -21,12 +30,15 @@ pub enum BlobError {
     /// No blob with this key.
     #[error("blob {0} not found")]
     NotFound(String),
-    /// I/O failure; the message names the file.
+    /// I/O failure; the message names the file or object.
     #[error("{0}")]
     Io(String),
     /// The storage is full (ENOSPC, EDQUOT), or under the reserve kept for the database.
     #[error("disk full: {0}")]
     Full(String),
+    /// The backend cannot be reached (an object store down); retrying later may work.
+    #[error("content store unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Whether an I/O error means "no space left" (ENOSPC, or a quota of the file system).
@@ -46,6 +58,8 @@ pub type BlobStream = BoxStream<'static, std::io::Result<Bytes>>;
 /// A blob being written.
 #[async_trait]
 pub trait BlobWriter: Send {
+    /// The key the blob will have (known before any byte is written, so it can be claimed).
+    fn key(&self) -> &str;
     /// Appends bytes.
     async fn write(&mut self, chunk: &[u8]) -> BlobResult<()>;
     /// Makes the blob durable and visible; returns its key.
@@ -54,39 +68,67 @@ pub trait BlobWriter: Send {
     async fn abort(self: Box<Self>);
 }
 
-/// The kinds of derived objects a blob can have; [`Blobs::delete`] removes every one of them.
+/// A stored object, as [`Blobs::list`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// Its key (a blob's, or a [`rendition_key`]).
+    pub key: String,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// The kinds of derived objects a blob can have; [`delete_with_renditions`] removes them all.
 pub const RENDITION_KINDS: [&str; 4] = ["thumb", "preview", "p100", "p500"];
+
+/// The key of a derived object of blob `key`: `<key>.<kind>`.
+pub fn rendition_key(key: &str, kind: &str) -> String {
+    debug_assert!(RENDITION_KINDS.contains(&kind), "unknown rendition kind {kind}");
+    format!("{key}.{kind}")
+}
+
+/// The blob a stored key belongs to: itself, or the blob of a rendition.
+pub fn owner_key(key: &str) -> &str {
+    key.split('.').next().unwrap_or(key)
+}
 
 /// The content-storage contract. See the module docs.
 #[async_trait]
 pub trait Blobs: Send + Sync + 'static {
-    /// Starts a new blob.
+    /// Starts a new blob under a fresh key.
     async fn create(&self) -> BlobResult<Box<dyn BlobWriter>>;
+    /// Stores a small object whole under `key`, durably and atomically (renditions).
+    async fn put(&self, key: &str, bytes: Bytes) -> BlobResult<()>;
     /// Reads `len` bytes from `offset` (`None`: to the end).
     /// A blob shorter than `offset + len` ends the stream with an error.
     async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobStream>;
-    /// Deletes a blob and its renditions (every kind of [`RENDITION_KINDS`]).
+    /// Deletes one object.
     async fn delete(&self, key: &str) -> BlobResult<()>;
-    /// Stores a small derived object (thumbnail, preview) of a blob, durably and atomically.
-    /// `kind` is one of [`RENDITION_KINDS`].
-    async fn put_rendition(&self, key: &str, kind: &str, bytes: Bytes) -> BlobResult<()>;
-    /// A derived object, if it was made.
-    async fn rendition(&self, key: &str, kind: &str) -> BlobResult<Option<Bytes>>;
+    /// Up to `limit` objects with keys after `after`, in key order (maintenance only).
+    async fn list(&self, after: Option<&str>, limit: usize) -> BlobResult<Vec<BlobInfo>>;
+    /// Whether the backend answers (health checks).
+    async fn check(&self) -> BlobResult<()>;
     /// Bytes still free where the blobs are stored, if the backend can tell (a file system
     /// can; an object store cannot, and has no such limit).
     fn available(&self) -> Option<u64> {
         None
     }
-    /// Removes the temp files of a previous run (partial uploads); returns how many. Run at
-    /// start-up before any upload, so it must not cost more than the temp files there are.
-    async fn clear_temp(&self) -> BlobResult<usize>;
-    /// Removes blobs older than `before` that `keep` rejects; returns how many. Walks every
-    /// blob: run in the background.
-    async fn sweep(
-        &self,
-        before: std::time::SystemTime,
-        keep: &(dyn for<'k> Fn(&'k str) -> bool + Send + Sync),
-    ) -> BlobResult<usize>;
+}
+
+/// Deletes a blob and every rendition it may have.
+pub async fn delete_with_renditions(blobs: &dyn Blobs, key: &str) -> BlobResult<()> {
+    for kind in RENDITION_KINDS {
+        blobs.delete(&rendition_key(key, kind)).await?;
+    }
+    blobs.delete(key).await
+}
+
+/// A rendition of a blob, if it was made.
+pub async fn rendition(blobs: &dyn Blobs, key: &str, kind: &str) -> BlobResult<Option<Bytes>> {
+    match read_all(blobs, &rendition_key(key, kind), u64::MAX).await {
+        Ok(b) => Ok(Some(Bytes::from(b))),
+        Err(BlobError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Reads the first `max` bytes of a blob (or all of a shorter one) into memory: format

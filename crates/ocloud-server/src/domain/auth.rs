@@ -74,10 +74,6 @@ pub fn hash_token(token: &str) -> Vec<u8> {
 /// Refresh tokens live 180 days.
 const REFRESH_TTL_SECS: i64 = 180 * 24 * 3600;
 
-fn now_s() -> i64 {
-    super::dates::now_ms() / 1000
-}
-
 /// Tokens freshly issued.
 #[derive(Debug, Clone)]
 pub struct IssuedTokens {
@@ -128,13 +124,14 @@ impl Service {
         with_refresh: bool,
         ttl: std::time::Duration,
     ) -> Result<super::oauth::Grant> {
-        let now = now_s();
+        let now = self.clock.now_s();
         let access_token = new_token();
         let refresh_token = with_refresh.then(new_token);
         let mut tokens = vec![(access_token.clone(), "access", now + ttl.as_secs() as i64)];
         if let Some(r) = &refresh_token {
             tokens.push((r.clone(), "refresh", now + REFRESH_TTL_SECS));
         }
+        let mut rows = Vec::with_capacity(tokens.len());
         for (token, kind, expires_at) in tokens {
             let record = TokenRecord {
                 kind: kind.to_owned(),
@@ -145,8 +142,10 @@ impl Service {
                 revoked: false,
                 grant: grant.to_owned(),
             };
-            self.meta.insert_token(NewToken { hash: hash_token(&token), record }).await?;
+            rows.push(NewToken { hash: hash_token(&token), record });
         }
+        // The pair in one transaction: never an access token whose refresh token is missing.
+        self.meta.insert_tokens(rows).await?;
         Ok(super::oauth::Grant { access_token, refresh_token, expires_in: ttl.as_secs() })
     }
 
@@ -157,7 +156,7 @@ impl Service {
         let hash = hash_token(token);
         let generation = self.meta.generation().await?;
         if let Some((access, expires_at)) = self.cfg.cache.then(|| self.caches.auth(generation, &hash)).flatten() {
-            return if expires_at <= now_s() {
+            return if expires_at <= self.clock.now_s() {
                 Err(Error::ExpiredCredentials)
             } else {
                 Ok(Access { generation: Some(generation), ..access })
@@ -167,7 +166,7 @@ impl Service {
         if record.kind != "access" || record.revoked {
             return Err(Error::InvalidCredentials);
         }
-        if record.expires_at <= now_s() {
+        if record.expires_at <= self.clock.now_s() {
             return Err(Error::ExpiredCredentials);
         }
         let access = Access {
@@ -211,7 +210,7 @@ impl Service {
     /// A legacy session id (spec §3.2), valid 15 minutes; the service never requires it.
     pub async fn create_session(&self, a: &Access) -> Result<String> {
         let esid = new_token()[4..].to_owned();
-        self.meta.insert_session(&esid, a.user.id, now_s() + 15 * 60).await?;
+        self.meta.insert_session(&esid, a.user.id, self.clock.now_s() + 15 * 60).await?;
         Ok(esid)
     }
 }

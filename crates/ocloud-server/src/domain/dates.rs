@@ -10,11 +10,6 @@ pub fn format_ms(ms: i64) -> String {
     t.format(format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+0000")).unwrap_or_default()
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

@@ -65,6 +65,9 @@ pub enum Error {
     /// No room left to store content or metadata; retry once space is freed.
     #[error("disk full: {0}")]
     DiskFull(String),
+    /// A storage backend cannot be reached (database or object store down); retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// Anything else; logged, never shown.
     #[error("{0}")]
     Internal(String),
@@ -81,6 +84,7 @@ impl From<StoreError> for Error {
             StoreError::QuotaExceeded { needed, free } => Error::QuotaExceeded { needed, free },
             StoreError::IntoItself => Error::IntoItself,
             StoreError::Full(why) => Error::DiskFull(why),
+            StoreError::Unavailable(why) => Error::Unavailable(why),
             other => Error::Internal(other.to_string()),
         }
     }
@@ -90,6 +94,7 @@ impl From<BlobError> for Error {
     fn from(e: BlobError) -> Self {
         match e {
             BlobError::Full(why) => Error::DiskFull(why),
+            BlobError::Unavailable(why) => Error::Unavailable(why),
             other => Error::Internal(other.to_string()),
         }
     }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use ocloud_wire::model::FileType;
 
 use super::auth::{hash_token, new_token};
-use super::{Access, Error, Item, Result, Service, dates, names};
+use super::{Access, Error, Item, Result, Service, names};
 use crate::store::{ChildQuery, Node, UploadUrl};
 
 /// Name of the Photos area folder.
@@ -106,7 +106,7 @@ impl Service {
             scope: if a.full_write { "openid cloudfullwrite".into() } else { "openid cloud".into() },
             name,
             size,
-            expires_at: dates::now_ms() / 1000 + self.cfg.upload_url_ttl.as_secs() as i64,
+            expires_at: self.clock.now_s() + self.cfg.upload_url_ttl.as_secs() as i64,
         };
         self.meta.insert_upload_url(&hash_token(&key), record).await.map_err(|e| {
             tracing::error!(error = %crate::logsafe::Esc(&e), "recording an upload URL");
@@ -122,7 +122,7 @@ impl Service {
         let Some((u, used)) = self.meta.take_upload_url(&hash_token(key), &hash_token(cookie)).await? else {
             return Ok(None);
         };
-        if used || u.expires_at <= dates::now_ms() / 1000 {
+        if used || u.expires_at <= self.clock.now_s() {
             return Ok(None);
         }
         let access = self.access_for(u.user_id, u.app_id, &u.scope).await?;
@@ -218,7 +218,7 @@ impl Service {
     ) -> Result<Option<Photo>> {
         let prefix = crate::blobs::read_all(self.blobs.as_ref(), &blob, 512 * 1024).await?;
         let Some((mime, width, height)) = super::kinds::sniff_picture(&prefix) else {
-            self.blobs.delete(&blob).await?;
+            self.drop_blobs(vec![blob]).await;
             return Ok(None);
         };
         let ext = mime.rsplit('/').next().unwrap_or("jpg").replace("jpeg", "jpg");
@@ -238,7 +238,7 @@ impl Service {
         let node = match self.meta.insert_file(album.id, file, self.quota_of(&a.user)).await {
             Ok(n) => n,
             Err(e) => {
-                let _ = self.blobs.delete(&blob).await;
+                self.drop_blobs(vec![blob]).await;
                 return Err(e.into());
             }
         };

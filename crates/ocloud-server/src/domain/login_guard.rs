@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -34,8 +34,9 @@ const MAX_RECORDS: usize = 10_000;
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u32,
-    last: Instant,
-    wait_until: Instant,
+    /// Unix ms of the injected clock, so the emulator's clock also ends a wait.
+    last: i64,
+    wait_until: i64,
 }
 
 /// Failed sign-ins by account and by address.
@@ -71,7 +72,7 @@ impl Service {
         let key = self.csrf_key().await?;
         let mut nonce = [0u8; 16];
         rand::rng().fill_bytes(&mut nonce);
-        let payload = format!("{}.{}", hex(&nonce), super::dates::now_ms() / 1000 + FORM_TTL_SECS);
+        let payload = format!("{}.{}", hex(&nonce), self.clock.now_s() + FORM_TTL_SECS);
         let sig = hex(&Self::csrf_mac(key, &payload).finalize().into_bytes());
         Ok(format!("{payload}.{sig}"))
     }
@@ -85,7 +86,7 @@ impl Service {
         };
         let Some(sig) = unhex(sig) else { return Ok(false) };
         let signed = Self::csrf_mac(key, payload).verify_slice(&sig).is_ok();
-        Ok(signed && expiry > super::dates::now_ms() / 1000)
+        Ok(signed && expiry > self.clock.now_s())
     }
 
     /// Starts a sign-in for `keys` (the account, the address): `Err` with the time still to
@@ -93,25 +94,26 @@ impl Service {
     /// attempts cannot all slip through before the first is counted. [`Service::login_succeeded`]
     /// clears the count.
     pub fn login_begin(&self, keys: &[String]) -> std::result::Result<(), Duration> {
-        let now = Instant::now();
+        let now = self.clock.now_ms();
+        let forget = FORGET_AFTER.as_millis() as i64;
         let mut map = self.login_guard.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let wait = keys.iter().filter_map(|k| map.get(k)).map(|f| f.wait_until.saturating_duration_since(now)).max();
-        if let Some(wait) = wait.filter(|d| !d.is_zero()) {
-            return Err(wait);
+        let wait = keys.iter().filter_map(|k| map.get(k)).map(|f| f.wait_until.saturating_sub(now)).max();
+        if let Some(wait) = wait.filter(|w| *w > 0) {
+            return Err(Duration::from_millis(wait as u64));
         }
         if map.len() > MAX_RECORDS {
-            map.retain(|_, f| now.duration_since(f.last) < FORGET_AFTER);
+            map.retain(|_, f| now - f.last < forget);
         }
         for k in keys {
             let f = map.entry(k.clone()).or_insert(Failures { count: 0, last: now, wait_until: now });
-            if now.duration_since(f.last) >= FORGET_AFTER {
+            if now - f.last >= forget {
                 f.count = 0;
             }
             f.count += 1;
             f.last = now;
             if f.count > FREE_FAILURES {
                 let wait = Duration::from_secs(1u64 << (f.count - FREE_FAILURES - 1).min(9)).min(MAX_WAIT);
-                f.wait_until = now + wait;
+                f.wait_until = now + wait.as_millis() as i64;
             }
         }
         Ok(())
@@ -139,15 +141,15 @@ mod tests {
 
     use super::*;
 
-    fn service() -> (tempfile::TempDir, Service) {
+    async fn service() -> (tempfile::TempDir, Service) {
         let dir = tempfile::tempdir().unwrap();
-        let svc = crate::open_service(Arc::new(crate::Config::new(dir.path())), "http://x".into()).unwrap();
+        let svc = crate::open_service(Arc::new(crate::Config::new(dir.path())), "http://x".into()).await.unwrap();
         (dir, svc)
     }
 
     #[tokio::test]
     async fn csrf_tokens_are_signed_and_expire() {
-        let (dir, svc) = service();
+        let (dir, svc) = service().await;
         let t = svc.login_csrf().await.unwrap();
         assert!(svc.login_csrf_valid(&t).await.unwrap());
         // Any token an attacker makes up, or one with its expiry changed, fails.
@@ -159,13 +161,13 @@ mod tests {
         let sig = hex(&Service::csrf_mac(svc.csrf_key().await.unwrap(), &expired).finalize().into_bytes());
         assert!(!svc.login_csrf_valid(&format!("{expired}.{sig}")).await.unwrap(), "expired");
         // Another process on the same database checks what this one signed.
-        let other = crate::open_service(Arc::new(crate::Config::new(dir.path())), "http://x".into()).unwrap();
+        let other = crate::open_service(Arc::new(crate::Config::new(dir.path())), "http://x".into()).await.unwrap();
         assert!(other.login_csrf_valid(&t).await.unwrap());
     }
 
-    #[test]
-    fn waits_grow_and_a_success_clears_them() {
-        let (_dir, svc) = service();
+    #[tokio::test]
+    async fn waits_grow_and_a_success_clears_them() {
+        let (_dir, svc) = service().await;
         let keys = vec!["user:a".to_owned(), "addr:1".to_owned()];
         // Each begun attempt counts at once: parallel attempts cannot all get through.
         for _ in 0..=FREE_FAILURES {
@@ -180,9 +182,13 @@ mod tests {
         svc.login_succeeded(&keys);
         // The waits double, and stay bounded: never a lockout.
         let mut map = svc.login_guard.failures.lock().unwrap();
-        map.insert("user:a".into(), Failures { count: 40, last: Instant::now(), wait_until: Instant::now() });
+        let now = svc.clock.now_ms();
+        map.insert("user:a".into(), Failures { count: 40, last: now, wait_until: now });
         drop(map);
         assert_eq!(svc.login_begin(&keys[..1]), Ok(()));
         assert!(svc.login_begin(&keys[..1]).unwrap_err() <= MAX_WAIT);
+        // The injected clock ends the wait: no sleeping.
+        svc.clock.advance(MAX_WAIT.as_millis() as i64);
+        assert_eq!(svc.login_begin(&keys[..1]), Ok(()));
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod content;
 pub mod dates;
 pub mod error;
 pub mod kinds;
@@ -38,6 +39,8 @@ pub struct Service {
     pub cfg: Arc<Config>,
     /// Base of content URLs, without trailing slash.
     pub public_url: String,
+    /// The one source of time (shared with the metadata backend).
+    pub clock: crate::clock::Clock,
     pub(crate) renders: Arc<tokio::sync::Semaphore>,
     limits: Arc<limits::RateLimits>,
     pub(crate) caches: Arc<cache::Caches>,
@@ -46,13 +49,20 @@ pub struct Service {
 
 impl Service {
     /// Assembles the domain layer over its two backends.
-    pub fn new(meta: Arc<dyn Metadata>, blobs: Arc<dyn Blobs>, cfg: Arc<Config>, public_url: String) -> Service {
+    pub fn new(
+        meta: Arc<dyn Metadata>,
+        blobs: Arc<dyn Blobs>,
+        cfg: Arc<Config>,
+        public_url: String,
+        clock: crate::clock::Clock,
+    ) -> Service {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Service {
             meta,
             blobs,
             cfg,
             public_url,
+            clock,
             renders: Arc::new(tokio::sync::Semaphore::new(workers)),
             limits: Arc::default(),
             caches: Arc::default(),

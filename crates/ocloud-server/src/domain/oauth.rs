@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::auth::{hash_token, hex, new_token};
-use super::{Result, Service, dates};
+use super::{Result, Service};
 use crate::store::{App, CodeRecord, NewApp, User, WebSession};
 
 /// Scopes the service knows (spec §2.1).
@@ -154,10 +154,6 @@ impl OAuthFailure {
     }
 }
 
-fn now_s() -> i64 {
-    dates::now_ms() / 1000
-}
-
 /// Tokens of a grant.
 #[derive(Debug, Clone)]
 pub struct Grant {
@@ -253,7 +249,8 @@ impl Service {
     pub async fn open_web_session(&self, user: &User) -> Result<(String, String)> {
         let sid = new_token();
         let csrf = new_token();
-        let session = WebSession { user_id: user.id, csrf: csrf.clone(), expires_at: now_s() + WEB_SESSION_SECS };
+        let session =
+            WebSession { user_id: user.id, csrf: csrf.clone(), expires_at: self.clock.now_s() + WEB_SESSION_SECS };
         self.meta.insert_web_session(&hash_token(&sid), session).await?;
         Ok((sid, csrf))
     }
@@ -263,7 +260,7 @@ impl Service {
         let Some(s) = self.meta.web_session(&hash_token(sid)).await? else {
             return Ok(None);
         };
-        if s.expires_at <= now_s() {
+        if s.expires_at <= self.clock.now_s() {
             return Ok(None);
         }
         Ok(self.meta.user(s.user_id).await?.filter(|u| !u.disabled).map(|u| (u, s)))
@@ -285,20 +282,10 @@ impl Service {
 
     /// Records the user's consent to the request's scopes.
     pub async fn grant_consent(&self, user: &User, app: &App, req: &AuthorizeRequest) -> Result<()> {
-        let mut scopes: Vec<String> = self
-            .meta
-            .consent(user.id, app.id)
-            .await?
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        for s in req.scopes() {
-            if !scopes.iter().any(|g| g == s) {
-                scopes.push(s.to_owned());
-            }
-        }
-        Ok(self.meta.set_consent(user.id, app.id, &scopes.join(" ")).await?)
+        let scopes: Vec<String> = req.scopes().into_iter().map(str::to_owned).collect();
+        // Merged with what was granted before in the store, in one step: two consents given
+        // at once on two instances both count.
+        Ok(self.meta.merge_consent(user.id, app.id, &scopes).await?)
     }
 
     /// Issues an authorization code for a checked request.
@@ -310,7 +297,7 @@ impl Service {
             redirect_uri: req.redirect_uri.clone(),
             scope: req.scopes().join(" "),
             code_challenge: (!req.code_challenge.is_empty()).then(|| req.code_challenge.clone()),
-            expires_at: now_s() + self.cfg.code_ttl.as_secs() as i64,
+            expires_at: self.clock.now_s() + self.cfg.code_ttl.as_secs() as i64,
         };
         self.meta.insert_code(&hash_token(&code), record).await?;
         Ok(code)
@@ -358,7 +345,7 @@ impl Service {
         if record.app_id != app.id {
             return Err(invalid("authorization code issued to another client"));
         }
-        if record.expires_at <= now_s() {
+        if record.expires_at <= self.clock.now_s() {
             return Err(invalid("authorization code expired"));
         }
         if record.redirect_uri != redirect_uri {
@@ -403,7 +390,7 @@ impl Service {
         if record.app_id != app.id {
             return Err(invalid("refresh token issued to another client"));
         }
-        if record.expires_at <= now_s() {
+        if record.expires_at <= self.clock.now_s() {
             return Err(invalid("refresh token expired"));
         }
         let user = self.grant_user(record.user_id).await?;
@@ -483,7 +470,8 @@ mod tests {
     async fn secrets_issued_before_keep_working() {
         // Before the short secrets, apps got 64 hex characters; their hashes stay valid.
         let dir = tempfile::tempdir().unwrap();
-        let svc = crate::open_service(std::sync::Arc::new(crate::Config::new(dir.path())), "http://x".into()).unwrap();
+        let svc =
+            crate::open_service(std::sync::Arc::new(crate::Config::new(dir.path())), "http://x".into()).await.unwrap();
         let old_secret = hex(&[0xab; 32]);
         let app = NewApp {
             name: "old".into(),

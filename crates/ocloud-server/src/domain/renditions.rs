@@ -47,15 +47,15 @@ impl Service {
     pub async fn rendition(&self, blob: &str, kind: &str) -> Result<Bytes> {
         let size =
             KINDS.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s).ok_or_else(|| Error::NotFound(kind.to_owned()))?;
-        if let Some(b) = self.blobs.rendition(blob, kind).await? {
+        if let Some(b) = crate::blobs::rendition(self.blobs.as_ref(), blob, kind).await? {
             return Ok(b);
         }
         let _permit = self.renders.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
-        if let Some(b) = self.blobs.rendition(blob, kind).await? {
+        if let Some(b) = crate::blobs::rendition(self.blobs.as_ref(), blob, kind).await? {
             return Ok(b);
         }
         let jpeg = self.render_now(blob, size, size).await?;
-        self.blobs.put_rendition(blob, kind, jpeg.clone()).await?;
+        self.blobs.put(&crate::blobs::rendition_key(blob, kind), jpeg.clone()).await?;
         Ok(jpeg)
     }
 }

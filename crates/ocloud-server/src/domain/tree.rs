@@ -307,13 +307,9 @@ impl Service {
         let item = self.resolve(a, item_id, is_dir).await?;
         self.check_modify(a, &item)?;
         let freed = self.meta.delete(item.node.id).await?;
-        // Metadata is committed first; a crash here leaves orphan blobs that the start-up
-        // sweep removes, never an item without content.
-        for key in freed {
-            if let Err(e) = self.blobs.delete(&key).await {
-                tracing::warn!(blob = %key, error = %crate::logsafe::Esc(&e), "could not delete blob; the next start-up sweep will");
-            }
-        }
+        // Metadata is committed first; a crash here leaves unreferenced keys that the reaper
+        // finds in the database, never an item without content.
+        self.drop_blobs(freed).await;
         Ok(())
     }
 

@@ -69,9 +69,7 @@ impl Service {
         match self.record(a, &target, &blob, size).await {
             Ok(r) => Ok(r),
             Err(e) => {
-                if let Err(de) = self.blobs.delete(&blob).await {
-                    tracing::warn!(blob = %blob, error = %crate::logsafe::Esc(&de), "could not delete blob of a refused upload");
-                }
+                self.drop_blobs(vec![blob]).await;
                 Err(e)
             }
         }

@@ -105,6 +105,14 @@ impl From<Error> for ApiError {
                 err.retry_after = Some(60);
                 return err;
             }
+            // A backend outage is temporary: 503/5 with a fixed text, never a 500 with
+            // internals; the service recovers by itself when the backend returns.
+            Error::Unavailable(why) => {
+                tracing::warn!(error = %crate::logsafe::Esc(why), "storage unavailable");
+                let mut err = ApiError::new(ErrorCode::Unavailable, "storage unavailable");
+                err.retry_after = Some(5);
+                return err;
+            }
             Error::Internal(_) => ErrorCode::Internal,
         };
         ApiError::new(code, detail)

@@ -160,7 +160,7 @@ mod tests {
     async fn answer(phase_now: u8) -> (StatusCode, serde_json::Value) {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Arc::new(crate::Config::new(dir.path()));
-        let svc = crate::open_service(cfg, "http://x".into()).unwrap();
+        let svc = crate::open_service(cfg, "http://x".into()).await.unwrap();
         let state = AppState {
             slots: Arc::new(tokio::sync::Semaphore::new(4)),
             svc: Arc::new(svc),

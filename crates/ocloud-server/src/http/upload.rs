@@ -172,7 +172,7 @@ impl Sink {
     pub(crate) async fn new(s: &AppState, a: &Access, declared: Option<u64>) -> Result<Sink, ApiError> {
         let reserve = s.svc.cfg.min_free_disk;
         check_disk(s.svc.blobs.as_ref(), reserve, declared.unwrap_or(0))?;
-        let writer = s.svc.blobs.create().await.map_err(Error::from)?;
+        let writer = s.svc.new_blob().await?;
         Ok(Sink {
             writer: Some(writer),
             written: 0,

@@ -2,8 +2,12 @@
 //!
 //! The [`Metadata`] trait is the whole contract between the domain layer and a database.
 //! Every method is one atomic transaction: it either happens entirely or not at all, and once
-//! it returns `Ok` it is durable. Backends: [`sqlite`] (embedded default).
+//! it returns `Ok` it is durable. Backends: [`sqlite`] (embedded default) and [`postgres`].
+//! Time is never stamped by a database: stores take it from the injected [`crate::clock::Clock`].
+//! Schemas are versioned; see [`migrations`].
 
+pub mod migrations;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -36,9 +40,24 @@ pub enum StoreError {
     /// The database cannot grow: its disk is full.
     #[error("metadata backend: disk full: {0}")]
     Full(String),
+    /// The database cannot be reached (down, restarting, connections exhausted).
+    #[error("metadata backend unavailable: {0}")]
+    Unavailable(String),
     /// Anything else (I/O, corruption); the message is for logs only.
     #[error("metadata backend: {0}")]
     Backend(String),
+}
+
+/// A consent's scopes after adding `more` to `granted` (space-separated): each scope once, in
+/// first-granted order. Policy lives here, not in SQL, so every backend merges alike.
+pub fn merge_scopes(granted: &str, more: &[String]) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for s in granted.split_whitespace().chain(more.iter().map(String::as_str)) {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out.join(" ")
 }
 
 /// Result of a metadata call.
@@ -243,12 +262,15 @@ pub struct NewToken {
     pub record: TokenRecord,
 }
 
-/// The metadata contract. See the module docs for atomicity.
+/// The metadata contract: the four parts below, each with its own contract; every call is
+/// one atomic transaction, durable once it returns `Ok`.
+pub trait Metadata: Accounts + Grants + Tree + Housekeeping {}
+
+impl<T: Accounts + Grants + Tree + Housekeeping> Metadata for T {}
+
+/// Users and applications.
 #[async_trait]
-pub trait Metadata: Send + Sync + 'static {
-    /// A number that changes whenever anything is committed, by this process or another one
-    /// (caches compare it).
-    async fn generation(&self) -> StoreResult<u64>;
+pub trait Accounts: Send + Sync + 'static {
     /// The user with this name, created (with its root folder) if missing.
     async fn ensure_user(&self, name: &str) -> StoreResult<User>;
     /// A user by id.
@@ -259,7 +281,6 @@ pub trait Metadata: Send + Sync + 'static {
     async fn set_disabled(&self, app: bool, name: &str, disabled: bool) -> StoreResult<bool>;
     /// An app by id.
     async fn app(&self, id: i64) -> StoreResult<Option<App>>;
-
     /// Registers a user. `AlreadyExists` if the name is taken.
     async fn create_user(&self, name: &str, password_hash: &str, quota: Option<u64>) -> StoreResult<User>;
     /// A user and their password hash, by name.
@@ -276,7 +297,13 @@ pub trait Metadata: Send + Sync + 'static {
     async fn apps(&self) -> StoreResult<Vec<App>>;
     /// Removes an app and its tokens, codes and consents. `false` if unknown.
     async fn remove_app(&self, name: &str) -> StoreResult<bool>;
+}
 
+/// What OAuth and the legacy APIs hand out: codes, consents, tokens, sessions, upload URLs.
+/// Each call is one atomic step; read-then-write sequences (a code taken once, a token pair,
+/// a consent merged) are single calls so they hold across instances.
+#[async_trait]
+pub trait Grants: Send + Sync + 'static {
     /// Stores an authorization code (by hash).
     async fn insert_code(&self, hash: &[u8], code: CodeRecord) -> StoreResult<()>;
     /// Takes a code and marks it used; the flag says whether it was used already (a
@@ -284,8 +311,9 @@ pub trait Metadata: Send + Sync + 'static {
     async fn take_code(&self, hash: &[u8]) -> StoreResult<Option<(CodeRecord, bool)>>;
     /// The scopes a user granted an app, if any.
     async fn consent(&self, user_id: i64, app_id: i64) -> StoreResult<Option<String>>;
-    /// Records (replaces) a consent.
-    async fn set_consent(&self, user_id: i64, app_id: i64, scope: &str) -> StoreResult<()>;
+    /// Adds scopes to a user's consent to an app (the union of what was granted and `scopes`,
+    /// in first-granted order), in one step.
+    async fn merge_consent(&self, user_id: i64, app_id: i64, scopes: &[String]) -> StoreResult<()>;
     /// Stores a browser session (by hash).
     async fn insert_web_session(&self, hash: &[u8], session: WebSession) -> StoreResult<()>;
     /// A browser session by hash.
@@ -295,7 +323,6 @@ pub trait Metadata: Send + Sync + 'static {
     /// Revokes the token with this hash if it belongs to `app_id`, and with `whole_grant`, for a
     /// refresh token, every token of its grant. Returns whether anything was revoked.
     async fn revoke_token(&self, hash: &[u8], app_id: i64, whole_grant: bool) -> StoreResult<bool>;
-
     /// Stores a one-time upload URL (by hash of its key).
     async fn insert_upload_url(&self, hash: &[u8], url: UploadUrl) -> StoreResult<()>;
     /// Takes the upload URL with this key hash and cookie hash, and marks it used, in one
@@ -307,13 +334,21 @@ pub trait Metadata: Send + Sync + 'static {
     async fn purge_expired(&self, now: i64) -> StoreResult<usize>;
     /// Revokes every token of a grant (a replayed code's tokens).
     async fn revoke_grant(&self, grant: &str) -> StoreResult<()>;
-    /// Stores a token.
-    async fn insert_token(&self, token: NewToken) -> StoreResult<()>;
+    /// Stores the tokens of one issue (an access token and its refresh token) together.
+    async fn insert_tokens(&self, tokens: Vec<NewToken>) -> StoreResult<()>;
     /// The token whose SHA-256 is `hash`.
     async fn token(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>>;
     /// Stores a legacy session id for a user.
     async fn insert_session(&self, esid: &str, user_id: i64, expires_at: i64) -> StoreResult<()>;
+}
 
+/// The folder tree. A user's tree changes are serialisable, across processes and instances:
+/// quota, clash renaming, move-into-itself and name-taken checks hold under any concurrency
+/// (SQLite: one writer; PostgreSQL: a per-user transaction-scoped advisory lock). A file's
+/// content never changes under its id (the API has no overwrite), so an ETag checked before a
+/// delete or a move cannot go stale.
+#[async_trait]
+pub trait Tree: Send + Sync + 'static {
     /// The root folder of a user.
     async fn root(&self, user_id: i64) -> StoreResult<Node>;
     /// A node by row id.
@@ -328,7 +363,8 @@ pub trait Metadata: Send + Sync + 'static {
     async fn descendants(&self, folder: NodeId, dirs_only: bool) -> StoreResult<Vec<Descendant>>;
     /// Creates an empty folder. `AlreadyExists` if the name is taken.
     async fn create_folder(&self, parent: NodeId, name: &str) -> StoreResult<Node>;
-    /// Records a file whose content is already durable; renames on a clash; checks the quota.
+    /// Records a file whose content is already durable under a claimed key; renames on a
+    /// clash; checks the quota. `NotFound` if the key was never claimed or is being reaped.
     async fn insert_file(&self, parent: NodeId, file: NewFile, quota: u64) -> StoreResult<Node>;
     /// Records many files at once in one transaction (imports, benchmarks); renames on
     /// clashes; checks the quota for the total.
@@ -337,14 +373,40 @@ pub trait Metadata: Send + Sync + 'static {
     async fn relocate(&self, node: NodeId, parent: NodeId, name: &str) -> StoreResult<Node>;
     /// Copies a node (recursively) under `parent` as `name`, sharing blobs; checks the quota.
     async fn copy(&self, node: NodeId, parent: NodeId, name: &str, quota: u64) -> StoreResult<Node>;
-    /// Deletes a node and its subtree; returns the blob keys no node references any more.
+    /// Deletes a node and its subtree; returns the blob keys no node references any more
+    /// (they stay known, unreferenced, until [`Housekeeping::forget_blobs`]).
     async fn delete(&self, node: NodeId) -> StoreResult<Vec<String>>;
     /// Replaces the metadata JSON of every file whose content is `blob` (metadata comes from
     /// the content, and copies share it); returns how many files.
     async fn set_blob_metadata(&self, blob: &str, metadata: &str) -> StoreResult<usize>;
+}
+
+/// Cache coherence, server secrets, the lifecycle of blob keys, health.
+#[async_trait]
+pub trait Housekeeping: Send + Sync + 'static {
+    /// A number that changes whenever anything is committed, by this process or another one
+    /// (caches compare it).
+    async fn generation(&self) -> StoreResult<u64>;
     /// The server secret `name`: `candidate` is stored if there is none yet, and the stored
     /// one is returned, in one step (every instance then signs with the same key).
     async fn secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
-    /// Every blob key some node references (for the start-up sweep of orphans).
-    async fn blob_keys(&self) -> StoreResult<std::collections::HashSet<String>>;
+    /// Whether the database answers (health checks).
+    async fn check(&self) -> StoreResult<()>;
+    /// Records `key` as a blob being written (before its first byte), at `now` (unix ms): if
+    /// the upload never gets recorded, the key is an orphan the reaper finds here.
+    async fn claim_blob(&self, key: &str, now: i64) -> StoreResult<()>;
+    /// Forgets keys whose objects were deleted, if still unreferenced.
+    async fn forget_blobs(&self, keys: &[String]) -> StoreResult<()>;
+    /// Up to `limit` keys unreferenced since before `before` (unix ms): claims of uploads that
+    /// never finished and blobs freed whose objects may remain. They are marked as being
+    /// reaped, in one step, so no file can reference them any more (recording a file on a
+    /// reaped key fails), and concurrent reapers take different keys where the backend allows.
+    /// The caller deletes the objects, then [`Housekeeping::forget_blobs`].
+    async fn reap_blobs(&self, before: i64, limit: usize) -> StoreResult<Vec<String>>;
+    /// Of these keys, those the database knows (referenced, claimed or being reaped).
+    async fn known_blobs(&self, keys: &[String]) -> StoreResult<std::collections::HashSet<String>>;
+    /// File contents in blob-key order after `after`: `(key, size)` once per key (fsck).
+    async fn file_blobs(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<(String, u64)>>;
+    /// Users whose `used` differs from the sum of their files' sizes: `(name, used, sum)`.
+    async fn usage_mismatches(&self) -> StoreResult<Vec<(String, u64, u64)>>;
 }

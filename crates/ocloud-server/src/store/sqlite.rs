@@ -14,44 +14,7 @@ use ocloud_wire::model::FileType;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::*;
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS users(
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, password_hash TEXT, quota INTEGER,
-  used INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS apps(
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, client_id TEXT NOT NULL UNIQUE,
-  secret_hash TEXT, redirect_uris TEXT NOT NULL DEFAULT '[]', scopes TEXT NOT NULL DEFAULT '',
-  rate_limit INTEGER, disabled INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens(
-  hash BLOB PRIMARY KEY, kind TEXT NOT NULL, user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,
-  scope TEXT NOT NULL, expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,
-  grant_id TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tokens_grant ON tokens(grant_id);
-CREATE TABLE IF NOT EXISTS codes(
-  hash BLOB PRIMARY KEY, app_id INTEGER NOT NULL, user_id INTEGER NOT NULL, redirect_uri TEXT NOT NULL,
-  scope TEXT NOT NULL, code_challenge TEXT, expires_at INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS consents(
-  user_id INTEGER NOT NULL, app_id INTEGER NOT NULL, scope TEXT NOT NULL, PRIMARY KEY(user_id, app_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS upload_urls(
-  hash BLOB PRIMARY KEY, cookie_hash BLOB NOT NULL, user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,
-  scope TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL, expires_at INTEGER NOT NULL,
-  used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS web_sessions(
-  hash BLOB PRIMARY KEY, user_id INTEGER NOT NULL, csrf TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sessions(
-  esid TEXT PRIMARY KEY, user_id INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS nodes(
-  id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, parent_id INTEGER, name TEXT NOT NULL,
-  is_dir INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, blob TEXT, file_type TEXT, mime TEXT,
-  metadata TEXT, created INTEGER NOT NULL, updated INTEGER NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS nodes_name ON nodes(parent_id, name);
-CREATE INDEX IF NOT EXISTS nodes_listing ON nodes(parent_id, is_dir DESC, name);
-CREATE UNIQUE INDEX IF NOT EXISTS nodes_root ON nodes(user_id) WHERE parent_id IS NULL;
-CREATE INDEX IF NOT EXISTS nodes_blob ON nodes(blob);
-CREATE TABLE IF NOT EXISTS secrets(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS blobs(key TEXT PRIMARY KEY, refs INTEGER NOT NULL) WITHOUT ROWID;
-"#;
+use crate::clock::Clock;
 
 const NODE_COLS: &str = "id, user_id, parent_id, name, is_dir, size, blob, file_type, mime, metadata, created, updated";
 
@@ -63,6 +26,7 @@ pub struct Sqlite {
     readers: Arc<Mutex<Vec<Connection>>>,
     // Never writes: its `PRAGMA data_version` changes on every commit of any connection.
     watcher: Arc<Mutex<Connection>>,
+    clock: Clock,
     // Deep-offset paging: per folder, the key of every `STRIDE`-th entry, for a generation.
     checkpoints: Arc<Mutex<HashMap<NodeId, (u64, Checkpoints)>>>,
 }
@@ -75,12 +39,13 @@ const STRIDE: u64 = 1000;
 
 impl Sqlite {
     /// Opens (creating if needed) the database file and brings its schema up to date.
-    pub fn open(path: &Path) -> anyhow::Result<Sqlite> {
-        let conn = connect(path)?;
-        conn.execute_batch(SCHEMA)?;
+    pub fn open(path: &Path, clock: Clock) -> anyhow::Result<Sqlite> {
+        let mut conn = connect(path)?;
+        migrate(&mut conn, &path.display().to_string())?;
         let watcher = Arc::new(Mutex::new(connect(path)?));
         Ok(Sqlite {
             path: path.to_owned(),
+            clock,
             writer: Arc::new(Mutex::new(conn)),
             readers: Arc::default(),
             watcher,
@@ -208,18 +173,36 @@ impl Sqlite {
 
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Transaction) -> StoreResult<T> + Send + 'static,
+        f: impl FnOnce(&Transaction, i64) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let writer = self.writer.clone();
+        let (writer, clock) = (self.writer.clone(), self.clock.clone());
         blocking(move || {
             let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
-            let out = f(&tx)?;
+            // The time of the transaction, read once the writer lock is held: rows written in
+            // commit order carry non-decreasing times.
+            let out = f(&tx, clock.now_ms())?;
             tx.commit().map_err(backend)?;
             Ok(out)
         })
         .await
     }
+}
+
+/// Applies the missing migrations in one transaction (see [`super::migrations`]).
+fn migrate(conn: &mut Connection, what: &str) -> anyhow::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let todo = super::migrations::pending(super::migrations::SQLITE, version, what)?;
+    for (i, script) in todo.iter().enumerate() {
+        tx.execute_batch(script).map_err(|e| anyhow::anyhow!("{what}: migration {}: {e}", version + 1 + i as i64))?;
+    }
+    tx.pragma_update(None, "user_version", super::migrations::SQLITE.len() as i64)?;
+    tx.commit()?;
+    if !todo.is_empty() {
+        tracing::info!(database = what, from = version, to = super::migrations::SQLITE.len(), "schema migrated");
+    }
+    Ok(())
 }
 
 fn connect(path: &Path) -> anyhow::Result<Connection> {
@@ -241,10 +224,6 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
         return StoreError::Full(text);
     }
     StoreError::Backend(text)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn type_name(t: FileType) -> &'static str {
@@ -322,11 +301,10 @@ fn must_node(c: &Connection, id: NodeId) -> StoreResult<Node> {
     get_node(c, id).map_err(backend)?.ok_or_else(|| StoreError::NotFound(format!("node {id}")))
 }
 
-fn insert_folder(c: &Connection, user_id: i64, parent: NodeId, name: &str) -> StoreResult<Node> {
+fn insert_folder(c: &Connection, user_id: i64, parent: NodeId, name: &str, now: i64) -> StoreResult<Node> {
     if child(c, parent, name).map_err(backend)?.is_some() {
         return Err(StoreError::AlreadyExists(name.to_owned()));
     }
-    let now = now_ms();
     c.execute(
         "INSERT INTO nodes(user_id, parent_id, name, is_dir, created, updated) VALUES (?1, ?2, ?3, 1, ?4, ?4)",
         params![user_id, parent, name, now],
@@ -353,14 +331,13 @@ fn charge(c: &Connection, user_id: i64, bytes: u64, quota: u64) -> StoreResult<(
 }
 
 /// Inserts a file under `p` (renamed `stem(n).ext` on a clash) and counts its blob reference.
-fn insert_file_row(tx: &Connection, p: &Node, file: &NewFile) -> StoreResult<NodeId> {
+fn insert_file_row(tx: &Connection, p: &Node, file: &NewFile, now: i64) -> StoreResult<NodeId> {
     let mut name = file.name.clone();
     let mut n = 0;
     while child(tx, p.id, &name).map_err(backend)?.is_some() {
         n += 1;
         name = crate::domain::names::clash_name(&file.name, n);
     }
-    let now = now_ms();
     tx.prepare_cached(
         "INSERT INTO nodes(user_id, parent_id, name, is_dir, size, blob, file_type, mime, metadata, created, updated) \
          VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
@@ -380,10 +357,26 @@ fn insert_file_row(tx: &Connection, p: &Node, file: &NewFile) -> StoreResult<Nod
     })
     .map_err(backend)?;
     let id = tx.last_insert_rowid();
-    tx.prepare_cached("INSERT INTO blobs(key, refs) VALUES (?1, 1) ON CONFLICT(key) DO UPDATE SET refs = refs + 1")
+    let counted = tx
+        .prepare_cached("UPDATE blobs SET refs = refs + 1 WHERE key = ?1 AND reaping = 0")
         .and_then(|mut st| st.execute([&file.blob]))
         .map_err(backend)?;
+    if counted == 0 {
+        // Never claimed, or reaped as an orphan meanwhile: its object may be gone.
+        return Err(StoreError::NotFound(format!("blob claim {}", file.blob)));
+    }
     Ok(id)
+}
+
+/// Drops one reference to a blob; `true` if none is left (its object can go). The row stays,
+/// unreferenced since `now`, until the object is deleted: a crash in between leaves it to
+/// the reaper.
+fn release_blob(tx: &Connection, key: &str, now: i64) -> StoreResult<bool> {
+    let refs: i64 = tx
+        .prepare_cached("UPDATE blobs SET refs = refs - 1, since = ?2 WHERE key = ?1 RETURNING refs")
+        .and_then(|mut st| st.query_row(params![key, now], |r| r.get(0)))
+        .map_err(backend)?;
+    Ok(refs <= 0)
 }
 
 fn list_children(c: &Connection, parent: NodeId, q: ChildQuery) -> rusqlite::Result<Vec<Node>> {
@@ -462,18 +455,10 @@ fn subtree(c: &Connection, root: NodeId) -> rusqlite::Result<Vec<Node>> {
 }
 
 #[async_trait]
-impl Metadata for Sqlite {
-    async fn generation(&self) -> StoreResult<u64> {
-        let c = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
-        c.prepare_cached("PRAGMA data_version")
-            .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|v| v as u64)
-            .map_err(backend)
-    }
-
+impl Accounts for Sqlite {
     async fn ensure_user(&self, name: &str) -> StoreResult<User> {
         let name = name.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let existing = tx
                 .query_row("SELECT id, name, quota, used, disabled FROM users WHERE name = ?1", [&name], user_from_row)
                 .optional()
@@ -481,7 +466,6 @@ impl Metadata for Sqlite {
             if let Some(u) = existing {
                 return Ok(u);
             }
-            let now = now_ms();
             tx.execute("INSERT INTO users(name, created) VALUES (?1, ?2)", params![name, now]).map_err(backend)?;
             let id = tx.last_insert_rowid();
             tx.execute(
@@ -503,7 +487,7 @@ impl Metadata for Sqlite {
 
     async fn ensure_app(&self, name: &str) -> StoreResult<App> {
         let name = name.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let q = &format!("SELECT {APP_COLS} FROM apps WHERE name = ?1");
             if let Some(a) = tx
                 .query_row(q, [&name], app_from_row)
@@ -514,7 +498,7 @@ impl Metadata for Sqlite {
             }
             tx.execute(
                 "INSERT INTO apps(name, client_id, scopes, created) VALUES (?1, ?1, 'openid cloud cloudfullread cloudfullwrite offline_access', ?2)",
-                params![name, now_ms()],
+                params![name, now],
             )
             .map_err(backend)?;
             tx.query_row(q, [&name], app_from_row).map_err(backend)
@@ -524,7 +508,7 @@ impl Metadata for Sqlite {
 
     async fn set_disabled(&self, app: bool, name: &str, disabled: bool) -> StoreResult<bool> {
         let name = name.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             let sql = if app {
                 "UPDATE apps SET disabled = ?2 WHERE name = ?1"
             } else {
@@ -543,13 +527,12 @@ impl Metadata for Sqlite {
 
     async fn create_user(&self, name: &str, password_hash: &str, quota: Option<u64>) -> StoreResult<User> {
         let (name, hash) = (name.to_owned(), password_hash.to_owned());
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let exists: Option<i64> =
                 tx.query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| r.get(0)).optional().map_err(backend)?;
             if exists.is_some() {
                 return Err(StoreError::AlreadyExists(name));
             }
-            let now = now_ms();
             tx.execute(
                 "INSERT INTO users(name, password_hash, quota, created) VALUES (?1, ?2, ?3, ?4)",
                 params![name, hash, quota.map(|q| q as i64), now],
@@ -589,7 +572,7 @@ impl Metadata for Sqlite {
 
     async fn remove_user(&self, name: &str) -> StoreResult<Vec<String>> {
         let name = name.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let id: i64 = tx
                 .query_row("SELECT id FROM users WHERE name = ?1", [&name], |r| r.get(0))
                 .optional()
@@ -601,11 +584,7 @@ impl Metadata for Sqlite {
                 .and_then(|mut s| s.query_map([id], |r| r.get(0))?.collect())
                 .map_err(backend)?;
             for blob in blobs {
-                let refs: i64 = tx
-                    .query_row("UPDATE blobs SET refs = refs - 1 WHERE key = ?1 RETURNING refs", [&blob], |r| r.get(0))
-                    .map_err(backend)?;
-                if refs <= 0 {
-                    tx.execute("DELETE FROM blobs WHERE key = ?1", [&blob]).map_err(backend)?;
+                if release_blob(tx, &blob, now)? {
                     freed.push(blob);
                 }
             }
@@ -626,7 +605,7 @@ impl Metadata for Sqlite {
     }
 
     async fn create_app(&self, app: NewApp) -> StoreResult<App> {
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let taken: Option<i64> = tx
                 .query_row("SELECT id FROM apps WHERE name = ?1 OR client_id = ?2", params![app.name, app.client_id], |r| r.get(0))
                 .optional()
@@ -637,7 +616,7 @@ impl Metadata for Sqlite {
             let uris = serde_json::to_string(&app.redirect_uris).map_err(backend)?;
             tx.execute(
                 "INSERT INTO apps(name, client_id, secret_hash, redirect_uris, scopes, rate_limit, created) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                params![app.name, app.client_id, app.secret_hash, uris, app.scopes, app.rate_limit, now_ms()],
+                params![app.name, app.client_id, app.secret_hash, uris, app.scopes, app.rate_limit, now],
             )
             .map_err(backend)?;
             tx.query_row(&format!("SELECT {APP_COLS} FROM apps WHERE id = ?1"), [tx.last_insert_rowid()], app_from_row)
@@ -663,7 +642,7 @@ impl Metadata for Sqlite {
 
     async fn remove_app(&self, name: &str) -> StoreResult<bool> {
         let name = name.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             let Some(id): Option<i64> = tx
                 .query_row("SELECT id FROM apps WHERE name = ?1", [&name], |r| r.get(0))
                 .optional()
@@ -683,10 +662,13 @@ impl Metadata for Sqlite {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Grants for Sqlite {
     async fn insert_code(&self, hash: &[u8], code: CodeRecord) -> StoreResult<()> {
         let hash = hash.to_vec();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             tx.execute(
                 "INSERT INTO codes(hash, app_id, user_id, redirect_uri, scope, code_challenge, expires_at) VALUES (?1,?2,?3,?4,?5,?6,?7)",
                 params![hash, code.app_id, code.user_id, code.redirect_uri, code.scope, code.code_challenge, code.expires_at],
@@ -699,7 +681,7 @@ impl Metadata for Sqlite {
 
     async fn take_code(&self, hash: &[u8]) -> StoreResult<Option<(CodeRecord, bool)>> {
         let hash = hash.to_vec();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             take_once(tx, "codes", "app_id, user_id, redirect_uri, scope, code_challenge, expires_at", &hash, |r| {
                 Ok(CodeRecord {
                     app_id: r.get(0)?,
@@ -723,9 +705,16 @@ impl Metadata for Sqlite {
         })
     }
 
-    async fn set_consent(&self, user_id: i64, app_id: i64, scope: &str) -> StoreResult<()> {
-        let scope = scope.to_owned();
-        self.write(move |tx| {
+    async fn merge_consent(&self, user_id: i64, app_id: i64, scopes: &[String]) -> StoreResult<()> {
+        let scopes = scopes.to_vec();
+        self.write(move |tx, _| {
+            let granted: Option<String> = tx
+                .query_row("SELECT scope FROM consents WHERE user_id = ?1 AND app_id = ?2", [user_id, app_id], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(backend)?;
+            let scope = super::merge_scopes(granted.as_deref().unwrap_or(""), &scopes);
             tx.execute(
                 "INSERT INTO consents(user_id, app_id, scope) VALUES (?1, ?2, ?3) \
                  ON CONFLICT(user_id, app_id) DO UPDATE SET scope = excluded.scope",
@@ -739,7 +728,7 @@ impl Metadata for Sqlite {
 
     async fn insert_web_session(&self, hash: &[u8], session: WebSession) -> StoreResult<()> {
         let hash = hash.to_vec();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             tx.execute(
                 "INSERT INTO web_sessions(hash, user_id, csrf, expires_at) VALUES (?1, ?2, ?3, ?4)",
                 params![hash, session.user_id, session.csrf, session.expires_at],
@@ -762,7 +751,7 @@ impl Metadata for Sqlite {
 
     async fn delete_web_session(&self, hash: &[u8]) -> StoreResult<()> {
         let hash = hash.to_vec();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             tx.execute("DELETE FROM web_sessions WHERE hash = ?1", [hash]).map_err(backend)?;
             Ok(())
         })
@@ -771,7 +760,7 @@ impl Metadata for Sqlite {
 
     async fn revoke_token(&self, hash: &[u8], app_id: i64, whole_grant: bool) -> StoreResult<bool> {
         let hash = hash.to_vec();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             let found: Option<(String, String)> = tx
                 .query_row(
                     "SELECT kind, grant_id FROM tokens WHERE hash = ?1 AND app_id = ?2",
@@ -794,7 +783,7 @@ impl Metadata for Sqlite {
 
     async fn insert_upload_url(&self, hash: &[u8], u: UploadUrl) -> StoreResult<()> {
         let hash = hash.to_vec();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             tx.execute(
                 "INSERT INTO upload_urls(hash, cookie_hash, user_id, app_id, scope, name, size, expires_at) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
                 params![hash, u.cookie_hash, u.user_id, u.app_id, u.scope, u.name, u.size as i64, u.expires_at],
@@ -807,7 +796,7 @@ impl Metadata for Sqlite {
 
     async fn take_upload_url(&self, hash: &[u8], cookie_hash: &[u8]) -> StoreResult<Option<(UploadUrl, bool)>> {
         let (hash, cookie_hash) = (hash.to_vec(), cookie_hash.to_vec());
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             let found = tx
                 .query_row(
                     "SELECT cookie_hash, user_id, app_id, scope, name, size, expires_at, used FROM upload_urls \
@@ -837,7 +826,7 @@ impl Metadata for Sqlite {
     }
 
     async fn purge_expired(&self, now: i64) -> StoreResult<usize> {
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             let mut n = 0;
             for table in ["codes", "upload_urls", "web_sessions", "sessions"] {
                 n += tx.execute(&format!("DELETE FROM {table} WHERE expires_at < ?1"), [now]).map_err(backend)?;
@@ -852,21 +841,23 @@ impl Metadata for Sqlite {
 
     async fn revoke_grant(&self, grant: &str) -> StoreResult<()> {
         let grant = grant.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             tx.execute("UPDATE tokens SET revoked = 1 WHERE grant_id = ?1", [grant]).map_err(backend)?;
             Ok(())
         })
         .await
     }
 
-    async fn insert_token(&self, token: NewToken) -> StoreResult<()> {
-        self.write(move |tx| {
-            let r = &token.record;
-            tx.execute(
-                "INSERT INTO tokens(hash, kind, user_id, app_id, scope, expires_at, revoked, grant_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-                params![token.hash, r.kind, r.user_id, r.app_id, r.scope, r.expires_at, r.revoked, r.grant],
-            )
-            .map_err(backend)?;
+    async fn insert_tokens(&self, tokens: Vec<NewToken>) -> StoreResult<()> {
+        self.write(move |tx, _| {
+            for token in tokens {
+                let r = &token.record;
+                tx.execute(
+                    "INSERT INTO tokens(hash, kind, user_id, app_id, scope, expires_at, revoked, grant_id) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                    params![token.hash, r.kind, r.user_id, r.app_id, r.scope, r.expires_at, r.revoked, r.grant],
+                )
+                .map_err(backend)?;
+            }
             Ok(())
         })
         .await
@@ -895,7 +886,7 @@ impl Metadata for Sqlite {
 
     async fn insert_session(&self, esid: &str, user_id: i64, expires_at: i64) -> StoreResult<()> {
         let esid = esid.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             tx.execute(
                 "INSERT INTO sessions(esid, user_id, expires_at) VALUES (?1, ?2, ?3)",
                 params![esid, user_id, expires_at],
@@ -905,7 +896,10 @@ impl Metadata for Sqlite {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Tree for Sqlite {
     async fn root(&self, user_id: i64) -> StoreResult<Node> {
         self.quick(move |c| {
             c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE user_id = ?1 AND parent_id IS NULL"))?
@@ -948,13 +942,13 @@ impl Metadata for Sqlite {
             return Ok(n);
         }
         let names = names.to_vec();
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let mut cur = must_node(tx, start)?;
             for name in &names {
                 cur = match child(tx, cur.id, name).map_err(backend)? {
                     Some(n) if n.is_dir => n,
                     Some(_) => return Err(StoreError::AlreadyExists(name.clone())),
-                    None => insert_folder(tx, cur.user_id, cur.id, name)?,
+                    None => insert_folder(tx, cur.user_id, cur.id, name, now)?,
                 };
             }
             Ok(cur)
@@ -1000,38 +994,38 @@ impl Metadata for Sqlite {
 
     async fn create_folder(&self, parent: NodeId, name: &str) -> StoreResult<Node> {
         let name = name.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let p = must_node(tx, parent)?;
             if !p.is_dir {
                 return Err(StoreError::NotFound(format!("folder {parent}")));
             }
-            insert_folder(tx, p.user_id, parent, &name)
+            insert_folder(tx, p.user_id, parent, &name, now)
         })
         .await
     }
 
     async fn insert_file(&self, parent: NodeId, file: NewFile, quota: u64) -> StoreResult<Node> {
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let p = must_node(tx, parent)?;
             if !p.is_dir {
                 return Err(StoreError::NotFound(format!("folder {parent}")));
             }
             charge(tx, p.user_id, file.size, quota)?;
-            let id = insert_file_row(tx, &p, &file)?;
+            let id = insert_file_row(tx, &p, &file, now)?;
             must_node(tx, id)
         })
         .await
     }
 
     async fn insert_files(&self, parent: NodeId, files: Vec<NewFile>, quota: u64) -> StoreResult<usize> {
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let p = must_node(tx, parent)?;
             if !p.is_dir {
                 return Err(StoreError::NotFound(format!("folder {parent}")));
             }
             charge(tx, p.user_id, files.iter().map(|f| f.size).sum(), quota)?;
             for f in &files {
-                insert_file_row(tx, &p, f)?;
+                insert_file_row(tx, &p, f, now)?;
             }
             Ok(files.len())
         })
@@ -1040,7 +1034,7 @@ impl Metadata for Sqlite {
 
     async fn relocate(&self, node: NodeId, parent: NodeId, name: &str) -> StoreResult<Node> {
         let name = name.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let n = must_node(tx, node)?;
             let p = must_node(tx, parent)?;
             if !p.is_dir || p.user_id != n.user_id {
@@ -1057,7 +1051,7 @@ impl Metadata for Sqlite {
             }
             tx.execute(
                 "UPDATE nodes SET parent_id = ?2, name = ?3, updated = ?4 WHERE id = ?1",
-                params![node, parent, name, now_ms()],
+                params![node, parent, name, now],
             )
             .map_err(backend)?;
             must_node(tx, node)
@@ -1067,7 +1061,7 @@ impl Metadata for Sqlite {
 
     async fn copy(&self, node: NodeId, parent: NodeId, name: &str, quota: u64) -> StoreResult<Node> {
         let name = name.to_owned();
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let p = must_node(tx, parent)?;
             let src = must_node(tx, node)?;
             if !p.is_dir || p.user_id != src.user_id {
@@ -1082,7 +1076,6 @@ impl Metadata for Sqlite {
             let items = subtree(tx, node).map_err(backend)?;
             let bytes: u64 = items.iter().filter(|n| !n.is_dir).map(|n| n.size).sum();
             charge(tx, src.user_id, bytes, quota)?;
-            let now = now_ms();
             let mut new_ids = std::collections::HashMap::new();
             for item in &items {
                 let (new_parent, new_name) = if item.id == node {
@@ -1109,7 +1102,7 @@ impl Metadata for Sqlite {
     }
 
     async fn delete(&self, node: NodeId) -> StoreResult<Vec<String>> {
-        self.write(move |tx| {
+        self.write(move |tx, now| {
             let items = subtree(tx, node).map_err(backend)?;
             let Some(first) = items.first() else {
                 return Err(StoreError::NotFound(format!("node {node}")));
@@ -1119,16 +1112,10 @@ impl Metadata for Sqlite {
             let mut freed = Vec::new();
             for item in items.iter().rev() {
                 tx.execute("DELETE FROM nodes WHERE id = ?1", [item.id]).map_err(backend)?;
-                if let Some(blob) = &item.blob {
-                    let refs: i64 = tx
-                        .query_row("UPDATE blobs SET refs = refs - 1 WHERE key = ?1 RETURNING refs", [blob], |r| {
-                            r.get(0)
-                        })
-                        .map_err(backend)?;
-                    if refs <= 0 {
-                        tx.execute("DELETE FROM blobs WHERE key = ?1", [blob]).map_err(backend)?;
-                        freed.push(blob.clone());
-                    }
+                if let Some(blob) = &item.blob
+                    && release_blob(tx, blob, now)?
+                {
+                    freed.push(blob.clone());
                 }
             }
             tx.execute("UPDATE users SET used = MAX(0, used - ?2) WHERE id = ?1", params![user_id, bytes as i64])
@@ -1140,15 +1127,26 @@ impl Metadata for Sqlite {
 
     async fn set_blob_metadata(&self, blob: &str, metadata: &str) -> StoreResult<usize> {
         let (blob, metadata) = (blob.to_owned(), metadata.to_owned());
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             tx.execute("UPDATE nodes SET metadata = ?2 WHERE blob = ?1", params![blob, metadata]).map_err(backend)
         })
         .await
     }
+}
+
+#[async_trait]
+impl Housekeeping for Sqlite {
+    async fn generation(&self) -> StoreResult<u64> {
+        let c = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        c.prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
+            .map(|v| v as u64)
+            .map_err(backend)
+    }
 
     async fn secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
         let (name, candidate) = (name.to_owned(), candidate.to_vec());
-        self.write(move |tx| {
+        self.write(move |tx, _| {
             tx.execute("INSERT OR IGNORE INTO secrets(name, value) VALUES (?1, ?2)", params![name, candidate])
                 .map_err(backend)?;
             tx.query_row("SELECT value FROM secrets WHERE name = ?1", [&name], |r| r.get(0)).map_err(backend)
@@ -1156,8 +1154,83 @@ impl Metadata for Sqlite {
         .await
     }
 
-    async fn blob_keys(&self) -> StoreResult<std::collections::HashSet<String>> {
-        self.read(|c| c.prepare("SELECT key FROM blobs")?.query_map([], |r| r.get(0))?.collect()).await
+    async fn check(&self) -> StoreResult<()> {
+        self.quick(|c| c.query_row("SELECT 1", [], |_| Ok(())))
+    }
+
+    async fn claim_blob(&self, key: &str, now: i64) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |tx, _| {
+            tx.prepare_cached("INSERT INTO blobs(key, refs, since) VALUES (?1, 0, ?2)")
+                .and_then(|mut st| st.execute(params![key, now]))
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn forget_blobs(&self, keys: &[String]) -> StoreResult<()> {
+        let keys = keys.to_vec();
+        self.write(move |tx, _| {
+            let mut st = tx.prepare_cached("DELETE FROM blobs WHERE key = ?1 AND refs <= 0").map_err(backend)?;
+            for k in keys {
+                st.execute([k]).map_err(backend)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reap_blobs(&self, before: i64, limit: usize) -> StoreResult<Vec<String>> {
+        self.write(move |tx, _| {
+            tx.prepare_cached(
+                "UPDATE blobs SET reaping = 1 WHERE key IN \
+                 (SELECT key FROM blobs WHERE refs <= 0 AND since < ?1 ORDER BY since LIMIT ?2) RETURNING key",
+            )
+            .and_then(|mut st| st.query_map(params![before, limit as i64], |r| r.get(0))?.collect())
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn known_blobs(&self, keys: &[String]) -> StoreResult<std::collections::HashSet<String>> {
+        let keys = keys.to_vec();
+        self.read(move |c| {
+            let mut st = c.prepare_cached("SELECT key FROM blobs WHERE key = ?1")?;
+            let mut out = std::collections::HashSet::new();
+            for k in keys {
+                if let Some(k) = st.query_row([k], |r| r.get(0)).optional()? {
+                    out.insert(k);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn file_blobs(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<(String, u64)>> {
+        let after = after.unwrap_or("").to_owned();
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT blob, MAX(size) FROM nodes WHERE blob IS NOT NULL AND blob > ?1 \
+                 GROUP BY blob ORDER BY blob LIMIT ?2",
+            )?
+            .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect()
+        })
+        .await
+    }
+
+    async fn usage_mismatches(&self) -> StoreResult<Vec<(String, u64, u64)>> {
+        self.read(|c| {
+            c.prepare(
+                "SELECT u.name, u.used, COALESCE((SELECT SUM(size) FROM nodes n WHERE n.user_id = u.id AND n.is_dir = 0), 0) AS s \
+                 FROM users u WHERE u.used != s ORDER BY u.name",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, i64>(2)? as u64)))?
+            .collect()
+        })
+        .await
     }
 }
 
@@ -1168,11 +1241,14 @@ mod tests {
     #[tokio::test]
     async fn tree_operations_keep_quota_exact() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Sqlite::open(&dir.path().join("m.db")).unwrap();
+        let db = Sqlite::open(&dir.path().join("m.db"), Clock::system()).unwrap();
         let u = db.ensure_user("alice").await.unwrap();
         let root = db.root(u.id).await.unwrap();
         let a = db.create_folder(root.id, "a").await.unwrap();
         assert!(matches!(db.create_folder(root.id, "a").await, Err(StoreError::AlreadyExists(_))));
+        for b in ["b1", "b2", "b3"] {
+            db.claim_blob(b, 0).await.unwrap();
+        }
         let f = NewFile {
             name: "x.txt".into(),
             size: 10,
@@ -1202,7 +1278,7 @@ mod tests {
     #[tokio::test]
     async fn deep_pages_match_plain_offsets() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Sqlite::open(&dir.path().join("m.db")).unwrap();
+        let db = Sqlite::open(&dir.path().join("m.db"), Clock::system()).unwrap();
         let u = db.ensure_user("u").await.unwrap();
         let root = db.root(u.id).await.unwrap();
         let big = db.create_folder(root.id, "big").await.unwrap();
@@ -1219,6 +1295,7 @@ mod tests {
                 metadata: None,
             })
             .collect();
+        db.claim_blob("b", 0).await.unwrap();
         db.insert_files(big.id, files, u64::MAX).await.unwrap();
         for offset in [999, 1000, 1001, 1450, 1499, 1500, 1501, 2000, 2999, 3000, 4050, 4099, 4100, 5000] {
             let q = ChildQuery { dirs: true, files: true, file_type: None, offset, limit: Some(100) };
@@ -1237,7 +1314,7 @@ mod tests {
     #[tokio::test]
     async fn purge_drops_only_expired_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Sqlite::open(&dir.path().join("m.db")).unwrap();
+        let db = Sqlite::open(&dir.path().join("m.db"), Clock::system()).unwrap();
         let rec = |expires_at| TokenRecord {
             kind: "access".into(),
             user_id: 1,
@@ -1248,8 +1325,8 @@ mod tests {
             grant: String::new(),
         };
         let week = 7 * 24 * 3600;
-        db.insert_token(NewToken { hash: vec![1], record: rec(100) }).await.unwrap();
-        db.insert_token(NewToken { hash: vec![2], record: rec(300) }).await.unwrap();
+        let pair = vec![NewToken { hash: vec![1], record: rec(100) }, NewToken { hash: vec![2], record: rec(300) }];
+        db.insert_tokens(pair).await.unwrap();
         db.insert_session("e", 1, 100).await.unwrap();
         assert_eq!(db.purge_expired(200).await.unwrap(), 1, "the session only: tokens get a week");
         assert_eq!(db.purge_expired(200 + week).await.unwrap(), 1);

@@ -1,0 +1,37 @@
+-- The schema of ocloud before versioned migrations (every data dir made until then has it,
+-- at user_version 0): IF NOT EXISTS makes this a no-op on those.
+CREATE TABLE IF NOT EXISTS users(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, password_hash TEXT, quota INTEGER,
+  used INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS apps(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, client_id TEXT NOT NULL UNIQUE,
+  secret_hash TEXT, redirect_uris TEXT NOT NULL DEFAULT '[]', scopes TEXT NOT NULL DEFAULT '',
+  rate_limit INTEGER, disabled INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens(
+  hash BLOB PRIMARY KEY, kind TEXT NOT NULL, user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,
+  scope TEXT NOT NULL, expires_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0,
+  grant_id TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tokens_grant ON tokens(grant_id);
+CREATE TABLE IF NOT EXISTS codes(
+  hash BLOB PRIMARY KEY, app_id INTEGER NOT NULL, user_id INTEGER NOT NULL, redirect_uri TEXT NOT NULL,
+  scope TEXT NOT NULL, code_challenge TEXT, expires_at INTEGER NOT NULL, used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consents(
+  user_id INTEGER NOT NULL, app_id INTEGER NOT NULL, scope TEXT NOT NULL, PRIMARY KEY(user_id, app_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS upload_urls(
+  hash BLOB PRIMARY KEY, cookie_hash BLOB NOT NULL, user_id INTEGER NOT NULL, app_id INTEGER NOT NULL,
+  scope TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+  used INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS web_sessions(
+  hash BLOB PRIMARY KEY, user_id INTEGER NOT NULL, csrf TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions(
+  esid TEXT PRIMARY KEY, user_id INTEGER NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS nodes(
+  id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL, parent_id INTEGER, name TEXT NOT NULL,
+  is_dir INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, blob TEXT, file_type TEXT, mime TEXT,
+  metadata TEXT, created INTEGER NOT NULL, updated INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS nodes_name ON nodes(parent_id, name);
+CREATE INDEX IF NOT EXISTS nodes_listing ON nodes(parent_id, is_dir DESC, name);
+CREATE UNIQUE INDEX IF NOT EXISTS nodes_root ON nodes(user_id) WHERE parent_id IS NULL;
+CREATE INDEX IF NOT EXISTS nodes_blob ON nodes(blob);
+CREATE TABLE IF NOT EXISTS secrets(name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs(key TEXT PRIMARY KEY, refs INTEGER NOT NULL) WITHOUT ROWID;
