@@ -2,6 +2,8 @@
 //! work on the file).
 
 use std::sync::Arc;
+
+use anyhow::Context as _;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -165,4 +167,187 @@ pub async fn fill(
     // Benchmark data: not charged against a quota (the files share one small blob).
     svc.meta.insert_files(dir.id, files, u64::MAX).await?;
     Ok(names.join("/"))
+}
+
+/// What `admin fsck` found.
+#[derive(Debug, Default)]
+pub struct FsckReport {
+    /// Distinct file contents checked.
+    pub contents: u64,
+    /// Stored objects checked (blobs and renditions).
+    pub objects: u64,
+    /// Unreferenced keys waiting for the reaper (not a problem).
+    pub pending: u64,
+    /// One line per problem.
+    pub problems: Vec<String>,
+}
+
+/// Objects and rows compared per page.
+const PAGE: usize = 1000;
+
+/// The file contents of the database in key order, a page at a time.
+struct Contents<'a> {
+    meta: &'a dyn crate::store::Metadata,
+    page: std::collections::VecDeque<(String, u64)>,
+    after: Option<String>,
+    done: bool,
+    /// Whether the object of the front entry was found.
+    front_found: bool,
+}
+
+impl Contents<'_> {
+    async fn front(&mut self) -> anyhow::Result<Option<(String, u64)>> {
+        if self.page.is_empty() && !self.done {
+            let page = self.meta.file_blobs(self.after.as_deref(), PAGE).await?;
+            self.done = page.len() < PAGE;
+            self.after = page.last().map(|(k, _)| k.clone());
+            self.page.extend(page);
+        }
+        Ok(self.page.front().cloned())
+    }
+
+    /// Moves past the front entry; a problem if its object never showed up.
+    fn pop(&mut self, report: &mut FsckReport) {
+        if let Some((k, size)) = self.page.pop_front() {
+            report.contents += 1;
+            if !self.front_found {
+                report.problems.push(format!("content missing: blob {k} ({size} bytes) of a file"));
+            }
+        }
+        self.front_found = false;
+    }
+}
+
+/// Checks an installation: every file's content exists with its size; every stored object is
+/// referenced or pending cleanup; every user's usage equals the sum of their files. Walks the
+/// file contents (from the database) and the stored objects (from the content store) side by
+/// side in key order — a blob's renditions `<key>.<kind>` sort right after it — a page at a
+/// time, so memory stays flat whatever the size.
+pub async fn fsck(cfg: &Config, mut progress: impl FnMut(&FsckReport)) -> anyhow::Result<FsckReport> {
+    let svc = open(cfg).await?;
+    let mut report = FsckReport::default();
+    let mut contents =
+        Contents { meta: svc.meta.as_ref(), page: Default::default(), after: None, done: false, front_found: false };
+    let mut after: Option<String> = None;
+    loop {
+        let objects = svc.blobs.list(after.as_deref(), PAGE).await?;
+        let Some(last) = objects.last() else { break };
+        after = Some(last.key.clone());
+        let mut unreferenced = Vec::new();
+        for obj in &objects {
+            report.objects += 1;
+            let owner = crate::blobs::owner_key(&obj.key);
+            while let Some((k, _)) = contents.front().await?
+                && k.as_str() < owner
+            {
+                contents.pop(&mut report);
+            }
+            match contents.front().await? {
+                Some((k, size)) if k == owner => {
+                    if obj.key == owner {
+                        contents.front_found = true;
+                        if obj.size != size {
+                            report
+                                .problems
+                                .push(format!("size mismatch: blob {k} holds {} bytes, its file {size}", obj.size));
+                        }
+                    }
+                }
+                _ => unreferenced.push(owner.to_owned()),
+            }
+        }
+        unreferenced.dedup();
+        if !unreferenced.is_empty() {
+            let known = svc.meta.pending_blobs(&unreferenced).await?;
+            for key in unreferenced {
+                if known.contains(&key) {
+                    report.pending += 1;
+                } else {
+                    report.problems.push(format!("unreferenced object: {key} (no file, not pending cleanup)"));
+                }
+            }
+        }
+        progress(&report);
+        if objects.len() < PAGE {
+            break;
+        }
+    }
+    while contents.front().await?.is_some() {
+        contents.pop(&mut report);
+    }
+    for (name, used, sum) in svc.meta.usage_mismatches().await? {
+        report.problems.push(format!("usage of user {name:?} is {used} bytes, its files hold {sum}"));
+    }
+    progress(&report);
+    Ok(report)
+}
+
+/// What `admin migrate` copied.
+#[derive(Debug, Default, Clone)]
+pub struct MigrateReport {
+    /// Objects copied (blobs and renditions).
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Rows copied per table.
+    pub rows: Vec<(&'static str, u64)>,
+}
+
+/// Copies a whole installation from `from`'s backends to `to`'s: content first (so no row ever
+/// names missing content), then every table with its keys. The target must be empty. Reports
+/// progress after each page.
+pub async fn migrate(
+    from: &Config,
+    to: &Config,
+    mut progress: impl FnMut(&MigrateReport),
+) -> anyhow::Result<MigrateReport> {
+    use futures_util::TryStreamExt as _;
+    let src = open(from).await?;
+    let dst = open(to).await.context("opening the target backends")?;
+    for t in crate::store::TABLES {
+        anyhow::ensure!(
+            dst.meta.export_rows(t, 0, 1).await?.is_empty(),
+            "the target database is not empty (table {} has rows): migrate into a fresh one",
+            t.name
+        );
+    }
+    let mut report = MigrateReport::default();
+    let mut after: Option<String> = None;
+    loop {
+        let page = src.blobs.list(after.as_deref(), PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.key.clone());
+        for obj in &page {
+            let mut w = dst.blobs.create_with_key(&obj.key).await?;
+            let mut stream = src.blobs.read(&obj.key, 0, None).await?;
+            while let Some(chunk) = stream.try_next().await.with_context(|| format!("reading object {}", obj.key))? {
+                w.write(&chunk).await?;
+                report.bytes += chunk.len() as u64;
+            }
+            w.commit().await?;
+            report.objects += 1;
+        }
+        progress(&report);
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    for t in crate::store::TABLES {
+        let mut n = 0u64;
+        loop {
+            let rows = src.meta.export_rows(t, n, PAGE).await?;
+            let got = rows.len();
+            if got > 0 {
+                dst.meta.import_rows(t, rows).await.with_context(|| format!("copying table {}", t.name))?;
+            }
+            n += got as u64;
+            if got < PAGE {
+                break;
+            }
+        }
+        report.rows.push((t.name, n));
+        progress(&report);
+    }
+    dst.meta.finish_import().await?;
+    Ok(report)
 }

@@ -247,6 +247,6 @@ mod tests {
         svc.clock.advance(domain::content::ORPHAN_GRACE.as_millis() as i64 + 1);
         maintenance_pass(&svc).await;
         assert!(matches!(svc.blobs.read(&orphan, 0, None).await, Err(blobs::BlobError::NotFound(_))));
-        assert!(svc.meta.known_blobs(std::slice::from_ref(&orphan)).await.unwrap().is_empty(), "forgotten");
+        assert!(svc.meta.pending_blobs(std::slice::from_ref(&orphan)).await.unwrap().is_empty(), "forgotten");
     }
 }

@@ -41,6 +41,32 @@ pub enum Command {
     /// Manage applications (OAuth clients).
     #[command(subcommand)]
     App(AppCommand),
+    /// Check an installation: every file's content exists with its size, every stored object
+    /// is referenced or pending cleanup, every user's usage is the sum of their files. Exits
+    /// non-zero on a problem.
+    #[command(after_help = "Example:\n  ocloud admin fsck --database postgres://ocloud@db/ocloud --blobs s3://ocloud")]
+    Fsck {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Copy a whole installation (users, apps, grants, tokens, the tree, content) to other
+    /// backends, e.g. from the embedded default to PostgreSQL + S3. The target must be empty;
+    /// the source is left as it was. Stop the service first, or writes made meanwhile are not
+    /// copied.
+    #[command(
+        after_help = "Example:\n  ocloud admin migrate --data-dir ./ocloud-data \\\n    --to-database postgres://ocloud@db/ocloud --to-blobs s3://ocloud-content"
+    )]
+    Migrate {
+        /// The source (default: the embedded backends of --data-dir).
+        #[command(flatten)]
+        dir: DataDir,
+        /// Target database: sqlite://PATH or postgres://….
+        #[arg(long)]
+        to_database: String,
+        /// Target content store: file://PATH or s3://BUCKET[/PREFIX].
+        #[arg(long)]
+        to_blobs: String,
+    },
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -187,6 +213,46 @@ pub struct TokenArgs {
 
 pub async fn run(c: Command) -> anyhow::Result<()> {
     match c {
+        Command::Fsck { dir } => {
+            let cfg = dir.config();
+            let quiet = !std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let report = ocloud_server::admin::fsck(&cfg, |r| {
+                if !quiet {
+                    eprint!("\rchecked {} objects, {} file contents", r.objects, r.contents);
+                }
+            })
+            .await?;
+            if !quiet {
+                eprintln!();
+            }
+            for p in &report.problems {
+                println!("{p}");
+            }
+            println!(
+                "{}: {} file contents, {} objects, {} unreferenced pending cleanup, {} problems",
+                cfg.location(),
+                report.contents,
+                report.objects,
+                report.pending,
+                report.problems.len()
+            );
+            if !report.problems.is_empty() {
+                anyhow::bail!("{} problems found", report.problems.len());
+            }
+        }
+        Command::Migrate { dir, to_database, to_blobs } => {
+            let from = dir.config();
+            let mut to = from.clone();
+            to.database = Some(to_database);
+            to.blobs = Some(to_blobs);
+            let report = ocloud_server::admin::migrate(&from, &to, |r| match r.rows.last() {
+                None => eprintln!("content: {} objects, {} bytes", r.objects, r.bytes),
+                Some((table, n)) => eprintln!("{table}: {n} rows"),
+            })
+            .await?;
+            let rows: u64 = report.rows.iter().map(|(_, n)| n).sum();
+            println!("copied {} objects ({} bytes) and {rows} rows to {}", report.objects, report.bytes, to.location());
+        }
         Command::Fill { user, app, folder, count, size, dir } => {
             let path = ocloud_server::admin::fill(&dir.config(), &user, &app, &folder, count, size).await?;
             println!("{count} files in /{path}");

@@ -59,6 +59,8 @@ pub struct Server {
     child: Child,
     pub url: String,
     pub data: PathBuf,
+    /// Variables given to [`Server::start_env`], also given to its admin commands.
+    pub env: Vec<(&'static str, String)>,
     _stdout: BufReader<std::process::ChildStdout>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -109,7 +111,20 @@ impl Server {
         Server::spawn_cmd(Command::new(BIN), data, extra, level, stderr)
     }
 
+    /// A service on a data dir with these environment variables on top (e.g. the backends
+    /// of [`fresh_remote`], shared by several instances).
+    pub fn start_env(data: &Path, extra: &[&str], env: &[(&'static str, String)]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.envs(backend_env(data)).envs(env.iter().cloned());
+        let mut s = Server::spawn_cmd(cmd, data, extra, "warn", Stdio::inherit());
+        s.env = env.to_vec();
+        s
+    }
+
     fn spawn_cmd(mut cmd: Command, data: &Path, extra: &[&str], level: &str, stderr: Stdio) -> Server {
+        // Explicit variables set on `cmd` (start_env) win over the run's backends.
+        let explicit: Vec<_> = cmd.get_envs().map(|(k, _)| k.to_owned()).collect();
+        cmd.envs(backend_env(data).into_iter().filter(|(k, _)| !explicit.iter().any(|e| e == k)));
         cmd.arg("serve");
         if !extra.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
@@ -119,7 +134,6 @@ impl Server {
             .arg(data)
             .args(extra)
             .env("RUST_LOG", level)
-            .envs(backend_env(data))
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -132,14 +146,21 @@ impl Server {
             .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| panic!("no URL in {line:?}"))
             .to_owned();
-        Server { child, url, data: data.to_owned(), _stdout: stdout, _dir: None }
+        Server { child, url, data: data.to_owned(), env: Vec::new(), _stdout: stdout, _dir: None }
     }
 
     /// `ocloud admin token` with these extra arguments.
     pub fn admin_token(&self, args: &[&str]) -> String {
-        let out = admin_cmd(&self.data).arg("token").args(args).output().unwrap();
+        let out = self.admin().arg("token").args(args).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// `ocloud admin` on this service's backends; the subcommand follows.
+    pub fn admin(&self) -> Command {
+        let mut c = admin_cmd(&self.data);
+        c.envs(self.env.iter().cloned());
+        c
     }
 
     /// A client for `user` through app `app` with `scope`.
@@ -231,6 +252,50 @@ impl Resp {
             String::from_utf8_lossy(&self.body)
         );
         self.json()
+    }
+}
+
+/// A fresh PostgreSQL database and S3 prefix on the servers of `tests/with-backends.sh`, as
+/// `OCLOUD_DATABASE` and `OCLOUD_BLOBS` (tests of several instances on one installation).
+pub fn fresh_remote() -> Vec<(&'static str, String)> {
+    let id = format!("s{}", uuid_like());
+    let base = std::env::var("OCLOUD_TEST_PG").expect("OCLOUD_TEST_PG: run under tests/with-backends.sh");
+    let out = Command::new("psql")
+        .arg(format!("{base}/postgres"))
+        .args(["-qAtc", &format!("CREATE DATABASE {id}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "creating database {id}: {}", String::from_utf8_lossy(&out.stderr));
+    vec![("OCLOUD_DATABASE", format!("{base}/{id}")), ("OCLOUD_BLOBS", format!("s3://ocloud-test/{id}"))]
+}
+
+/// 16 random-enough hex digits (time and a counter: names of test databases).
+fn uuid_like() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    format!("{:016x}", t ^ (u64::from(std::process::id()) << 32) ^ N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// `curl` signed for the S3 server of the run (SigV4 with its test credentials).
+fn s3_curl() -> Command {
+    let mut c = Command::new("curl");
+    c.args(["-fsS", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "test:test"]);
+    c
+}
+
+/// Deletes one stored object of this data dir's content store (tests of fsck).
+pub fn delete_object(data: &Path, env: &[(&'static str, String)], key: &str) {
+    let all: Vec<_> = backend_env(data).into_iter().chain(env.iter().cloned()).collect();
+    match all.iter().rev().find(|(k, _)| *k == "OCLOUD_BLOBS") {
+        Some((_, blobs)) => {
+            let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+            let out = s3_curl()
+                .args(["-X", "DELETE", &format!("{endpoint}/{}/{key}", blobs.trim_start_matches("s3://"))])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        None => std::fs::remove_file(data.join("blobs").join(&key[..2]).join(key)).unwrap(),
     }
 }
 
@@ -404,10 +469,8 @@ pub fn stored_objects(data: &Path) -> Vec<String> {
     };
     let (bucket, prefix) = blobs.trim_start_matches("s3://").split_once('/').unwrap();
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    let out = Command::new("curl")
-        .args(["-fsS", &format!("{endpoint}/{bucket}?list-type=2&max-keys=1000&prefix={prefix}/")])
-        .output()
-        .unwrap();
+    let out =
+        s3_curl().arg(format!("{endpoint}/{bucket}?list-type=2&max-keys=1000&prefix={prefix}/")).output().unwrap();
     assert!(out.status.success(), "listing the bucket: {}", String::from_utf8_lossy(&out.stderr));
     let xml = String::from_utf8(out.stdout).unwrap();
     xml.split("<Key>")

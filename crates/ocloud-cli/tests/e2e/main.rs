@@ -1,5 +1,6 @@
 //! End to end: the real `ocloud` binary on a loopback port, spoken to over HTTP.
 
+#[allow(dead_code)] // shared with the reliability and scale suites
 mod harness;
 
 mod api;
@@ -9,8 +10,10 @@ mod client;
 mod content;
 mod crash;
 mod errors;
+mod fsck;
 mod hardening;
 mod legacy;
 mod oauth;
 mod tls;
+mod upgrade;
 mod upload;

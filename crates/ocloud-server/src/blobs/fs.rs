@@ -175,8 +175,8 @@ impl Drop for FsWriter {
 
 #[async_trait]
 impl Blobs for FsBlobs {
-    async fn create(&self) -> BlobResult<Box<dyn BlobWriter>> {
-        let key = uuid::Uuid::new_v4().simple().to_string();
+    async fn create_with_key(&self, key: &str) -> BlobResult<Box<dyn BlobWriter>> {
+        let key = key.to_owned();
         let tmp = self.tmp.join(format!("{key}.part"));
         let dest = self.path(&key)?;
         let file = private_file(&tmp).await.map_err(|e| io(&tmp, e))?.into_std().await;

@@ -95,7 +95,12 @@ pub fn owner_key(key: &str) -> &str {
 #[async_trait]
 pub trait Blobs: Send + Sync + 'static {
     /// Starts a new blob under a fresh key.
-    async fn create(&self) -> BlobResult<Box<dyn BlobWriter>>;
+    async fn create(&self) -> BlobResult<Box<dyn BlobWriter>> {
+        self.create_with_key(&uuid::Uuid::new_v4().simple().to_string()).await
+    }
+    /// Starts a blob under a given key: a copy keeping its key (`admin migrate`). Keys come
+    /// from this module or from another store's listing, never from a client.
+    async fn create_with_key(&self, key: &str) -> BlobResult<Box<dyn BlobWriter>>;
     /// Stores a small object whole under `key`, durably and atomically (renditions).
     async fn put(&self, key: &str, bytes: Bytes) -> BlobResult<()>;
     /// Reads `len` bytes from `offset` (`None`: to the end).

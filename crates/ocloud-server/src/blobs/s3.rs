@@ -133,8 +133,8 @@ impl Drop for S3Writer {
 
 #[async_trait]
 impl Blobs for S3Blobs {
-    async fn create(&self) -> BlobResult<Box<dyn BlobWriter>> {
-        let key = uuid::Uuid::new_v4().simple().to_string();
+    async fn create_with_key(&self, key: &str) -> BlobResult<Box<dyn BlobWriter>> {
+        let key = key.to_owned();
         Ok(Box::new(S3Writer { blobs: self.clone(), key, buf: Vec::new(), upload: None, done: false }))
     }
 

@@ -1,30 +1,34 @@
-//! Rate limits per (application, user): a token bucket of N requests per minute (governor),
-//! N from the app's own setting or the service default; 0 means unlimited.
+//! Rate limits per (application, user): N requests per minute, N from the app's own setting
+//! or the service default; 0 means unlimited.
 //!
-//! One keyed limiter per distinct N (there are few), so the buckets of idle callers can be
-//! dropped: a bucket that has refilled is the same as none, and [`Service::trim_rate_limits`]
-//! removes those (hourly, and whenever a limiter holds over [`TRIM_ABOVE`] callers), so the
-//! memory stays bounded by the callers active in the last minute.
+//! The algorithm is GCRA (the generic cell rate algorithm, a token bucket kept as one
+//! "theoretical arrival time" per caller): a burst of N, then one request every 60/N s. Time
+//! comes from the injected clock, so the emulator's clock also refills buckets.
+//!
+//! Where the metadata backend is shared by several instances (PostgreSQL), the bucket is a
+//! row there, updated in one statement, so the limit is counted across instances. Otherwise
+//! (SQLite: one process) it lives in memory; a bucket that has refilled is the same as none,
+//! so [`Service::trim_rate_limits`] drops those and the memory stays bounded by the callers
+//! active in the last minute.
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
-
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::sync::Mutex;
 
 use super::{Access, Error, Result, Service};
 
-/// Callers one limiter may hold before the full buckets are dropped inline.
+/// Callers held in memory before the refilled buckets are dropped inline.
 pub const TRIM_ABOVE: usize = 10_000;
 
-/// The buckets of one requests-per-minute value, keyed by (app id, user id).
-type Limiter = DefaultKeyedRateLimiter<(i64, i64)>;
-
-/// The limiters, one per requests-per-minute value, created on first use.
+/// In-memory buckets: (app id, user id) → theoretical arrival time, unix ms.
 #[derive(Default)]
 pub struct RateLimits {
-    limiters: Mutex<HashMap<u32, Arc<Limiter>>>,
+    tat: Mutex<HashMap<(i64, i64), i64>>,
+}
+
+/// One GCRA step: the new arrival time if the request is allowed, else the ms to wait.
+pub fn gcra(tat: Option<i64>, now: i64, interval: i64, burst: i64) -> std::result::Result<i64, i64> {
+    let next = tat.unwrap_or(now).max(now) + interval;
+    if next - now > burst { Err(next - now - burst) } else { Ok(next) }
 }
 
 impl Service {
@@ -32,40 +36,67 @@ impl Service {
     /// legacy Personal APIs): the bearer token, then the caller's rate limit.
     pub async fn authorize(&self, token: Option<&str>) -> Result<Access> {
         let access = self.authenticate(token).await?;
-        self.check_rate(&access)?;
+        self.check_rate(&access).await?;
         Ok(access)
     }
 
     /// Spends one request of the caller's bucket; `RateLimited` with the seconds to wait when
     /// it is empty.
-    fn check_rate(&self, a: &Access) -> Result<()> {
+    async fn check_rate(&self, a: &Access) -> Result<()> {
         let per_minute = a.app.rate_limit.unwrap_or(self.cfg.rate_limit);
-        let Some(n) = NonZeroU32::new(per_minute) else {
+        if per_minute == 0 {
             return Ok(());
-        };
-        let limiter = {
-            let mut map = self.limits.limiters.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(per_minute).or_insert_with(|| Arc::new(RateLimiter::keyed(Quota::per_minute(n)))).clone()
-        };
-        if limiter.len() > TRIM_ABOVE {
-            limiter.retain_recent();
         }
-        limiter.check_key(&(a.app.id, a.user.id)).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            Error::RateLimited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
-        })
+        let (burst, now) = (60_000, self.clock.now_ms());
+        let interval = burst / i64::from(per_minute);
+        let shared = self.meta.take_rate(a.app.id, a.user.id, interval, burst, now).await?;
+        let wait = match shared {
+            Some(wait) => wait,
+            None => {
+                let mut map = self.limits.tat.lock().unwrap_or_else(|p| p.into_inner());
+                if map.len() > TRIM_ABOVE {
+                    map.retain(|_, tat| *tat > now);
+                }
+                let key = (a.app.id, a.user.id);
+                match gcra(map.get(&key).copied(), now, interval, burst) {
+                    Ok(tat) => {
+                        map.insert(key, tat);
+                        0
+                    }
+                    Err(wait) => wait as u64,
+                }
+            }
+        };
+        if wait > 0 {
+            return Err(Error::RateLimited(wait.div_ceil(1000)));
+        }
+        Ok(())
     }
 
-    /// Drops the buckets that have refilled; returns how many callers are still tracked.
+    /// Drops the in-memory buckets that have refilled; returns how many callers are still
+    /// tracked.
     pub fn trim_rate_limits(&self) -> usize {
-        let limiters: Vec<_> =
-            self.limits.limiters.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
-        limiters
-            .iter()
-            .map(|l| {
-                l.retain_recent();
-                l.len()
-            })
-            .sum()
+        let now = self.clock.now_ms();
+        let mut map = self.limits.tat.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, tat| *tat > now);
+        map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gcra;
+
+    #[test]
+    fn a_burst_of_n_then_one_per_interval() {
+        let (interval, burst) = (20_000, 60_000); // 3 a minute
+        let mut tat = None;
+        for _ in 0..3 {
+            tat = Some(gcra(tat, 0, interval, burst).unwrap());
+        }
+        assert_eq!(gcra(tat, 0, interval, burst), Err(20_000), "the fourth waits one interval");
+        assert_eq!(gcra(tat, 19_999, interval, burst), Err(1));
+        assert!(gcra(tat, 20_000, interval, burst).is_ok());
+        assert!(gcra(tat, 10 * 60_000, interval, burst).is_ok(), "a refilled bucket is as none");
     }
 }

@@ -52,6 +52,23 @@ pub struct AppState {
     pub openapi: bytes::Bytes,
 }
 
+/// `GET /healthz`: 200 `ok` when both backends answer (within 2 s each), else 503/5 naming
+/// neither (the cause goes to the log), so a load balancer takes an instance out of rotation
+/// while its database or object store is unreachable.
+async fn healthz(State(s): State<AppState>) -> Result<&'static str, error::ApiError> {
+    let limit = std::time::Duration::from_secs(2);
+    let db = tokio::time::timeout(limit, s.svc.meta.check()).await;
+    let blobs = tokio::time::timeout(limit, s.svc.blobs.check()).await;
+    let why = match (db, blobs) {
+        (Ok(Ok(())), Ok(Ok(()))) => return Ok("ok"),
+        (Ok(Err(e)), _) => format!("database: {e}"),
+        (Err(_), _) => "database: no answer within 2 s".to_owned(),
+        (_, Ok(Err(e))) => format!("content store: {e}"),
+        (_, Err(_)) => "content store: no answer within 2 s".to_owned(),
+    };
+    Err(crate::domain::Error::Unavailable(why).into())
+}
+
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     use cloud_v1::*;
@@ -67,7 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/cloud/v1/session", post(session))
         .route("/cloud/v1/session/", post(session))
         .route("/cloud/v1/openapi.json", get(openapi))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/personal/content/v1", get(legacy::content_api).post(legacy::content_api))
         .route(
             "/personal/content/v1/upload/{key}",

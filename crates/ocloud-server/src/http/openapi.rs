@@ -279,7 +279,7 @@ fn extra_paths() -> Vec<(&'static str, Value)> {
         (
             "/healthz",
             json!({"get": {
-                "operationId": "health.get", "summary": "200 once ready",
+                "operationId": "health.get", "summary": "200 once ready and both backends answer",
                 "responses": {"200": body("ok", "text/plain"), "503": error_response(503)}
             }}),
         ),

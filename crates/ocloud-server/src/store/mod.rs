@@ -60,6 +60,166 @@ pub fn merge_scopes(granted: &str, more: &[String]) -> String {
     out.join(" ")
 }
 
+/// A value of a row copied between backends (`admin migrate`); booleans are `Int` 0 or 1.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// SQL NULL.
+    Null,
+    /// An integer (or a boolean).
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+}
+
+/// The type of a column, as both schemas have it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// 64-bit integer.
+    Int,
+    /// 32-bit integer (PostgreSQL `INTEGER`).
+    Int32,
+    /// Boolean (SQLite stores 0 or 1).
+    Bool,
+    /// Text.
+    Text,
+    /// Bytes.
+    Bytes,
+}
+
+/// A table of the logical schema both backends share, for copying.
+#[derive(Debug)]
+pub struct TableSpec {
+    /// Table name.
+    pub name: &'static str,
+    /// Columns in order; the first `key` of them are the primary key (the copy order).
+    pub columns: &'static [(&'static str, Kind)],
+    /// Columns of the primary key.
+    pub key: usize,
+}
+
+impl TableSpec {
+    /// The column names, comma-separated.
+    pub fn column_list(&self) -> String {
+        self.columns.iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The key columns, comma-separated.
+    pub fn key_list(&self) -> String {
+        self.columns[..self.key].iter().map(|(c, _)| *c).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// Every table of an installation, in an order that copies referenced rows first.
+pub const TABLES: &[TableSpec] = {
+    use Kind::*;
+    &[
+        TableSpec {
+            name: "users",
+            columns: &[
+                ("id", Int),
+                ("name", Text),
+                ("password_hash", Text),
+                ("quota", Int),
+                ("used", Int),
+                ("disabled", Bool),
+                ("created", Int),
+            ],
+            key: 1,
+        },
+        TableSpec {
+            name: "apps",
+            columns: &[
+                ("id", Int),
+                ("name", Text),
+                ("client_id", Text),
+                ("secret_hash", Text),
+                ("redirect_uris", Text),
+                ("scopes", Text),
+                ("rate_limit", Int32),
+                ("disabled", Bool),
+                ("created", Int),
+            ],
+            key: 1,
+        },
+        TableSpec {
+            name: "blobs",
+            columns: &[("key", Text), ("refs", Int), ("since", Int), ("reaping", Bool)],
+            key: 1,
+        },
+        TableSpec {
+            name: "nodes",
+            columns: &[
+                ("id", Int),
+                ("user_id", Int),
+                ("parent_id", Int),
+                ("name", Text),
+                ("is_dir", Bool),
+                ("size", Int),
+                ("blob", Text),
+                ("file_type", Text),
+                ("mime", Text),
+                ("metadata", Text),
+                ("created", Int),
+                ("updated", Int),
+            ],
+            key: 1,
+        },
+        TableSpec {
+            name: "tokens",
+            columns: &[
+                ("hash", Bytes),
+                ("kind", Text),
+                ("user_id", Int),
+                ("app_id", Int),
+                ("scope", Text),
+                ("expires_at", Int),
+                ("revoked", Bool),
+                ("grant_id", Text),
+            ],
+            key: 1,
+        },
+        TableSpec {
+            name: "codes",
+            columns: &[
+                ("hash", Bytes),
+                ("app_id", Int),
+                ("user_id", Int),
+                ("redirect_uri", Text),
+                ("scope", Text),
+                ("code_challenge", Text),
+                ("expires_at", Int),
+                ("used", Bool),
+            ],
+            key: 1,
+        },
+        TableSpec { name: "consents", columns: &[("user_id", Int), ("app_id", Int), ("scope", Text)], key: 2 },
+        TableSpec {
+            name: "upload_urls",
+            columns: &[
+                ("hash", Bytes),
+                ("cookie_hash", Bytes),
+                ("user_id", Int),
+                ("app_id", Int),
+                ("scope", Text),
+                ("name", Text),
+                ("size", Int),
+                ("expires_at", Int),
+                ("used", Bool),
+            ],
+            key: 1,
+        },
+        TableSpec {
+            name: "web_sessions",
+            columns: &[("hash", Bytes), ("user_id", Int), ("csrf", Text), ("expires_at", Int)],
+            key: 1,
+        },
+        TableSpec { name: "sessions", columns: &[("esid", Text), ("user_id", Int), ("expires_at", Int)], key: 1 },
+        TableSpec { name: "secrets", columns: &[("name", Text), ("value", Bytes)], key: 1 },
+    ]
+};
+
 /// Result of a metadata call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -390,6 +550,21 @@ pub trait Housekeeping: Send + Sync + 'static {
     /// The server secret `name`: `candidate` is stored if there is none yet, and the stored
     /// one is returned, in one step (every instance then signs with the same key).
     async fn secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+    /// Spends one request of the GCRA bucket of (app, user), shared by every instance on this
+    /// database: `Some(0)` allowed, `Some(ms)` to wait, or `None` if this backend serves one
+    /// process only (the service then counts in memory). `interval` and `burst` in ms; see
+    /// [`crate::domain::limits`].
+    async fn take_rate(
+        &self,
+        app_id: i64,
+        user_id: i64,
+        interval: i64,
+        burst: i64,
+        now: i64,
+    ) -> StoreResult<Option<u64>> {
+        let _ = (app_id, user_id, interval, burst, now);
+        Ok(None)
+    }
     /// Whether the database answers (health checks).
     async fn check(&self) -> StoreResult<()>;
     /// Records `key` as a blob being written (before its first byte), at `now` (unix ms): if
@@ -403,10 +578,19 @@ pub trait Housekeeping: Send + Sync + 'static {
     /// reaped key fails), and concurrent reapers take different keys where the backend allows.
     /// The caller deletes the objects, then [`Housekeeping::forget_blobs`].
     async fn reap_blobs(&self, before: i64, limit: usize) -> StoreResult<Vec<String>>;
-    /// Of these keys, those the database knows (referenced, claimed or being reaped).
-    async fn known_blobs(&self, keys: &[String]) -> StoreResult<std::collections::HashSet<String>>;
+    /// Of these keys, those pending cleanup: known to the database with no reference (claimed
+    /// for an upload in flight, freed by a delete, or being reaped).
+    async fn pending_blobs(&self, keys: &[String]) -> StoreResult<std::collections::HashSet<String>>;
     /// File contents in blob-key order after `after`: `(key, size)` once per key (fsck).
     async fn file_blobs(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<(String, u64)>>;
     /// Users whose `used` differs from the sum of their files' sizes: `(name, used, sum)`.
     async fn usage_mismatches(&self) -> StoreResult<Vec<(String, u64, u64)>>;
+    /// Rows of a table in key order, from `offset` (`admin migrate`).
+    async fn export_rows(&self, table: &'static TableSpec, offset: u64, limit: usize) -> StoreResult<Vec<Vec<Cell>>>;
+    /// Inserts rows as they are, keys included, in one transaction (`admin migrate`).
+    async fn import_rows(&self, table: &'static TableSpec, rows: Vec<Vec<Cell>>) -> StoreResult<()>;
+    /// After an import: what the backend derives from the rows (PostgreSQL: id sequences).
+    async fn finish_import(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }

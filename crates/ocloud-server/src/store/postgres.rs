@@ -699,6 +699,8 @@ impl Grants for Postgres {
         }
         // Tokens are kept a week past expiry, so a late client still hears "expired".
         n += tx.execute("DELETE FROM tokens WHERE expires_at < $1", &[&(now - 7 * 24 * 3600)]).await.map_err(pg)?;
+        // Refilled rate-limit buckets are the same as none.
+        n += tx.execute("DELETE FROM rate_limits WHERE tat < $1", &[&(now * 1000)]).await.map_err(pg)?;
         tx.commit().await.map_err(pg)?;
         self.bump(&c).await;
         Ok(n as usize)
@@ -1019,6 +1021,35 @@ impl Housekeeping for Postgres {
             .ok_or_else(|| StoreError::NotFound(format!("secret {name}")))
     }
 
+    async fn take_rate(
+        &self,
+        app_id: i64,
+        user_id: i64,
+        interval: i64,
+        burst: i64,
+        now: i64,
+    ) -> StoreResult<Option<u64>> {
+        // One statement: the row is locked by the upsert, so instances never both take the
+        // last request of a bucket. The arithmetic is that of `domain::limits::gcra`.
+        let taken = self
+            .one(
+                "INSERT INTO rate_limits(app_id, user_id, tat) VALUES ($1, $2, $3 + $4) \
+                 ON CONFLICT (app_id, user_id) DO UPDATE SET tat = GREATEST(rate_limits.tat, $3) + $4 \
+                 WHERE GREATEST(rate_limits.tat, $3) + $4 - $3 <= $5 RETURNING tat",
+                &[&app_id, &user_id, &now, &interval, &burst],
+                |r| r.get::<_, i64>(0),
+            )
+            .await?;
+        if taken.is_some() {
+            return Ok(Some(0));
+        }
+        let tat: i64 = self
+            .one("SELECT tat FROM rate_limits WHERE app_id = $1 AND user_id = $2", &[&app_id, &user_id], |r| r.get(0))
+            .await?
+            .unwrap_or(now);
+        Ok(Some((tat.max(now) + interval - now - burst).max(1) as u64))
+    }
+
     async fn check(&self) -> StoreResult<()> {
         self.one("SELECT 1", &[], |_| ()).await.map(drop)
     }
@@ -1048,8 +1079,12 @@ impl Housekeeping for Postgres {
         .await
     }
 
-    async fn known_blobs(&self, keys: &[String]) -> StoreResult<HashSet<String>> {
-        Ok(self.all("SELECT key FROM blobs WHERE key = ANY($1)", &[&keys], |r| r.get(0)).await?.into_iter().collect())
+    async fn pending_blobs(&self, keys: &[String]) -> StoreResult<HashSet<String>> {
+        Ok(self
+            .all("SELECT key FROM blobs WHERE key = ANY($1) AND refs <= 0", &[&keys], |r| r.get(0))
+            .await?
+            .into_iter()
+            .collect())
     }
 
     async fn file_blobs(&self, after: Option<&str>, limit: usize) -> StoreResult<Vec<(String, u64)>> {
@@ -1061,6 +1096,89 @@ impl Housekeeping for Postgres {
             |r| (r.get(0), r.get::<_, i64>(1) as u64),
         )
         .await
+    }
+
+    async fn export_rows(&self, table: &'static TableSpec, offset: u64, limit: usize) -> StoreResult<Vec<Vec<Cell>>> {
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {} LIMIT $1 OFFSET $2",
+            table.column_list(),
+            table.name,
+            table.key_list()
+        );
+        let c = self.conn().await?;
+        let rows = c.query(&sql, &[&(limit as i64), &(offset as i64)]).await.map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                table
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, kind))| {
+                        let cell = match kind {
+                            Kind::Int => r.get::<_, Option<i64>>(i).map(Cell::Int),
+                            Kind::Int32 => r.get::<_, Option<i32>>(i).map(|n| Cell::Int(n.into())),
+                            Kind::Bool => r.get::<_, Option<bool>>(i).map(|b| Cell::Int(b.into())),
+                            Kind::Text => r.get::<_, Option<String>>(i).map(Cell::Text),
+                            Kind::Bytes => r.get::<_, Option<Vec<u8>>>(i).map(Cell::Bytes),
+                        };
+                        cell.unwrap_or(Cell::Null)
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    async fn import_rows(&self, table: &'static TableSpec, rows: Vec<Vec<Cell>>) -> StoreResult<()> {
+        use tokio_postgres::types::ToSql;
+        let marks = (1..=table.columns.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!("INSERT INTO {}({}) VALUES ({marks})", table.name, table.column_list());
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let st = tx.prepare(&sql).await.map_err(pg)?;
+        for row in rows {
+            let values: Vec<Box<dyn ToSql + Sync + Send>> = row
+                .into_iter()
+                .zip(table.columns)
+                .map(|(cell, (_, kind))| -> Box<dyn ToSql + Sync + Send> {
+                    match (cell, kind) {
+                        (Cell::Null, Kind::Int) => Box::new(None::<i64>),
+                        (Cell::Null, Kind::Int32) => Box::new(None::<i32>),
+                        (Cell::Null, Kind::Bool) => Box::new(None::<bool>),
+                        (Cell::Null, Kind::Text) => Box::new(None::<String>),
+                        (Cell::Null, Kind::Bytes) => Box::new(None::<Vec<u8>>),
+                        (Cell::Int(n), Kind::Int32) => Box::new(n as i32),
+                        (Cell::Int(n), Kind::Bool) => Box::new(n != 0),
+                        (Cell::Int(n), _) => Box::new(n),
+                        (Cell::Text(t), Kind::Bytes) => Box::new(t.into_bytes()),
+                        (Cell::Text(t), _) => Box::new(t),
+                        (Cell::Bytes(b), Kind::Text) => Box::new(String::from_utf8_lossy(&b).into_owned()),
+                        (Cell::Bytes(b), _) => Box::new(b),
+                    }
+                })
+                .collect();
+            let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
+            tx.execute(&st, &params).await.map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)?;
+        self.bump(&c).await;
+        Ok(())
+    }
+
+    async fn finish_import(&self) -> StoreResult<()> {
+        let c = self.conn().await?;
+        for table in ["users", "apps", "nodes"] {
+            c.execute(
+                &format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+                ),
+                &[],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        self.bump(&c).await;
+        Ok(())
     }
 
     async fn usage_mismatches(&self) -> StoreResult<Vec<(String, u64, u64)>> {

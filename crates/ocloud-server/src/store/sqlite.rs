@@ -1193,10 +1193,10 @@ impl Housekeeping for Sqlite {
         .await
     }
 
-    async fn known_blobs(&self, keys: &[String]) -> StoreResult<std::collections::HashSet<String>> {
+    async fn pending_blobs(&self, keys: &[String]) -> StoreResult<std::collections::HashSet<String>> {
         let keys = keys.to_vec();
         self.read(move |c| {
-            let mut st = c.prepare_cached("SELECT key FROM blobs WHERE key = ?1")?;
+            let mut st = c.prepare_cached("SELECT key FROM blobs WHERE key = ?1 AND refs <= 0")?;
             let mut out = std::collections::HashSet::new();
             for k in keys {
                 if let Some(k) = st.query_row([k], |r| r.get(0)).optional()? {
@@ -1217,6 +1217,58 @@ impl Housekeeping for Sqlite {
             )?
             .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
             .collect()
+        })
+        .await
+    }
+
+    async fn export_rows(&self, table: &'static TableSpec, offset: u64, limit: usize) -> StoreResult<Vec<Vec<Cell>>> {
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY {} LIMIT ?1 OFFSET ?2",
+                table.column_list(),
+                table.name,
+                table.key_list()
+            );
+            let mut st = c.prepare(&sql)?;
+            let mut rows = st.query(params![limit as i64, offset as i64])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                let mut row = Vec::with_capacity(table.columns.len());
+                for (i, (_, kind)) in table.columns.iter().enumerate() {
+                    row.push(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Cell::Null,
+                        rusqlite::types::ValueRef::Integer(n) => Cell::Int(n),
+                        rusqlite::types::ValueRef::Real(f) => Cell::Int(f as i64),
+                        rusqlite::types::ValueRef::Text(t) if *kind == Kind::Bytes => Cell::Bytes(t.to_vec()),
+                        rusqlite::types::ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                        rusqlite::types::ValueRef::Blob(b) => Cell::Bytes(b.to_vec()),
+                    });
+                }
+                out.push(row);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn import_rows(&self, table: &'static TableSpec, rows: Vec<Vec<Cell>>) -> StoreResult<()> {
+        self.write(move |tx, _| {
+            let marks = (1..=table.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!("INSERT INTO {}({}) VALUES ({marks})", table.name, table.column_list());
+            let mut st = tx.prepare(&sql).map_err(backend)?;
+            for row in rows {
+                let values: Vec<rusqlite::types::Value> = row
+                    .into_iter()
+                    .map(|c| match c {
+                        Cell::Null => rusqlite::types::Value::Null,
+                        Cell::Int(n) => rusqlite::types::Value::Integer(n),
+                        Cell::Text(t) => rusqlite::types::Value::Text(t),
+                        Cell::Bytes(b) => rusqlite::types::Value::Blob(b),
+                    })
+                    .collect();
+                st.execute(rusqlite::params_from_iter(values)).map_err(backend)?;
+            }
+            Ok(())
         })
         .await
     }

@@ -42,4 +42,7 @@ CREATE INDEX blobs_unreferenced ON blobs(since) WHERE refs <= 0;
 -- Bumped after every commit that changes anything: instances compare it to keep their
 -- caches coherent.
 CREATE SEQUENCE generation;
+-- Rate-limit buckets shared by the instances (GCRA: theoretical arrival time, unix ms).
+CREATE TABLE rate_limits(app_id BIGINT NOT NULL, user_id BIGINT NOT NULL, tat BIGINT NOT NULL,
+  PRIMARY KEY(app_id, user_id));
 SELECT setval('generation', 1);
