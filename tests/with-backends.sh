@@ -22,7 +22,7 @@ as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -l "$PGDATA/server.log" -w \
   -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDATA -c fsync=off -c max_connections=500" start >/dev/null
 python3 -m moto.server -H 127.0.0.1 -p "$S3PORT" >"$S3LOG" 2>&1 &
 MOTO_PID=$!
-for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$S3PORT/moto-api/" && break; sleep 0.1; done
+for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$S3PORT/moto-api/" 2>/dev/null && break; sleep 0.1; done
 curl -fsS -X PUT -o /dev/null "http://127.0.0.1:$S3PORT/ocloud-test"
 export OCLOUD_TEST_PG="postgres://postgres@127.0.0.1:$PGPORT"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$S3PORT" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test

@@ -1033,9 +1033,9 @@ impl Housekeeping for Postgres {
         // last request of a bucket. The arithmetic is that of `domain::limits::gcra`.
         let taken = self
             .one(
-                "INSERT INTO rate_limits(app_id, user_id, tat) VALUES ($1, $2, $3 + $4) \
-                 ON CONFLICT (app_id, user_id) DO UPDATE SET tat = GREATEST(rate_limits.tat, $3) + $4 \
-                 WHERE GREATEST(rate_limits.tat, $3) + $4 - $3 <= $5 RETURNING tat",
+                "INSERT INTO rate_limits(app_id, user_id, tat) VALUES ($1, $2, $3::BIGINT + $4::BIGINT) \
+                 ON CONFLICT (app_id, user_id) DO UPDATE SET tat = GREATEST(rate_limits.tat, $3::BIGINT) + $4::BIGINT \
+                 WHERE GREATEST(rate_limits.tat, $3::BIGINT) + $4::BIGINT - $3::BIGINT <= $5::BIGINT RETURNING tat",
                 &[&app_id, &user_id, &now, &interval, &burst],
                 |r| r.get::<_, i64>(0),
             )
