@@ -195,14 +195,24 @@ fn url_host(url: &str) -> Option<&str> {
 /// How often the clean-up below runs again after the start-up pass.
 const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Cleans up once now, then every hour, so a server that runs for months keeps neither
-/// expired rows nor orphan blobs. Several instances may run it at once: each step is safe
-/// to repeat and takes its rows in one step.
+/// How often an instance checks whether the maintenance lease is free.
+const LEASE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Cleans up once an hour across all instances, so a server that runs for months keeps
+/// neither expired rows nor orphan blobs: every instance checks every five minutes, and the
+/// one that takes the hour's lease in the database runs the pass (each step is also safe to
+/// repeat, should two passes ever overlap).
 async fn maintain(svc: domain::Service) {
-    let mut every = tokio::time::interval(MAINTENANCE_EVERY);
+    let holder = uuid::Uuid::new_v4().simple().to_string();
+    let mut every = tokio::time::interval(LEASE_CHECK_EVERY);
     loop {
         every.tick().await;
-        maintenance_pass(&svc).await;
+        let now = svc.clock.now_ms();
+        match svc.meta.lease("maintenance", &holder, now + MAINTENANCE_EVERY.as_millis() as i64, now).await {
+            Ok(true) => maintenance_pass(&svc).await,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %crate::logsafe::Esc(&e), "maintenance lease unavailable"),
+        }
     }
 }
 
@@ -242,6 +252,12 @@ mod tests {
         maintenance_pass(&svc).await;
         assert_eq!(svc.meta.purge_expired(2).await.unwrap(), 0, "the expired session went in the pass");
         assert!(svc.blobs.read(&orphan, 0, None).await.is_ok());
+
+        // One lease per hour across instances: a second taker is refused until it expires.
+        let now = svc.clock.now_ms();
+        assert!(svc.meta.lease("maintenance", "one", now + 3_600_000, now).await.unwrap());
+        assert!(!svc.meta.lease("maintenance", "two", now + 3_600_000, now).await.unwrap());
+        assert!(svc.meta.lease("maintenance", "two", now + 7_200_000, now + 3_600_000).await.unwrap());
 
         // The injected clock moves past the grace: no waiting.
         svc.clock.advance(domain::content::ORPHAN_GRACE.as_millis() as i64 + 1);

@@ -428,3 +428,14 @@ async fn an_object_store_outage_answers_503_and_the_service_recovers() {
     let up = api.upload("c.txt", b"after", None).await.ok();
     assert_eq!(&api.download(up["fileId"].as_str().unwrap()).await[..], b"after");
 }
+
+/// The metadata contract suite of the server crate, on a fresh PostgreSQL database (the
+/// SQLite unit tests run the same suite).
+#[tokio::test]
+async fn the_metadata_contract_holds_on_postgres() {
+    let env = fresh_remote();
+    let db = ocloud_server::store::postgres::Postgres::connect(&env[0].1, ocloud_server::clock::Clock::system())
+        .await
+        .unwrap();
+    ocloud_server::store::conformance::run(&db).await;
+}

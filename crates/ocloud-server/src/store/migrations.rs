@@ -8,8 +8,11 @@
 //! schema it does not understand.
 
 /// SQLite scripts, in order; version N means the first N ran.
-pub const SQLITE: &[&str] =
-    &[include_str!("migrations/sqlite/0001_initial.sql"), include_str!("migrations/sqlite/0002_blob_lifecycle.sql")];
+pub const SQLITE: &[&str] = &[
+    include_str!("migrations/sqlite/0001_initial.sql"),
+    include_str!("migrations/sqlite/0002_blob_lifecycle.sql"),
+    include_str!("migrations/sqlite/0003_leases.sql"),
+];
 
 /// PostgreSQL scripts, in order.
 pub const POSTGRES: &[&str] = &[include_str!("migrations/postgres/0001_initial.sql")];

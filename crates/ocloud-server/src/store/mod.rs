@@ -6,6 +6,8 @@
 //! Time is never stamped by a database: stores take it from the injected [`crate::clock::Clock`].
 //! Schemas are versioned; see [`migrations`].
 
+#[doc(hidden)]
+pub mod conformance;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
@@ -565,6 +567,10 @@ pub trait Housekeeping: Send + Sync + 'static {
         let _ = (app_id, user_id, interval, burst, now);
         Ok(None)
     }
+    /// Takes the lease `name` for `holder` until `until` (unix ms) if there is none or it
+    /// expired at `now`, in one step; whether it was taken. Background jobs that should run
+    /// once per period across all instances run where this is `true`.
+    async fn lease(&self, name: &str, holder: &str, until: i64, now: i64) -> StoreResult<bool>;
     /// Whether the database answers (health checks).
     async fn check(&self) -> StoreResult<()>;
     /// Records `key` as a blob being written (before its first byte), at `now` (unix ms): if

@@ -1050,6 +1050,19 @@ impl Housekeeping for Postgres {
         Ok(Some((tat.max(now) + interval - now - burst).max(1) as u64))
     }
 
+    async fn lease(&self, name: &str, holder: &str, until: i64, now: i64) -> StoreResult<bool> {
+        let got = self
+            .one(
+                "INSERT INTO leases(name, holder, until) VALUES ($1, $2, $3::BIGINT) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+                 WHERE leases.until <= $4::BIGINT RETURNING holder",
+                &[&name, &holder, &until, &now],
+                |r| r.get::<_, String>(0),
+            )
+            .await?;
+        Ok(got.is_some())
+    }
+
     async fn check(&self) -> StoreResult<()> {
         self.one("SELECT 1", &[], |_| ()).await.map(drop)
     }

@@ -1154,6 +1154,24 @@ impl Housekeeping for Sqlite {
         .await
     }
 
+    async fn lease(&self, name: &str, holder: &str, until: i64, now: i64) -> StoreResult<bool> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |tx, _| {
+            let got: Option<String> = tx
+                .query_row(
+                    "INSERT INTO leases(name, holder, until) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until \
+                 WHERE leases.until <= ?4 RETURNING holder",
+                    params![name, holder, until, now],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            Ok(got.is_some())
+        })
+        .await
+    }
+
     async fn check(&self) -> StoreResult<()> {
         self.quick(|c| c.query_row("SELECT 1", [], |_| Ok(())))
     }
@@ -1291,40 +1309,10 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn tree_operations_keep_quota_exact() {
+    async fn the_metadata_contract_holds() {
         let dir = tempfile::tempdir().unwrap();
         let db = Sqlite::open(&dir.path().join("m.db"), Clock::system()).unwrap();
-        let u = db.ensure_user("alice").await.unwrap();
-        let root = db.root(u.id).await.unwrap();
-        let a = db.create_folder(root.id, "a").await.unwrap();
-        assert!(matches!(db.create_folder(root.id, "a").await, Err(StoreError::AlreadyExists(_))));
-        for b in ["b1", "b2", "b3"] {
-            db.claim_blob(b, 0).await.unwrap();
-        }
-        let f = NewFile {
-            name: "x.txt".into(),
-            size: 10,
-            blob: "b1".into(),
-            file_type: FileType::File,
-            mime: "text/plain".into(),
-            metadata: None,
-        };
-        let f1 = db.insert_file(a.id, f.clone(), 100).await.unwrap();
-        let f2 = db.insert_file(a.id, NewFile { blob: "b2".into(), ..f.clone() }, 100).await.unwrap();
-        assert_eq!((f1.name.as_str(), f2.name.as_str()), ("x.txt", "x(1).txt"));
-        let err = db.insert_file(a.id, NewFile { size: 81, blob: "b3".into(), ..f.clone() }, 100).await.unwrap_err();
-        assert!(matches!(err, StoreError::QuotaExceeded { needed: 81, free: 80 }));
-        let a2 = db.copy(a.id, root.id, "a2", 100).await.unwrap();
-        assert_eq!(db.user(u.id).await.unwrap().unwrap().used, 40);
-        assert!(matches!(db.copy(a.id, a.id, "in", 100).await, Err(StoreError::IntoItself)));
-        let d = db.descendants(root.id, false).await.unwrap();
-        let paths: Vec<String> = d.iter().map(|d| format!("{}{}", d.parent_rel, d.node.name)).collect();
-        assert_eq!(paths, ["a", "a/x(1).txt", "a/x.txt", "a2", "a2/x(1).txt", "a2/x.txt"]);
-        assert_eq!(db.delete(a.id).await.unwrap(), Vec::<String>::new());
-        let mut freed = db.delete(a2.id).await.unwrap();
-        freed.sort();
-        assert_eq!(freed, ["b1", "b2"]);
-        assert_eq!(db.user(u.id).await.unwrap().unwrap().used, 0);
+        crate::store::conformance::run(&db).await;
     }
 
     #[tokio::test]
@@ -1361,28 +1349,5 @@ mod tests {
         let q = ChildQuery { dirs: true, files: true, file_type: None, offset: 1500, limit: Some(3) };
         let fast: Vec<String> = db.children(big.id, q).await.unwrap().into_iter().map(|n| n.name).collect();
         assert_eq!(fast, ["d01499", "f00000", "f00001"]);
-    }
-
-    #[tokio::test]
-    async fn purge_drops_only_expired_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Sqlite::open(&dir.path().join("m.db"), Clock::system()).unwrap();
-        let rec = |expires_at| TokenRecord {
-            kind: "access".into(),
-            user_id: 1,
-            app_id: 1,
-            scope: "cloud".into(),
-            expires_at,
-            revoked: false,
-            grant: String::new(),
-        };
-        let week = 7 * 24 * 3600;
-        let pair = vec![NewToken { hash: vec![1], record: rec(100) }, NewToken { hash: vec![2], record: rec(300) }];
-        db.insert_tokens(pair).await.unwrap();
-        db.insert_session("e", 1, 100).await.unwrap();
-        assert_eq!(db.purge_expired(200).await.unwrap(), 1, "the session only: tokens get a week");
-        assert_eq!(db.purge_expired(200 + week).await.unwrap(), 1);
-        assert!(db.token(&[1]).await.unwrap().is_none());
-        assert!(db.token(&[2]).await.unwrap().is_some());
     }
 }

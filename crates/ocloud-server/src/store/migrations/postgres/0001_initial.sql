@@ -42,6 +42,8 @@ CREATE INDEX blobs_unreferenced ON blobs(since) WHERE refs <= 0;
 -- Bumped after every commit that changes anything: instances compare it to keep their
 -- caches coherent.
 CREATE SEQUENCE generation;
+-- Leases of background work: one instance runs a job per period.
+CREATE TABLE leases(name TEXT PRIMARY KEY, holder TEXT NOT NULL, until BIGINT NOT NULL);
 -- Rate-limit buckets shared by the instances (GCRA: theoretical arrival time, unix ms).
 CREATE TABLE rate_limits(app_id BIGINT NOT NULL, user_id BIGINT NOT NULL, tat BIGINT NOT NULL,
   PRIMARY KEY(app_id, user_id));

@@ -1,0 +1,131 @@
+//! The metadata contract as one test suite, run on every backend: the SQLite unit tests call
+//! it on a temp file, the scale suite on a fresh PostgreSQL database. Public (hidden) for that.
+
+use ocloud_wire::model::FileType;
+
+use super::*;
+
+/// Runs every check on an empty database; panics on the first failure.
+pub async fn run(db: &dyn Metadata) {
+    tree_operations_keep_quota_exact(db).await;
+    purge_drops_only_expired_rows(db).await;
+    blob_keys_are_claimed_released_and_reaped(db).await;
+    leases_go_to_one_holder_at_a_time(db).await;
+    consents_merge_and_token_pairs_land_together(db).await;
+}
+
+async fn tree_operations_keep_quota_exact(db: &dyn Metadata) {
+    let u = db.ensure_user("alice").await.unwrap();
+    let root = db.root(u.id).await.unwrap();
+    let a = db.create_folder(root.id, "a").await.unwrap();
+    assert!(matches!(db.create_folder(root.id, "a").await, Err(StoreError::AlreadyExists(_))));
+    for b in ["b1", "b2", "b3"] {
+        db.claim_blob(b, 0).await.unwrap();
+    }
+    let f = NewFile {
+        name: "x.txt".into(),
+        size: 10,
+        blob: "b1".into(),
+        file_type: FileType::File,
+        mime: "text/plain".into(),
+        metadata: None,
+    };
+    let f1 = db.insert_file(a.id, f.clone(), 100).await.unwrap();
+    let f2 = db.insert_file(a.id, NewFile { blob: "b2".into(), ..f.clone() }, 100).await.unwrap();
+    assert_eq!((f1.name.as_str(), f2.name.as_str()), ("x.txt", "x(1).txt"));
+    let err = db.insert_file(a.id, NewFile { size: 81, blob: "b3".into(), ..f.clone() }, 100).await.unwrap_err();
+    assert!(matches!(err, StoreError::QuotaExceeded { needed: 81, free: 80 }));
+    let a2 = db.copy(a.id, root.id, "a2", 100).await.unwrap();
+    assert_eq!(db.user(u.id).await.unwrap().unwrap().used, 40);
+    assert!(matches!(db.copy(a.id, a.id, "in", 100).await, Err(StoreError::IntoItself)));
+    let d = db.descendants(root.id, false).await.unwrap();
+    let paths: Vec<String> = d.iter().map(|d| format!("{}{}", d.parent_rel, d.node.name)).collect();
+    assert_eq!(paths, ["a", "a/x(1).txt", "a/x.txt", "a2", "a2/x(1).txt", "a2/x.txt"]);
+    assert_eq!(db.delete(a.id).await.unwrap(), Vec::<String>::new());
+    let mut freed = db.delete(a2.id).await.unwrap();
+    freed.sort();
+    assert_eq!(freed, ["b1", "b2"]);
+    assert_eq!(db.user(u.id).await.unwrap().unwrap().used, 0);
+    db.forget_blobs(&["b1".into(), "b2".into(), "b3".into()]).await.unwrap();
+}
+
+async fn purge_drops_only_expired_rows(db: &dyn Metadata) {
+    let rec = |expires_at| TokenRecord {
+        kind: "access".into(),
+        user_id: 1,
+        app_id: 1,
+        scope: "cloud".into(),
+        expires_at,
+        revoked: false,
+        grant: String::new(),
+    };
+    let week = 7 * 24 * 3600;
+    let pair = vec![NewToken { hash: vec![1], record: rec(100) }, NewToken { hash: vec![2], record: rec(300) }];
+    db.insert_tokens(pair).await.unwrap();
+    db.insert_session("e", 1, 100).await.unwrap();
+    assert_eq!(db.purge_expired(200).await.unwrap(), 1, "the session only: tokens get a week");
+    assert_eq!(db.purge_expired(200 + week).await.unwrap(), 1);
+    assert!(db.token(&[1]).await.unwrap().is_none());
+    assert!(db.token(&[2]).await.unwrap().is_some());
+}
+
+async fn blob_keys_are_claimed_released_and_reaped(db: &dyn Metadata) {
+    let u = db.ensure_user("reaped").await.unwrap();
+    let root = db.root(u.id).await.unwrap();
+    let file = |blob: &str| NewFile {
+        name: "f".into(),
+        size: 1,
+        blob: blob.into(),
+        file_type: FileType::File,
+        mime: "x".into(),
+        metadata: None,
+    };
+    // An unclaimed key cannot be recorded.
+    assert!(matches!(db.insert_file(root.id, file("never-claimed"), 10).await, Err(StoreError::NotFound(_))));
+    db.claim_blob("k-live", 1_000).await.unwrap();
+    db.claim_blob("k-stale", 1_000).await.unwrap();
+    let n = db.insert_file(root.id, file("k-live"), 10).await.unwrap();
+    // Only the unreferenced, old enough key is reaped; then it can no longer be recorded.
+    assert_eq!(db.reap_blobs(2_000, 10).await.unwrap(), ["k-stale"]);
+    assert!(matches!(db.insert_file(root.id, file("k-stale"), 10).await, Err(StoreError::NotFound(_))));
+    let keys = ["k-live".to_owned(), "k-stale".to_owned()];
+    assert_eq!(db.pending_blobs(&keys).await.unwrap(), ["k-stale".to_owned()].into());
+    db.forget_blobs(&keys).await.unwrap();
+    assert!(db.pending_blobs(&keys).await.unwrap().is_empty(), "the referenced key stays, the reaped one is gone");
+    assert_eq!(db.file_blobs(None, 10).await.unwrap(), [("k-live".to_owned(), 1)]);
+    // A delete releases the key: pending cleanup until forgotten.
+    assert_eq!(db.delete(n.id).await.unwrap(), ["k-live"]);
+    assert_eq!(db.pending_blobs(&keys).await.unwrap(), ["k-live".to_owned()].into());
+    assert!(db.usage_mismatches().await.unwrap().is_empty());
+}
+
+async fn leases_go_to_one_holder_at_a_time(db: &dyn Metadata) {
+    assert!(db.lease("job", "a", 2_000, 1_000).await.unwrap());
+    assert!(!db.lease("job", "b", 3_000, 1_500).await.unwrap(), "held until 2,000");
+    assert!(db.lease("job", "b", 3_000, 2_000).await.unwrap(), "expired");
+}
+
+async fn consents_merge_and_token_pairs_land_together(db: &dyn Metadata) {
+    let u = db.ensure_user("consenting").await.unwrap();
+    let app = db.ensure_app("consented").await.unwrap();
+    db.merge_consent(u.id, app.id, &["openid".into(), "cloud".into()]).await.unwrap();
+    db.merge_consent(u.id, app.id, &["cloud".into(), "offline_access".into()]).await.unwrap();
+    assert_eq!(db.consent(u.id, app.id).await.unwrap().as_deref(), Some("openid cloud offline_access"));
+    let rec = |kind: &str| TokenRecord {
+        kind: kind.into(),
+        user_id: u.id,
+        app_id: app.id,
+        scope: "cloud".into(),
+        expires_at: i64::MAX / 2,
+        revoked: false,
+        grant: "g1".into(),
+    };
+    let pair = vec![
+        NewToken { hash: vec![9, 1], record: rec("access") },
+        NewToken { hash: vec![9, 2], record: rec("refresh") },
+    ];
+    db.insert_tokens(pair).await.unwrap();
+    assert!(db.revoke_token(&[9, 2], app.id, true).await.unwrap());
+    assert!(db.token(&[9, 1]).await.unwrap().unwrap().revoked, "the grant went with its refresh token");
+    assert!(!db.revoke_token(&[9, 1], app.id + 1, false).await.unwrap(), "another app's token is not found");
+}
