@@ -21,7 +21,7 @@ pub async fn token(cfg: &Config, user: &str, app: &str, scope: &str, ttl: Durati
     crate::domain::names::validate(app).map_err(|e| anyhow::anyhow!("app name: {e}"))?;
     let svc = open(cfg).await?;
     let user = svc.meta.ensure_user(user).await?;
-    let app = svc.meta.ensure_app(app).await?;
+    let app = svc.meta.ensure_app(app, crate::domain::oauth::ADMIN_APP_SCOPES).await?;
     Ok(svc.issue_tokens(&user, &app, scope, ttl).await?)
 }
 
@@ -147,7 +147,7 @@ pub async fn fill(
     let svc = open(cfg).await?;
     let user = svc.meta.ensure_user(user).await?;
     // Created here so that `admin token --app` finds it with the folder in place.
-    svc.meta.ensure_app(app).await?;
+    svc.meta.ensure_app(app, crate::domain::oauth::ADMIN_APP_SCOPES).await?;
     let root = svc.meta.root(user.id).await?;
     let names: Vec<String> = folder.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect();
     let dir = svc.meta.ensure_folders(root.id, &names).await?;

@@ -195,6 +195,10 @@ fn url_host(url: &str) -> Option<&str> {
 /// How often the clean-up below runs again after the start-up pass.
 const MAINTENANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// Tokens are kept this long past expiry, so a late client still hears "expired", not
+/// "unknown".
+const TOKEN_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// How often an instance checks whether the maintenance lease is free.
 const LEASE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -219,7 +223,8 @@ async fn maintain(svc: domain::Service) {
 /// Drops expired codes, upload URLs, sessions and tokens, and the blobs unreferenced for
 /// longer than [`domain::content::ORPHAN_GRACE`]. Failures are logged: the next pass retries.
 async fn maintenance_pass(svc: &domain::Service) {
-    match svc.meta.purge_expired(svc.clock.now_s()).await {
+    let now = svc.clock.now_s();
+    match svc.meta.purge_expired(now, now - TOKEN_RETENTION.as_secs() as i64).await {
         Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired codes, URLs, sessions and tokens"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %crate::logsafe::Esc(&e), "purge of expired rows failed"),
@@ -250,7 +255,7 @@ mod tests {
 
         // An orphan younger than the grace stays (it may be an upload being recorded).
         maintenance_pass(&svc).await;
-        assert_eq!(svc.meta.purge_expired(2).await.unwrap(), 0, "the expired session went in the pass");
+        assert_eq!(svc.meta.purge_expired(2, 0).await.unwrap(), 0, "the expired session went in the pass");
         assert!(svc.blobs.read(&orphan, 0, None).await.is_ok());
 
         // One lease per hour across instances: a second taker is refused until it expires.

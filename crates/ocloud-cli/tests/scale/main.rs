@@ -79,7 +79,27 @@ async fn what_one_instance_does_the_other_sees_at_once() {
     assert_eq!(bob_a.get("/cloud/v1/freespace").await.status, 200);
     admin(&["user", "remove", "bob"]);
     bob_a.get("/cloud/v1/freespace").await.assert_error(401, 41);
-    assert_eq!(p.a.admin().args(["user", "list"]).output().unwrap().status.code(), Some(0));
+    // A token revoked (RFC 7009) through B is refused by A, which had it cached.
+    let app: Value = serde_json::from_slice(
+        &p.a.admin()
+            .args(["app", "add", "revoking", "--redirect-uri", "http://127.0.0.1:1/cb", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let token = p.a.admin_token(&["--user", "alice", "--app", "revoking"]);
+    let via_a = Api::new(&p.a.url, &token);
+    assert_eq!(via_a.get("/cloud/v1/freespace").await.status, 200, "A caches the token now");
+    let revoked = http()
+        .post(format!("{}/oauth/v2/revoke", p.b.url))
+        .basic_auth(app["client_id"].as_str().unwrap(), app["client_secret"].as_str())
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    via_a.get("/cloud/v1/freespace").await.assert_error(401, 41);
     let (ok, report) = p.fsck();
     assert!(ok, "{report}");
 }

@@ -8,7 +8,8 @@
 //!   third failure in a row, each further attempt must wait 1 s, then 2 s, 4 s… up to 5 min;
 //!   an attempt during the wait is refused without looking at the password, with the time
 //!   left. Never a permanent lockout: the wait ends, and a success clears the count. Counts
-//!   are kept in memory per process, forgotten an hour after the last failure.
+//!   are forgotten an hour after the last failure; they live in the database when it is
+//!   shared by several instances (PostgreSQL), else in memory.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +20,7 @@ use rand::RngCore;
 use sha2::Sha256;
 
 use super::{Result, Service, auth::hex};
+use crate::store::LoginFailures;
 
 /// How long a sign-in form stays valid.
 const FORM_TTL_SECS: i64 = 3600;
@@ -31,18 +33,10 @@ const FORGET_AFTER: Duration = Duration::from_secs(3600);
 /// Records at most, before the forgotten ones are swept.
 const MAX_RECORDS: usize = 10_000;
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    /// Unix ms of the injected clock, so the emulator's clock also ends a wait.
-    last: i64,
-    wait_until: i64,
-}
-
 /// Failed sign-ins by account and by address.
 #[derive(Default)]
 pub struct LoginGuard {
-    failures: Mutex<HashMap<String, Failures>>,
+    failures: Mutex<HashMap<String, LoginFailures>>,
     key: tokio::sync::OnceCell<Vec<u8>>,
 }
 
@@ -92,40 +86,63 @@ impl Service {
     /// Starts a sign-in for `keys` (the account, the address): `Err` with the time still to
     /// wait, or `Ok` with the attempt already counted as a failure, in one step, so parallel
     /// attempts cannot all slip through before the first is counted. [`Service::login_succeeded`]
-    /// clears the count.
-    pub fn login_begin(&self, keys: &[String]) -> std::result::Result<(), Duration> {
+    /// clears the count. On a database shared by several instances (PostgreSQL) the counts
+    /// live there, so an attacker gains nothing by spreading attempts over instances.
+    pub async fn login_begin(&self, keys: &[String]) -> Result<std::result::Result<(), Duration>> {
         let now = self.clock.now_ms();
-        let forget = FORGET_AFTER.as_millis() as i64;
-        let mut map = self.login_guard.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let wait = keys.iter().filter_map(|k| map.get(k)).map(|f| f.wait_until.saturating_sub(now)).max();
-        if let Some(wait) = wait.filter(|w| *w > 0) {
-            return Err(Duration::from_millis(wait as u64));
+        let step = move |records: &mut [Option<LoginFailures>]| begin(records, now);
+        if let Some(shared) = self.meta.login_failures(keys, &step).await? {
+            return Ok(shared.map_err(|ms| Duration::from_millis(ms as u64)));
         }
+        let mut map = self.login_guard.failures.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > MAX_RECORDS {
+            let forget = FORGET_AFTER.as_millis() as i64;
             map.retain(|_, f| now - f.last < forget);
         }
-        for k in keys {
-            let f = map.entry(k.clone()).or_insert(Failures { count: 0, last: now, wait_until: now });
-            if now - f.last >= forget {
-                f.count = 0;
+        let mut records: Vec<Option<LoginFailures>> = keys.iter().map(|k| map.get(k).copied()).collect();
+        let verdict = begin(&mut records, now);
+        if verdict.is_ok() {
+            for (k, r) in keys.iter().zip(records) {
+                map.insert(k.clone(), r.expect("begin fills every record"));
             }
-            f.count += 1;
-            f.last = now;
-            if f.count > FREE_FAILURES {
-                let wait = Duration::from_secs(1u64 << (f.count - FREE_FAILURES - 1).min(9)).min(MAX_WAIT);
-                f.wait_until = now + wait.as_millis() as i64;
+        }
+        Ok(verdict.map_err(|ms| Duration::from_millis(ms as u64)))
+    }
+
+    /// A sign-in begun with [`Service::login_begin`] succeeded: its keys start afresh.
+    pub async fn login_succeeded(&self, keys: &[String]) -> Result<()> {
+        if !self.meta.clear_login_failures(keys).await? {
+            let mut map = self.login_guard.failures.lock().unwrap_or_else(|p| p.into_inner());
+            for k in keys {
+                map.remove(k);
             }
         }
         Ok(())
     }
+}
 
-    /// A sign-in begun with [`Service::login_begin`] succeeded: its keys start afresh.
-    pub fn login_succeeded(&self, keys: &[String]) {
-        let mut map = self.login_guard.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for k in keys {
-            map.remove(k);
+/// The rule, on the records of the attempt's keys (`None`: no failure yet): refused with the
+/// ms still to wait if any key must wait, else every key's failure is counted and its next
+/// wait set. Times are unix ms of the injected clock.
+fn begin(records: &mut [Option<LoginFailures>], now: i64) -> std::result::Result<(), i64> {
+    let wait = records.iter().flatten().map(|f| f.wait_until - now).max().unwrap_or(0);
+    if wait > 0 {
+        return Err(wait);
+    }
+    let forget = FORGET_AFTER.as_millis() as i64;
+    for r in records.iter_mut() {
+        let f = r.get_or_insert(LoginFailures { count: 0, last: now, wait_until: now });
+        if now - f.last >= forget {
+            f.count = 0;
+        }
+        f.count += 1;
+        f.last = now;
+        if f.count > FREE_FAILURES {
+            let wait = Duration::from_secs(1u64 << (f.count - FREE_FAILURES - 1).min(9)).min(MAX_WAIT);
+            f.wait_until = now + wait.as_millis() as i64;
         }
     }
+    Ok(())
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -171,24 +188,26 @@ mod tests {
         let keys = vec!["user:a".to_owned(), "addr:1".to_owned()];
         // Each begun attempt counts at once: parallel attempts cannot all get through.
         for _ in 0..=FREE_FAILURES {
-            assert_eq!(svc.login_begin(&keys), Ok(()));
+            assert_eq!(svc.login_begin(&keys).await.unwrap(), Ok(()));
         }
-        let first = svc.login_begin(&keys).unwrap_err();
+        let first = svc.login_begin(&keys).await.unwrap().unwrap_err();
         assert!(first <= Duration::from_secs(1) && first > Duration::from_millis(500));
         // The address alone is enough to wait; a success clears both.
-        assert!(svc.login_begin(&["addr:1".to_owned()]).is_err());
-        svc.login_succeeded(&keys);
-        assert_eq!(svc.login_begin(&keys), Ok(()));
-        svc.login_succeeded(&keys);
+        assert!(svc.login_begin(&["addr:1".to_owned()]).await.unwrap().is_err());
+        svc.login_succeeded(&keys).await.unwrap();
+        assert_eq!(svc.login_begin(&keys).await.unwrap(), Ok(()));
+        svc.login_succeeded(&keys).await.unwrap();
         // The waits double, and stay bounded: never a lockout.
-        let mut map = svc.login_guard.failures.lock().unwrap();
         let now = svc.clock.now_ms();
-        map.insert("user:a".into(), Failures { count: 40, last: now, wait_until: now });
-        drop(map);
-        assert_eq!(svc.login_begin(&keys[..1]), Ok(()));
-        assert!(svc.login_begin(&keys[..1]).unwrap_err() <= MAX_WAIT);
+        svc.login_guard
+            .failures
+            .lock()
+            .unwrap()
+            .insert("user:a".into(), LoginFailures { count: 40, last: now, wait_until: now });
+        assert_eq!(svc.login_begin(&keys[..1]).await.unwrap(), Ok(()));
+        assert!(svc.login_begin(&keys[..1]).await.unwrap().unwrap_err() <= MAX_WAIT);
         // The injected clock ends the wait: no sleeping.
         svc.clock.advance(MAX_WAIT.as_millis() as i64);
-        assert_eq!(svc.login_begin(&keys[..1]), Ok(()));
+        assert_eq!(svc.login_begin(&keys[..1]).await.unwrap(), Ok(()));
     }
 }

@@ -19,6 +19,9 @@ use crate::store::{App, CodeRecord, NewApp, User, WebSession};
 pub const KNOWN_SCOPES: [&str; 7] =
     ["openid", "cloud", "cloudfullread", "cloudfullwrite", "offline_access", "profile", "details"];
 
+/// Scopes of an app that `ocloud admin token` creates on the fly: everything a token may ask.
+pub const ADMIN_APP_SCOPES: &str = "openid cloud cloudfullread cloudfullwrite offline_access";
+
 /// Lifetime of a login session of the web pages.
 const WEB_SESSION_SECS: i64 = 7 * 24 * 3600;
 

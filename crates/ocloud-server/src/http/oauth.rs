@@ -165,7 +165,15 @@ pub async fn login(
         format!("addr:{}", super::conn::peer(&ext).map(|p| p.ip().to_string()).unwrap_or_default()),
     ];
     // The attempt is counted before the password is checked (see `login_begin`).
-    if let Err(wait) = s.svc.login_begin(&keys) {
+    let begun = match s.svc.login_begin(&keys).await {
+        Ok(b) => b,
+        // Fails closed: no attempt goes uncounted.
+        Err(e) => {
+            tracing::error!(error = %crate::logsafe::Esc(&e), "login throttle");
+            return html(StatusCode::SERVICE_UNAVAILABLE, web::error("Temporarily unavailable. Please try again."));
+        }
+    };
+    if let Err(wait) = begun {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let why = format!("Too many failed sign-ins. Please wait {secs} s and try again.");
         let mut res = login_page(&s, &app, &req, Some(&why), get("username")).await;
@@ -175,7 +183,9 @@ pub async fn login(
     }
     let user = match s.svc.login(get("username"), get("password")).await {
         Ok(Some(u)) => {
-            s.svc.login_succeeded(&keys);
+            if let Err(e) = s.svc.login_succeeded(&keys).await {
+                tracing::warn!(error = %crate::logsafe::Esc(&e), "could not clear the sign-in failures");
+            }
             u
         }
         Ok(None) => {

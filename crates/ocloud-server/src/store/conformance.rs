@@ -12,6 +12,7 @@ pub async fn run(db: &dyn Metadata) {
     blob_keys_are_claimed_released_and_reaped(db).await;
     leases_go_to_one_holder_at_a_time(db).await;
     consents_merge_and_token_pairs_land_together(db).await;
+    login_failures_are_kept_where_the_backend_shares_them(db).await;
 }
 
 async fn tree_operations_keep_quota_exact(db: &dyn Metadata) {
@@ -63,8 +64,8 @@ async fn purge_drops_only_expired_rows(db: &dyn Metadata) {
     let pair = vec![NewToken { hash: vec![1], record: rec(100) }, NewToken { hash: vec![2], record: rec(300) }];
     db.insert_tokens(pair).await.unwrap();
     db.insert_session("e", 1, 100).await.unwrap();
-    assert_eq!(db.purge_expired(200).await.unwrap(), 1, "the session only: tokens get a week");
-    assert_eq!(db.purge_expired(200 + week).await.unwrap(), 1);
+    assert_eq!(db.purge_expired(200, 200 - week).await.unwrap(), 1, "the session only: tokens get a week");
+    assert_eq!(db.purge_expired(200 + week, 200).await.unwrap(), 1);
     assert!(db.token(&[1]).await.unwrap().is_none());
     assert!(db.token(&[2]).await.unwrap().is_some());
 }
@@ -107,7 +108,7 @@ async fn leases_go_to_one_holder_at_a_time(db: &dyn Metadata) {
 
 async fn consents_merge_and_token_pairs_land_together(db: &dyn Metadata) {
     let u = db.ensure_user("consenting").await.unwrap();
-    let app = db.ensure_app("consented").await.unwrap();
+    let app = db.ensure_app("consented", "openid cloud").await.unwrap();
     db.merge_consent(u.id, app.id, &["openid".into(), "cloud".into()]).await.unwrap();
     db.merge_consent(u.id, app.id, &["cloud".into(), "offline_access".into()]).await.unwrap();
     assert_eq!(db.consent(u.id, app.id).await.unwrap().as_deref(), Some("openid cloud offline_access"));
@@ -128,4 +129,33 @@ async fn consents_merge_and_token_pairs_land_together(db: &dyn Metadata) {
     assert!(db.revoke_token(&[9, 2], app.id, true).await.unwrap());
     assert!(db.token(&[9, 1]).await.unwrap().unwrap().revoked, "the grant went with its refresh token");
     assert!(!db.revoke_token(&[9, 1], app.id + 1, false).await.unwrap(), "another app's token is not found");
+}
+
+async fn login_failures_are_kept_where_the_backend_shares_them(db: &dyn Metadata) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let keys = ["user:x".to_owned(), "addr:y".to_owned()];
+    let seen = AtomicU32::new(u32::MAX);
+    let count = |records: &mut [Option<LoginFailures>]| {
+        seen.store(records[0].map_or(0, |f| f.count), Ordering::SeqCst);
+        for r in records.iter_mut() {
+            r.get_or_insert(LoginFailures { count: 0, last: 5, wait_until: 0 }).count += 1;
+        }
+        Ok(())
+    };
+    let Some(first) = db.login_failures(&keys, &count).await.unwrap() else {
+        // One process only: the service keeps the counts in memory.
+        assert!(!db.clear_login_failures(&keys).await.unwrap());
+        return;
+    };
+    assert_eq!((first, seen.load(Ordering::SeqCst)), (Ok(()), 0));
+    db.login_failures(&keys, &count).await.unwrap().unwrap().unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "the first attempt was kept");
+    // A refusal keeps the records as they were.
+    let refuse = |_: &mut [Option<LoginFailures>]| Err(1_000);
+    assert_eq!(db.login_failures(&keys, &refuse).await.unwrap(), Some(Err(1_000)));
+    db.login_failures(&keys, &count).await.unwrap().unwrap().unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 2);
+    assert!(db.clear_login_failures(&keys).await.unwrap());
+    db.login_failures(&keys, &count).await.unwrap().unwrap().unwrap();
+    assert_eq!(seen.load(Ordering::SeqCst), 0, "cleared");
 }

@@ -222,6 +222,21 @@ pub const TABLES: &[TableSpec] = {
     ]
 };
 
+/// The failed sign-ins of one key (an account or an address): see `domain::login_guard`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginFailures {
+    /// Failures in a row.
+    pub count: u32,
+    /// Unix ms of the last one.
+    pub last: i64,
+    /// Unix ms before which the next attempt is refused.
+    pub wait_until: i64,
+}
+
+/// The rule applied to the failure records of one sign-in attempt, in key order: `Err(ms to
+/// wait)` refuses it (records unchanged), `Ok` keeps the changed records.
+pub type LoginStep<'a> = dyn Fn(&mut [Option<LoginFailures>]) -> Result<(), i64> + Send + Sync + 'a;
+
 /// Result of a metadata call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -437,8 +452,8 @@ pub trait Accounts: Send + Sync + 'static {
     async fn ensure_user(&self, name: &str) -> StoreResult<User>;
     /// A user by id.
     async fn user(&self, id: i64) -> StoreResult<Option<User>>;
-    /// The app with this name, created if missing (client id = name).
-    async fn ensure_app(&self, name: &str) -> StoreResult<App>;
+    /// The app with this name, created if missing (client id = name) with these scopes.
+    async fn ensure_app(&self, name: &str, scopes: &str) -> StoreResult<App>;
     /// Blocks or unblocks a user (`app == false`) or an app by name; `false` if unknown.
     async fn set_disabled(&self, app: bool, name: &str, disabled: bool) -> StoreResult<bool>;
     /// An app by id.
@@ -492,8 +507,9 @@ pub trait Grants: Send + Sync + 'static {
     /// not found and stays unused.
     async fn take_upload_url(&self, hash: &[u8], cookie_hash: &[u8]) -> StoreResult<Option<(UploadUrl, bool)>>;
     /// Deletes what expired before `now` (unix seconds): codes, upload URLs, browser and legacy
-    /// sessions, and tokens expired for over a week; returns how many rows went.
-    async fn purge_expired(&self, now: i64) -> StoreResult<usize>;
+    /// sessions, refilled rate-limit buckets, and the tokens expired before `tokens_before`
+    /// (the caller's retention); returns how many rows went.
+    async fn purge_expired(&self, now: i64, tokens_before: i64) -> StoreResult<usize>;
     /// Revokes every token of a grant (a replayed code's tokens).
     async fn revoke_grant(&self, grant: &str) -> StoreResult<()>;
     /// Stores the tokens of one issue (an access token and its refresh token) together.
@@ -566,6 +582,18 @@ pub trait Housekeeping: Send + Sync + 'static {
     ) -> StoreResult<Option<u64>> {
         let _ = (app_id, user_id, interval, burst, now);
         Ok(None)
+    }
+    /// Sign-in failure records shared by every instance: locks the records of `keys`, applies
+    /// `step`, and stores what it kept, in one transaction; `None` if this backend serves one
+    /// process (the service then keeps them in memory).
+    async fn login_failures(&self, keys: &[String], step: &LoginStep<'_>) -> StoreResult<Option<Result<(), i64>>> {
+        let _ = (keys, step);
+        Ok(None)
+    }
+    /// Forgets the failure records of `keys`; `false` if this backend keeps none.
+    async fn clear_login_failures(&self, keys: &[String]) -> StoreResult<bool> {
+        let _ = keys;
+        Ok(false)
     }
     /// Takes the lease `name` for `holder` until `until` (unix ms) if there is none or it
     /// expired at `now`, in one step; whether it was taken. Background jobs that should run

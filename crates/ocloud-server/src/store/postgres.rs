@@ -391,12 +391,12 @@ impl Accounts for Postgres {
         self.one(&format!("SELECT {USER_COLS} FROM users WHERE id = $1"), &[&id], user).await
     }
 
-    async fn ensure_app(&self, name: &str) -> StoreResult<App> {
+    async fn ensure_app(&self, name: &str, scopes: &str) -> StoreResult<App> {
         let now = self.clock.now_ms();
         self.exec(
             "INSERT INTO apps(name, client_id, scopes, created) \
-             VALUES ($1, $1, 'openid cloud cloudfullread cloudfullwrite offline_access', $2) ON CONFLICT DO NOTHING",
-            &[&name, &now],
+             VALUES ($1, $1, $3, $2) ON CONFLICT DO NOTHING",
+            &[&name, &now, &scopes],
         )
         .await?;
         self.one(&format!("SELECT {APP_COLS} FROM apps WHERE name = $1"), &[&name], app)
@@ -690,15 +690,16 @@ impl Grants for Postgres {
         Ok(found)
     }
 
-    async fn purge_expired(&self, now: i64) -> StoreResult<usize> {
+    async fn purge_expired(&self, now: i64, tokens_before: i64) -> StoreResult<usize> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg)?;
         let mut n = 0;
         for table in ["codes", "upload_urls", "web_sessions", "sessions"] {
             n += tx.execute(&format!("DELETE FROM {table} WHERE expires_at < $1"), &[&now]).await.map_err(pg)?;
         }
-        // Tokens are kept a week past expiry, so a late client still hears "expired".
-        n += tx.execute("DELETE FROM tokens WHERE expires_at < $1", &[&(now - 7 * 24 * 3600)]).await.map_err(pg)?;
+        n += tx.execute("DELETE FROM tokens WHERE expires_at < $1", &[&tokens_before]).await.map_err(pg)?;
+        // Sign-in failures are forgotten an hour after the last one.
+        n += tx.execute("DELETE FROM login_failures WHERE last < $1", &[&((now - 3600) * 1000)]).await.map_err(pg)?;
         // Refilled rate-limit buckets are the same as none.
         n += tx.execute("DELETE FROM rate_limits WHERE tat < $1", &[&(now * 1000)]).await.map_err(pg)?;
         tx.commit().await.map_err(pg)?;
@@ -1048,6 +1049,51 @@ impl Housekeeping for Postgres {
             .await?
             .unwrap_or(now);
         Ok(Some((tat.max(now) + interval - now - burst).max(1) as u64))
+    }
+
+    async fn login_failures(&self, keys: &[String], step: &LoginStep<'_>) -> StoreResult<Option<Result<(), i64>>> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        // Rows locked in key order: two attempts on the same keys queue instead of deadlocking.
+        let mut sorted: Vec<&String> = keys.iter().collect();
+        sorted.sort();
+        for k in &sorted {
+            tx.execute(
+                "INSERT INTO login_failures(key, count, last, wait_until) VALUES ($1, 0, 0, 0) ON CONFLICT DO NOTHING",
+                &[k],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        let mut records = Vec::with_capacity(keys.len());
+        for k in keys {
+            let r = tx
+                .query_one("SELECT count, last, wait_until FROM login_failures WHERE key = $1 FOR UPDATE", &[k])
+                .await
+                .map_err(pg)?;
+            let f = LoginFailures { count: r.get::<_, i32>(0) as u32, last: r.get(1), wait_until: r.get(2) };
+            records.push((f.count > 0).then_some(f));
+        }
+        let verdict = step(&mut records);
+        if verdict.is_ok() {
+            for (k, r) in keys.iter().zip(&records) {
+                let f = r.unwrap_or(LoginFailures { count: 0, last: 0, wait_until: 0 });
+                tx.execute(
+                    "UPDATE login_failures SET count = $2, last = $3, wait_until = $4 WHERE key = $1",
+                    &[k, &(f.count as i32), &f.last, &f.wait_until],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(Some(verdict))
+    }
+
+    async fn clear_login_failures(&self, keys: &[String]) -> StoreResult<bool> {
+        let c = self.conn().await?;
+        c.execute("DELETE FROM login_failures WHERE key = ANY($1)", &[&keys]).await.map_err(pg)?;
+        Ok(true)
     }
 
     async fn lease(&self, name: &str, holder: &str, until: i64, now: i64) -> StoreResult<bool> {

@@ -485,20 +485,16 @@ impl Accounts for Sqlite {
         })
     }
 
-    async fn ensure_app(&self, name: &str) -> StoreResult<App> {
-        let name = name.to_owned();
+    async fn ensure_app(&self, name: &str, scopes: &str) -> StoreResult<App> {
+        let (name, scopes) = (name.to_owned(), scopes.to_owned());
         self.write(move |tx, now| {
             let q = &format!("SELECT {APP_COLS} FROM apps WHERE name = ?1");
-            if let Some(a) = tx
-                .query_row(q, [&name], app_from_row)
-                .optional()
-                .map_err(backend)?
-            {
+            if let Some(a) = tx.query_row(q, [&name], app_from_row).optional().map_err(backend)? {
                 return Ok(a);
             }
             tx.execute(
-                "INSERT INTO apps(name, client_id, scopes, created) VALUES (?1, ?1, 'openid cloud cloudfullread cloudfullwrite offline_access', ?2)",
-                params![name, now],
+                "INSERT INTO apps(name, client_id, scopes, created) VALUES (?1, ?1, ?3, ?2)",
+                params![name, now, scopes],
             )
             .map_err(backend)?;
             tx.query_row(q, [&name], app_from_row).map_err(backend)
@@ -825,15 +821,13 @@ impl Grants for Sqlite {
         .await
     }
 
-    async fn purge_expired(&self, now: i64) -> StoreResult<usize> {
+    async fn purge_expired(&self, now: i64, tokens_before: i64) -> StoreResult<usize> {
         self.write(move |tx, _| {
             let mut n = 0;
             for table in ["codes", "upload_urls", "web_sessions", "sessions"] {
                 n += tx.execute(&format!("DELETE FROM {table} WHERE expires_at < ?1"), [now]).map_err(backend)?;
             }
-            // Tokens are kept a week past expiry, so a late client still hears 401/42
-            // (expired), not 41 (unknown).
-            n += tx.execute("DELETE FROM tokens WHERE expires_at < ?1", [now - 7 * 24 * 3600]).map_err(backend)?;
+            n += tx.execute("DELETE FROM tokens WHERE expires_at < ?1", [tokens_before]).map_err(backend)?;
             Ok(n)
         })
         .await

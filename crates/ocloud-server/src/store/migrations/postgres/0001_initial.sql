@@ -42,6 +42,9 @@ CREATE INDEX blobs_unreferenced ON blobs(since) WHERE refs <= 0;
 -- Bumped after every commit that changes anything: instances compare it to keep their
 -- caches coherent.
 CREATE SEQUENCE generation;
+-- Failed sign-ins per account and per address (the login throttle), shared by the instances.
+CREATE TABLE login_failures(key TEXT PRIMARY KEY, count INTEGER NOT NULL, last BIGINT NOT NULL,
+  wait_until BIGINT NOT NULL);
 -- Leases of background work: one instance runs a job per period.
 CREATE TABLE leases(name TEXT PRIMARY KEY, holder TEXT NOT NULL, until BIGINT NOT NULL);
 -- Rate-limit buckets shared by the instances (GCRA: theoretical arrival time, unix ms).
