@@ -1,4 +1,4 @@
-//! Read caches keyed by the database generation ([`crate::store::Metadata::generation`]):
+//! Read caches keyed by the database generation ([`crate::store::Housekeeping::generation`]):
 //! an entry is used only while nothing at all was committed since it was made, by this
 //! process or another one, so a cached answer is never stale — a revoked token, a blocked
 //! account or a changed folder are seen by the very next request.

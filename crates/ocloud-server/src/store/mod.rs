@@ -237,6 +237,26 @@ pub struct LoginFailures {
 /// wait)` refuses it (records unchanged), `Ok` keeps the changed records.
 pub type LoginStep<'a> = dyn Fn(&mut [Option<LoginFailures>]) -> Result<(), i64> + Send + Sync + 'a;
 
+/// How a file's kind is stored (both schemas).
+pub(crate) fn type_name(t: FileType) -> &'static str {
+    match t {
+        FileType::Picture => "PICTURE",
+        FileType::Video => "VIDEO",
+        FileType::Audio => "AUDIO",
+        FileType::File => "FILE",
+    }
+}
+
+/// A stored kind back (anything unknown is a plain file).
+pub(crate) fn type_from(s: &str) -> FileType {
+    match s {
+        "PICTURE" => FileType::Picture,
+        "VIDEO" => FileType::Video,
+        "AUDIO" => FileType::Audio,
+        _ => FileType::File,
+    }
+}
+
 /// Result of a metadata call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -398,7 +418,7 @@ pub struct Descendant {
     pub parent_rel: String,
 }
 
-/// What [`Metadata::children`] returns.
+/// What [`Tree::children`] returns.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ChildQuery {
     /// Include folders.

@@ -18,7 +18,6 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction};
-use ocloud_wire::model::FileType;
 use tokio_postgres::{NoTls, Row};
 
 use super::*;
@@ -47,24 +46,6 @@ fn pg(e: tokio_postgres::Error) -> StoreError {
         Some(_) => StoreError::Backend(format!("{e}: {}", e.as_db_error().map(|d| d.message()).unwrap_or(""))),
         // No SQLSTATE: the connection failed or closed.
         None => StoreError::Unavailable(e.to_string()),
-    }
-}
-
-fn type_name(t: FileType) -> &'static str {
-    match t {
-        FileType::Picture => "PICTURE",
-        FileType::Video => "VIDEO",
-        FileType::Audio => "AUDIO",
-        FileType::File => "FILE",
-    }
-}
-
-fn type_from(s: &str) -> FileType {
-    match s {
-        "PICTURE" => FileType::Picture,
-        "VIDEO" => FileType::Video,
-        "AUDIO" => FileType::Audio,
-        _ => FileType::File,
     }
 }
 

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use ocloud_wire::model::FileType;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::*;
@@ -224,24 +223,6 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
         return StoreError::Full(text);
     }
     StoreError::Backend(text)
-}
-
-fn type_name(t: FileType) -> &'static str {
-    match t {
-        FileType::Picture => "PICTURE",
-        FileType::Video => "VIDEO",
-        FileType::Audio => "AUDIO",
-        FileType::File => "FILE",
-    }
-}
-
-fn type_from(s: &str) -> FileType {
-    match s {
-        "PICTURE" => FileType::Picture,
-        "VIDEO" => FileType::Video,
-        "AUDIO" => FileType::Audio,
-        _ => FileType::File,
-    }
 }
 
 fn node_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Node> {
