@@ -139,7 +139,7 @@ async fn idle_connections_past_the_descriptor_limit_do_not_lock_clients_out() {
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(20)).build().unwrap();
     for _ in 0..3 {
         let r = client.get(format!("{}/cloud/v1/freespace", s.url)).bearer_auth(&token).send().await;
-        assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200));
+        assert_eq!(r.map(|r| r.status().as_u16()).map_err(|e| format!("{e:?}")), Ok(200));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     drop(idle);

@@ -4,11 +4,13 @@
 //! - a **header timeout**: a request head must arrive whole within it; hyper starts the clock
 //!   whenever it waits for a head, so it is also the idle keep-alive timeout;
 //! - a **cap on open connections** (`--max-connections`), kept below the descriptor limit. At
-//!   the cap, every connection is asked to close gracefully: idle keep-alive connections close
-//!   at once, requests in flight finish first, and a head that has begun to arrive keeps its
-//!   slot until it completes or the header timeout ends it; the new connection waits (5 s) for
-//!   a slot that frees, and at most 64 wait: more are closed at once, so a flood cannot open
-//!   more descriptors than the cap;
+//!   the cap, the older half of the connections is asked to close gracefully: idle ones close
+//!   at once, requests in flight finish first, a head that has begun to arrive keeps its slot
+//!   until it completes or the header timeout ends it, and so does a new connection whose first
+//!   request is waiting unread. The newest connections are left alone, so a client that just
+//!   got in is not closed by the clients behind it. The new connection waits (5 s) for a slot
+//!   that frees, and at most 64 wait: more are closed at once, so a flood cannot open more
+//!   descriptors than the cap;
 //! - **accept errors** (EMFILE, ENFILE, ENOBUFS…) are logged and retried after a pause instead
 //!   of spinning;
 //! - **shutdown**: the listener closes at once, connections the kernel had queued are answered
@@ -55,45 +57,74 @@ async fn serve_tcp(
     app: axum::Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
     stop: watch::Receiver<bool>,
-    shed: watch::Receiver<u64>,
+    shed: Shed,
 ) {
     match tls {
-        None => serve_one(http, tcp, peer, app, stop, shed).await,
+        None => {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
+            serve_one(http, tcp, Some(fd), peer, app, stop, shed).await
+        }
         Some(acceptor) => {
             if let Some(tls) = super::tls::handshake(&acceptor, tcp).await {
-                serve_one(http, tls, peer, app, stop, shed).await;
+                serve_one(http, tls, None, peer, app, stop, shed).await;
             }
         }
     }
 }
 
-/// One connection until it ends, or closes gracefully on `stop` or `shed`.
+/// A connection's view of the shedding at the cap: the accept loop publishes the newest
+/// accept sequence number that must close if idle; `seq` is this connection's.
+struct Shed {
+    rx: watch::Receiver<u64>,
+    seq: u64,
+}
+
+/// Whether bytes wait unread on a socket (a request on its way), without reading them.
+fn pending_bytes(fd: std::os::fd::RawFd) -> bool {
+    let mut b = [0u8; 1];
+    // SAFETY: a one-byte peek into a local buffer on a descriptor the caller keeps open.
+    unsafe { libc::recv(fd, b.as_mut_ptr().cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) > 0 }
+}
+
+/// One connection until it ends, or closes gracefully on `stop` or `shed`. A shed reaches a
+/// connection that has not begun its first request only if nothing is waiting on its socket
+/// (`fd`, when known): a client that just connected and sent its request is served, not
+/// closed with the request unread.
 async fn serve_one<I>(
     http: &hyper::server::conn::http1::Builder,
     io: I,
+    fd: Option<std::os::fd::RawFd>,
     peer: std::net::SocketAddr,
     app: axum::Router,
     mut stop: watch::Receiver<bool>,
-    mut shed: watch::Receiver<u64>,
+    mut shed: Shed,
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = served.clone();
     // Every request carries the client's address (`ConnectInfo`, as axum::serve gives it).
     let app = tower::ServiceExt::map_request(app, move |mut req: axum::http::Request<hyper::body::Incoming>| {
+        seen.store(true, std::sync::atomic::Ordering::Relaxed);
         req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         req
     });
     let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
     tokio::pin!(conn);
-    let stopping = async {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => {}
-            _ = shed.changed() => {}
+    let result = loop {
+        let close = tokio::select! {
+            r = conn.as_mut() => break r,
+            r = stop.wait_for(|s| *s) => r.is_ok(),
+            _ = shed.rx.changed() => {
+                let old_enough = *shed.rx.borrow_and_update() >= shed.seq;
+                let arriving = !served.load(std::sync::atomic::Ordering::Relaxed) && fd.is_some_and(pending_bytes);
+                old_enough && !arriving
+            }
+        };
+        if close {
+            conn.as_mut().graceful_shutdown();
+            break conn.await;
         }
-    };
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        () = stopping => { conn.as_mut().graceful_shutdown(); conn.await }
     };
     if let Err(e) = result {
         tracing::debug!(error = %e, "connection ended");
@@ -111,9 +142,11 @@ pub async fn serve(
 ) {
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
     let slots = Arc::new(Semaphore::new(max));
-    // `stop`: drain everything. `shed`: bumped at the cap, asks every connection to close.
+    // `stop`: drain everything. `shed`: at the cap, the accept sequence number up to which
+    // idle connections close (the older half).
     let (stop_tx, stop_rx) = watch::channel(false);
     let (shed_tx, shed_rx) = watch::channel(0u64);
+    let mut accepted = 0u64;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
     let http = Arc::new(http);
@@ -135,6 +168,8 @@ pub async fn serve(
         // held until the client's delayed ACK, a few ms per small file.
         let _ = tcp.set_nodelay(true);
         let (slots, http, app, tls, waiting) = (slots.clone(), http.clone(), app.clone(), tls.clone(), waiting.clone());
+        accepted += 1;
+        let seq = accepted;
         let (stop, mut shed) = (stop_rx.clone(), shed_rx.clone());
         let shed_tx = shed_tx.clone();
         tokio::spawn(async move {
@@ -147,7 +182,8 @@ pub async fn serve(
                         return;
                     }
                     tracing::debug!("connection cap reached: closing idle connections");
-                    shed_tx.send_modify(|n| *n += 1);
+                    let older_half = seq.saturating_sub(max as u64 / 2 + 1);
+                    shed_tx.send_modify(|n| *n = (*n).max(older_half));
                     let got = tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await;
                     waiting.fetch_sub(1, SeqCst);
                     match got {
@@ -157,7 +193,7 @@ pub async fn serve(
                 }
             };
             shed.mark_unchanged();
-            serve_tcp(&http, tcp, peer, app, tls, stop, shed).await;
+            serve_tcp(&http, tcp, peer, app, tls, stop, Shed { rx: shed, seq }).await;
             drop(permit);
         });
     }
@@ -176,7 +212,7 @@ pub async fn serve(
             // request is answered, then keep-alive being off closes the connection.
             let (_stop, never) = watch::channel(false);
             let (_shed, never_shed) = watch::channel(0u64);
-            serve_tcp(&queued, tcp, peer, app, tls, never, never_shed).await;
+            serve_tcp(&queued, tcp, peer, app, tls, never, Shed { rx: never_shed, seq: u64::MAX }).await;
         });
     }
     drop(listener);
