@@ -42,6 +42,9 @@ struct Cli {
 enum Command {
     /// Run the Orange Cloud service (API, OAuth, uploads, downloads) on this machine.
     Serve(cmd::serve::Args),
+    /// Control a service run with `ocloud serve --emulator`: its clock, tokens, reset.
+    #[command(subcommand)]
+    Emu(cmd::emu::Command),
     /// Administration of a data dir (works while the service runs).
     #[command(subcommand)]
     Admin(cmd::admin::Command),
@@ -213,7 +216,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = || Settings::resolve(&cli.global);
     let api = || settings()?.manager();
     match &cli.command {
-        Command::Serve(args) => cmd::serve::run(args.clone()).await,
+        Command::Serve(args) => cmd::serve::run(args.clone(), cli.json).await,
+        Command::Emu(c) => cmd::emu::run(c, &cli.global, &out).await,
         Command::Admin(c) => cmd::admin::run(c.clone()).await,
         Command::Login(a) => cmd::auth::login(&settings()?, a, &out).await,
         Command::Logout => cmd::auth::logout(&settings()?, &out).await,

@@ -56,6 +56,8 @@ pub struct Config {
     pub upload_url_ttl: Duration,
     /// Keep the generation-keyed read caches (tokens, listings); off only for measurements.
     pub cache: bool,
+    /// `--emulator`: the control plane at `/_ocloud/v1/`, guarded by this admin token.
+    pub emulator: Option<String>,
     /// Create the dev user and app on an empty data dir.
     pub dev_account: bool,
 }
@@ -87,6 +89,7 @@ impl Config {
             rotate_refresh_tokens: false,
             upload_url_ttl: Duration::from_secs(600),
             dev_account: true,
+            emulator: None,
             cache: true,
         }
     }

@@ -130,15 +130,21 @@ pub struct Ready {
     pub https: bool,
     /// With `--tls auto`: the CA file clients should trust.
     pub tls_ca: Option<std::path::PathBuf>,
+    /// With `--emulator`: the admin token of the control plane.
+    pub admin_token: Option<String>,
 }
 
 /// Runs the service until `shutdown` resolves, then lets in-flight requests finish.
 /// `on_ready` is called once requests are served.
 pub async fn serve(
-    cfg: Config,
+    mut cfg: Config,
     on_ready: impl FnOnce(Ready),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // `--emulator` without `--emulator-token`: a fresh random admin token, printed at start.
+    if cfg.emulator.as_deref() == Some("") {
+        cfg.emulator = Some(domain::auth::new_token());
+    }
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
@@ -156,7 +162,7 @@ pub async fn serve(
         slots: Arc::new(tokio::sync::Semaphore::new(svc.cfg.max_concurrent_requests)),
         svc: Arc::new(svc.clone()),
         phase: Arc::new(AtomicU8::new(phase::STARTING)),
-        openapi: bytes::Bytes::from(http::openapi::document()),
+        openapi: bytes::Bytes::from(http::openapi::document(svc.cfg.emulator.is_some())),
     };
     let app = http::router(state.clone());
     let phase = state.phase.clone();
@@ -175,7 +181,8 @@ pub async fn serve(
         None
     };
     let https = svc.cfg.tls.is_some();
-    on_ready(Ready { addr, dev_account, public_url, https, tls_ca });
+    let admin_token = svc.cfg.emulator.clone();
+    on_ready(Ready { addr, dev_account, public_url, https, tls_ca, admin_token });
     tracing::info!(%addr, "ready");
     tokio::spawn(maintain(svc.clone()));
     server.await.context("server task")?;

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod emu;
 pub mod fs;
 pub mod personal;
 pub mod serve;

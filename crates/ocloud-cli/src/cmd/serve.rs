@@ -98,10 +98,20 @@ pub struct Args {
     /// Do not create the dev user and app on an empty data dir.
     #[arg(long, env = "OCLOUD_NO_DEV_ACCOUNT")]
     no_dev_account: bool,
+    /// Serve the emulator's control plane at /_ocloud/v1/ (clock, tokens, reset; see
+    /// `ocloud emu`), guarded by an admin token printed at start.
+    #[arg(long, env = "OCLOUD_EMULATOR")]
+    emulator: bool,
+    /// The control plane's admin token (default: a random one, printed at start).
+    #[arg(long, env = "OCLOUD_EMULATOR_TOKEN", requires = "emulator", hide_env_values = true)]
+    emulator_token: Option<String>,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
     let mut cfg = Config::new(args.data_dir);
+    if args.emulator {
+        cfg.emulator = Some(args.emulator_token.clone().unwrap_or_default());
+    }
     cfg.database = args.database;
     cfg.blobs = args.blobs;
     cfg.listen = args.listen;
@@ -140,6 +150,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let addr = ready.addr;
             let mut out = std::io::stdout().lock();
             let scheme = if ready.https { "https" } else { "http" };
+            if json {
+                // One line for scripts: `ocloud serve --emulator --listen 127.0.0.1:0 --json`.
+                let line = serde_json::json!({
+                    "url": format!("{scheme}://{addr}"),
+                    "public_url": ready.public_url,
+                    "admin_token": ready.admin_token,
+                    "https": ready.https,
+                    "ca_cert": ready.tls_ca,
+                    "dev_account": ready.dev_account.as_ref().map(|d| serde_json::json!({
+                        "user": d.user, "password": d.password, "client_id": d.client_id,
+                        "client_secret": d.client_secret, "redirect_uris": d.redirect_uris,
+                    })),
+                });
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+                return;
+            }
             let _ = writeln!(out, "ocloud: listening on {scheme}://{addr} (data in {location})");
             if let Some(ca) = &ready.tls_ca {
                 let _ = writeln!(
@@ -164,6 +191,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     out,
                     "ocloud: point the CLI here and log in:\n  ocloud config set --api-url {scheme}://{addr} --client-id {} --client-secret {} && ocloud login",
                     dev.client_id, dev.client_secret
+                );
+            }
+            if let Some(t) = &ready.admin_token {
+                let _ = writeln!(
+                    out,
+                    "ocloud: emulator control plane at {scheme}://{addr}/_ocloud/v1/, admin token (shown once):\n  export OCLOUD_EMULATOR_TOKEN={t}"
                 );
             }
             let _ = writeln!(out, "ocloud: or use a token directly:\n  export OCLOUD_API_URL={scheme}://{addr} OCLOUD_TOKEN=$(ocloud admin token --data-dir {dir})");

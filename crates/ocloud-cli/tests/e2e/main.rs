@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod content;
 mod crash;
+mod emulator;
 mod errors;
 mod fsck;
 mod hardening;

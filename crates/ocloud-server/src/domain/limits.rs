@@ -73,6 +73,11 @@ impl Service {
         Ok(())
     }
 
+    /// Forgets every in-memory bucket (the emulator's reset).
+    pub(crate) fn forget_rate_limits(&self) {
+        self.limits.tat.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Drops the in-memory buckets that have refilled; returns how many callers are still
     /// tracked.
     pub fn trim_rate_limits(&self) -> usize {

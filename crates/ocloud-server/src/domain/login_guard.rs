@@ -109,6 +109,11 @@ impl Service {
         Ok(verdict.map_err(|ms| Duration::from_millis(ms as u64)))
     }
 
+    /// Forgets every in-memory failure count (the emulator's reset).
+    pub(crate) fn forget_login_failures(&self) {
+        self.login_guard.failures.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// A sign-in begun with [`Service::login_begin`] succeeded: its keys start afresh.
     pub async fn login_succeeded(&self, keys: &[String]) -> Result<()> {
         if !self.meta.clear_login_failures(keys).await? {

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod cache;
 pub mod content;
+pub mod control;
 pub mod dates;
 pub mod error;
 pub mod kinds;

@@ -5,6 +5,7 @@ pub mod cloud_v1;
 pub mod conditional;
 pub mod conn;
 pub mod content;
+pub mod control;
 pub mod error;
 pub mod extract;
 pub mod legacy;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/v2/token", post(oauth::token))
         .route("/oauth/v2/revoke", post(oauth::revoke))
         .route("/oauth/v2/logout", get(oauth::logout).post(oauth::logout))
+        .merge(if state.svc.cfg.emulator.is_some() { control::routes(state.clone()) } else { Router::new() })
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(middleware::map_response(method_not_allowed));
     // A handler that panics answers 500/1 (rendered in the configured shape) instead of

@@ -43,10 +43,19 @@ use super::{cloud_v1, upload};
 )]
 pub struct ApiDoc;
 
-/// The document as JSON text.
-pub fn document() -> String {
+/// The document as JSON text; with the emulator's control plane when it is on.
+pub fn document(emulator: bool) -> String {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
     complete(&mut doc);
+    if emulator {
+        doc["components"]["securitySchemes"]["admin"] = json!({
+            "type": "http", "scheme": "bearer", "description": "the emulator's admin token, printed at start"
+        });
+        let paths = doc["paths"].as_object_mut().expect("paths");
+        for (path, item) in control_paths() {
+            paths.insert(path.to_owned(), item);
+        }
+    }
     serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into())
 }
 
@@ -167,6 +176,75 @@ fn complete(doc: &mut Value) {
         "type": "object", "required": ["error"],
         "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}}
     });
+}
+
+/// The emulator's control plane (`http::control`).
+fn control_paths() -> Vec<(&'static str, Value)> {
+    let op = |id: &str, summary: &str, ok: Value, body: Option<Value>| {
+        let mut o = json!({
+            "operationId": id, "summary": summary, "security": [{"admin": []}],
+            "responses": {"401": error_response(401), "406": error_response(406), "414": error_response(414),
+                          "500": error_response(500), "503": error_response(503)}
+        });
+        let status = if ok.get("content").is_some() { "200" } else { "204" };
+        o["responses"][status] = ok;
+        if let Some(b) = body {
+            o["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": b}}});
+            for s in [400, 408, 413, 415] {
+                o["responses"][s.to_string()] = error_response(s);
+            }
+        }
+        o
+    };
+    let clock = json!({"description": "the service's time", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["now", "now_ms", "frozen"],
+        "properties": {"now": {"type": "string", "format": "date-time"}, "now_ms": {"type": "integer"}, "frozen": {"type": "boolean"}}}}}});
+    let tokens = json!({"description": "the token endpoint's answer", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenResponse"}}}});
+    let done = json!({"description": "done"});
+    let token_param = json!([{"name": "token", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let mut expire = op("emu.tokens.expire", "Expire a token now (its next use answers 401)", done.clone(), None);
+    expire["parameters"] = token_param.clone();
+    expire["responses"]["404"] = error_response(404);
+    let mut revoke = op("emu.tokens.revoke", "Revoke a token", done, None);
+    revoke["parameters"] = token_param;
+    revoke["responses"]["404"] = error_response(404);
+    let mut reset = op(
+        "emu.reset",
+        "Empty the installation (with keep=accounts: only the files)",
+        json!({"description": "what was kept", "content": {"application/json": {"schema": {"type": "object"}}}}),
+        None,
+    );
+    reset["parameters"] = json!([{"name": "keep", "in": "query", "schema": {"type": "string", "enum": ["accounts"]}}]);
+    reset["responses"]["400"] = error_response(400);
+    vec![
+        (
+            "/_ocloud/v1/clock",
+            json!({
+                "get": op("emu.clock.get", "The service's clock", clock.clone(), None),
+                "put": op("emu.clock.set", "Set the clock (frozen by default)", clock.clone(), Some(json!({"type": "object", "properties": {
+                    "now": {"type": "string", "format": "date-time"}, "now_ms": {"type": "integer"}, "frozen": {"type": "boolean"}}}))),
+            }),
+        ),
+        (
+            "/_ocloud/v1/clock/advance",
+            json!({
+                "post": op("emu.clock.advance", "Move the clock forward", clock, Some(json!({"type": "object", "properties": {
+                    "seconds": {"type": "number"}, "ms": {"type": "integer"}}}))),
+            }),
+        ),
+        (
+            "/_ocloud/v1/tokens",
+            json!({
+                "post": op("emu.tokens.mint", "Tokens for a user and an app (created if missing)", tokens, Some(json!({
+                    "type": "object", "required": ["user", "app"], "properties": {
+                        "user": {"type": "string"}, "app": {"type": "string"}, "scope": {"type": "string"},
+                        "ttl": {"type": "integer", "minimum": 0}}}))),
+            }),
+        ),
+        ("/_ocloud/v1/tokens/{token}/expire", json!({"post": expire})),
+        ("/_ocloud/v1/tokens/{token}/revoke", json!({"post": revoke})),
+        ("/_ocloud/v1/reset", json!({"post": reset})),
+    ]
 }
 
 /// The two upload forms of spec §3.9.
@@ -407,7 +485,7 @@ fn extra_paths() -> Vec<(&'static str, Value)> {
 mod tests {
     #[test]
     fn every_operation_has_an_id_errors_and_is_unique() {
-        let doc: serde_json::Value = serde_json::from_str(&super::document()).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&super::document(true)).unwrap();
         let mut ids = std::collections::HashSet::new();
         let mut count = 0;
         for (path, item) in doc["paths"].as_object().unwrap() {

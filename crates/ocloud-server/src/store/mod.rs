@@ -536,6 +536,9 @@ pub trait Grants: Send + Sync + 'static {
     async fn insert_tokens(&self, tokens: Vec<NewToken>) -> StoreResult<()>;
     /// The token whose SHA-256 is `hash`.
     async fn token(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>>;
+    /// Sets a token's expiry and/or revokes it (the emulator's control plane); whether the
+    /// token exists.
+    async fn set_token(&self, hash: &[u8], expires_at: Option<i64>, revoke: bool) -> StoreResult<bool>;
     /// Stores a legacy session id for a user.
     async fn insert_session(&self, esid: &str, user_id: i64, expires_at: i64) -> StoreResult<()>;
 }
@@ -615,6 +618,10 @@ pub trait Housekeeping: Send + Sync + 'static {
         let _ = keys;
         Ok(false)
     }
+    /// Empties the installation at `now` (the emulator's reset): with `keep_accounts`, only the
+    /// tree (users keep their empty roots, apps, tokens and consents stay); else every user,
+    /// app, grant, token and file. Returns the content keys released, for the caller to delete.
+    async fn reset(&self, keep_accounts: bool, now: i64) -> StoreResult<Vec<String>>;
     /// Takes the lease `name` for `holder` until `until` (unix ms) if there is none or it
     /// expired at `now`, in one step; whether it was taken. Background jobs that should run
     /// once per period across all instances run where this is `true`.

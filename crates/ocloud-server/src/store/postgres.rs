@@ -726,6 +726,16 @@ impl Grants for Postgres {
         .await
     }
 
+    async fn set_token(&self, hash: &[u8], expires_at: Option<i64>, revoke: bool) -> StoreResult<bool> {
+        let n = self
+            .exec(
+                "UPDATE tokens SET expires_at = COALESCE($2, expires_at), revoked = revoked OR $3 WHERE hash = $1",
+                &[&hash, &expires_at, &revoke],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn insert_session(&self, esid: &str, user_id: i64, expires_at: i64) -> StoreResult<()> {
         self.exec(
             "INSERT INTO sessions(esid, user_id, expires_at) VALUES ($1, $2, $3)",
@@ -1075,6 +1085,41 @@ impl Housekeeping for Postgres {
         let c = self.conn().await?;
         c.execute("DELETE FROM login_failures WHERE key = ANY($1)", &[&keys]).await.map_err(pg)?;
         Ok(true)
+    }
+
+    async fn reset(&self, keep_accounts: bool, now: i64) -> StoreResult<Vec<String>> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let keys: Vec<String> = tx
+            .query("UPDATE blobs SET refs = 0, since = $1 WHERE refs > 0 RETURNING key", &[&now])
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let statements: &[&str] = if keep_accounts {
+            &["DELETE FROM nodes WHERE parent_id IS NOT NULL", "UPDATE users SET used = 0", "DELETE FROM upload_urls"]
+        } else {
+            &[
+                "DELETE FROM nodes",
+                "DELETE FROM users",
+                "DELETE FROM apps",
+                "DELETE FROM tokens",
+                "DELETE FROM codes",
+                "DELETE FROM consents",
+                "DELETE FROM upload_urls",
+                "DELETE FROM web_sessions",
+                "DELETE FROM sessions",
+                "DELETE FROM rate_limits",
+                "DELETE FROM login_failures",
+            ]
+        };
+        for sql in statements {
+            tx.execute(*sql, &[]).await.map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)?;
+        self.bump(&c).await;
+        Ok(keys)
     }
 
     async fn lease(&self, name: &str, holder: &str, until: i64, now: i64) -> StoreResult<bool> {

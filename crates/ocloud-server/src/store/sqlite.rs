@@ -859,6 +859,20 @@ impl Grants for Sqlite {
         })
     }
 
+    async fn set_token(&self, hash: &[u8], expires_at: Option<i64>, revoke: bool) -> StoreResult<bool> {
+        let hash = hash.to_vec();
+        self.write(move |tx, _| {
+            let n = tx
+                .execute(
+                    "UPDATE tokens SET expires_at = COALESCE(?2, expires_at), revoked = revoked OR ?3 WHERE hash = ?1",
+                    params![hash, expires_at, revoke],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn insert_session(&self, esid: &str, user_id: i64, expires_at: i64) -> StoreResult<()> {
         let esid = esid.to_owned();
         self.write(move |tx, _| {
@@ -1125,6 +1139,39 @@ impl Housekeeping for Sqlite {
             tx.execute("INSERT OR IGNORE INTO secrets(name, value) VALUES (?1, ?2)", params![name, candidate])
                 .map_err(backend)?;
             tx.query_row("SELECT value FROM secrets WHERE name = ?1", [&name], |r| r.get(0)).map_err(backend)
+        })
+        .await
+    }
+
+    async fn reset(&self, keep_accounts: bool, now: i64) -> StoreResult<Vec<String>> {
+        self.write(move |tx, _| {
+            let keys: Vec<String> = tx
+                .prepare("UPDATE blobs SET refs = 0, since = ?1 WHERE refs > 0 RETURNING key")
+                .and_then(|mut st| st.query_map([now], |r| r.get(0))?.collect())
+                .map_err(backend)?;
+            let statements: &[&str] = if keep_accounts {
+                &[
+                    "DELETE FROM nodes WHERE parent_id IS NOT NULL",
+                    "UPDATE users SET used = 0",
+                    "DELETE FROM upload_urls",
+                ]
+            } else {
+                &[
+                    "DELETE FROM nodes",
+                    "DELETE FROM users",
+                    "DELETE FROM apps",
+                    "DELETE FROM tokens",
+                    "DELETE FROM codes",
+                    "DELETE FROM consents",
+                    "DELETE FROM upload_urls",
+                    "DELETE FROM web_sessions",
+                    "DELETE FROM sessions",
+                ]
+            };
+            for sql in statements {
+                tx.execute(sql, []).map_err(backend)?;
+            }
+            Ok(keys)
         })
         .await
     }

@@ -1,0 +1,173 @@
+//! The emulator's control plane (`ocloud serve --emulator`): access, clock, tokens, reset, and
+//! `ocloud emu`.
+
+use std::io::BufRead as _;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const ADMIN: &str = "admin-token-of-the-tests";
+
+fn emulator() -> Server {
+    Server::start(&["--emulator", "--emulator-token", ADMIN])
+}
+
+async fn control(s: &Server, method: reqwest::Method, path: &str, body: Option<Value>, token: Option<&str>) -> Resp {
+    let mut rb = http().request(method, format!("{}/_ocloud/v1{path}", s.url));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    Api::send(rb).await
+}
+
+#[tokio::test]
+async fn the_control_plane_is_absent_without_emulator_and_guarded_with_it() {
+    let plain = Server::start(&[]);
+    control(&plain, reqwest::Method::GET, "/clock", None, Some(ADMIN)).await.assert_error(404, 60);
+    let doc = Api::send(http().get(format!("{}/cloud/v1/openapi.json", plain.url))).await.json();
+    assert!(doc["paths"].get("/_ocloud/v1/clock").is_none(), "not documented without --emulator");
+
+    let s = emulator();
+    control(&s, reqwest::Method::GET, "/clock", None, None).await.assert_error(401, 40);
+    control(&s, reqwest::Method::GET, "/clock", None, Some("wrong")).await.assert_error(401, 41);
+    // An access token of the API is no admin token.
+    control(&s, reqwest::Method::GET, "/clock", None, Some(&s.api().token)).await.assert_error(401, 41);
+    let clock = control(&s, reqwest::Method::GET, "/clock", None, Some(ADMIN)).await.ok();
+    assert_eq!(clock["frozen"], false);
+    let doc = Api::send(http().get(format!("{}/cloud/v1/openapi.json", s.url))).await.json();
+    assert_eq!(doc["paths"]["/_ocloud/v1/clock/advance"]["post"]["operationId"], "emu.clock.advance");
+}
+
+#[tokio::test]
+async fn advancing_the_clock_expires_a_token_and_a_refresh_gets_a_new_one() {
+    let s = emulator();
+    let set =
+        control(&s, reqwest::Method::PUT, "/clock", Some(json!({"now": "2030-01-01T00:00:00Z"})), Some(ADMIN)).await;
+    assert_eq!(set.ok()["now"], "2030-01-01T00:00:00Z");
+    // An app with a secret, for the refresh grant; tokens minted for it.
+    let app: Value = serde_json::from_slice(
+        &s.admin()
+            .args(["app", "add", "emu-app", "--redirect-uri", "http://127.0.0.1:1/cb", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let minted = control(
+        &s,
+        reqwest::Method::POST,
+        "/tokens",
+        Some(json!({"user": "alice", "app": "emu-app", "ttl": 3600})),
+        Some(ADMIN),
+    )
+    .await
+    .ok();
+    let api = Api::new(&s.url, minted["access_token"].as_str().unwrap());
+    assert_eq!(api.get("/cloud/v1/freespace").await.status, 200);
+    // Dates in answers come from the same clock.
+    let up = api.upload("made-in-2030.txt", b"x", None).await.ok();
+    let info = api.get(&format!("/cloud/v1/files/{}", up["fileId"].as_str().unwrap())).await.ok();
+    assert!(info["creationDate"].as_str().unwrap().starts_with("2030-01-01T00:00:00"), "{info}");
+    control(&s, reqwest::Method::POST, "/clock/advance", Some(json!({"seconds": 3599})), Some(ADMIN)).await.ok();
+    assert_eq!(api.get("/cloud/v1/freespace").await.status, 200, "one second left");
+    control(&s, reqwest::Method::POST, "/clock/advance", Some(json!({"seconds": 1})), Some(ADMIN)).await.ok();
+    api.get("/cloud/v1/freespace").await.assert_error(401, 41);
+    // The refresh grant gives a fresh token, valid on the same clock.
+    let refreshed = http()
+        .post(format!("{}/oauth/v2/token", s.url))
+        .basic_auth(app["client_id"].as_str().unwrap(), app["client_secret"].as_str())
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", minted["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    let fresh: Value = refreshed.json().await.unwrap();
+    assert_eq!(Api::new(&s.url, fresh["access_token"].as_str().unwrap()).get("/cloud/v1/freespace").await.status, 200);
+    // Expire and revoke by hand.
+    let t = fresh["access_token"].as_str().unwrap();
+    control(&s, reqwest::Method::POST, &format!("/tokens/{t}/revoke"), None, Some(ADMIN)).await;
+    Api::new(&s.url, t).get("/cloud/v1/freespace").await.assert_error(401, 41);
+    control(&s, reqwest::Method::POST, "/tokens/nope/expire", None, Some(ADMIN)).await.assert_error(404, 60);
+}
+
+#[tokio::test]
+async fn reset_empties_the_service_or_only_its_files() {
+    let s = emulator();
+    let minted =
+        control(&s, reqwest::Method::POST, "/tokens", Some(json!({"user": "alice", "app": "tests"})), Some(ADMIN))
+            .await
+            .ok();
+    let api = Api::new(&s.url, minted["access_token"].as_str().unwrap());
+    api.mkdir("docs", None).await;
+    api.upload("a.txt", b"content", None).await.ok();
+    assert_eq!(stored_objects(&s.data).len(), 1);
+    let r = control(&s, reqwest::Method::POST, "/reset?keep=accounts", None, Some(ADMIN)).await.ok();
+    assert_eq!(r["contents_deleted"], 1);
+    let root = api.root("").await;
+    assert!(
+        root["files"].as_array().unwrap().is_empty() && root["subfolders"].as_array().unwrap().is_empty(),
+        "{root}"
+    );
+    assert_eq!(api.freespace().await, 5 << 30, "usage back to zero");
+    assert!(stored_objects(&s.data).is_empty());
+    control(&s, reqwest::Method::POST, "/reset?keep=everything", None, Some(ADMIN)).await.assert_error(400, 24);
+    control(&s, reqwest::Method::POST, "/reset", None, Some(ADMIN)).await.ok();
+    api.get("/cloud/v1/freespace").await.assert_error(401, 41);
+    let out = s.admin().args(["user", "list"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "", "no user left");
+}
+
+#[tokio::test]
+async fn the_emu_command_and_the_json_ready_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--emulator", "--listen", "127.0.0.1:0", "--json", "--no-dev-account", "--data-dir"])
+        .arg(dir.path())
+        .envs(backend_env(dir.path()))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let (url, admin) = (ready["url"].as_str().unwrap().to_owned(), ready["admin_token"].as_str().unwrap().to_owned());
+    assert!(admin.len() >= 32, "a random admin token");
+    let emu = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("emu")
+            .args(args)
+            .env("OCLOUD_API_URL", &url)
+            .env("OCLOUD_EMULATOR_TOKEN", &admin)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        )
+    };
+    assert_eq!(emu(&["clock", "--set", "2031-05-06T07:08:09Z"]).1, "2031-05-06T07:08:09Z (frozen)");
+    assert_eq!(emu(&["advance", "60"]).1, "2031-05-06T07:09:09Z (frozen)");
+    let (ok, token, _) = emu(&["token", "--user", "bob", "--app", "cli", "--ttl", "60"]);
+    assert!(ok && token.starts_with("OFR"), "{token}");
+    let api = Api::new(&url, &token);
+    assert_eq!(api.get("/cloud/v1/freespace").await.status, 200);
+    assert!(emu(&["advance", "61"]).0);
+    api.get("/cloud/v1/freespace").await.assert_error(401, 41);
+    assert!(emu(&["reset"]).0);
+    // A clear one-line error without the admin token.
+    let out = std::process::Command::new(BIN)
+        .args(["emu", "clock"])
+        .env("OCLOUD_API_URL", &url)
+        .env("OCLOUD_EMULATOR_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr).trim().lines().count(), 1);
+    let _ = child.kill();
+    let _ = child.wait();
+}

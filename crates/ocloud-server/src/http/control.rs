@@ -1,0 +1,169 @@
+//! The emulator's control plane, `/_ocloud/v1/…` (only with `--emulator`): the clock, tokens
+//! and reset. Every call needs the admin token printed at start (`Authorization: Bearer …`);
+//! without `--emulator` none of these routes exists (404 like any unknown path) and nothing
+//! here is on the request path. Answers are JSON; refusals use the service's error bodies.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use ocloud_wire::ErrorCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq as _;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::json_body;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The control-plane routes, guarded by the admin token.
+pub fn routes(state: AppState) -> axum::Router<AppState> {
+    axum::Router::new()
+        .route("/_ocloud/v1/clock", get(clock).put(set_clock))
+        .route("/_ocloud/v1/clock/advance", post(advance))
+        .route("/_ocloud/v1/tokens", post(mint))
+        .route("/_ocloud/v1/tokens/{token}/expire", post(expire))
+        .route("/_ocloud/v1/tokens/{token}/revoke", post(revoke))
+        .route("/_ocloud/v1/reset", post(reset))
+        .layer(axum::middleware::from_fn_with_state(state, guard))
+}
+
+/// Only a request with the admin token gets through (compared in constant time).
+async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let expected = s.svc.cfg.emulator.as_deref().unwrap_or_default();
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if expected.is_empty() || !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        let code = if given.is_empty() { ErrorCode::MissingCredentials } else { ErrorCode::InvalidCredentials };
+        return ApiError::new(code, "the control plane needs the emulator's admin token").into_response();
+    }
+    next.run(req).await
+}
+
+fn rfc3339(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+fn clock_state(s: &AppState) -> Value {
+    let ms = s.svc.clock.now_ms();
+    json!({"now": rfc3339(ms), "now_ms": ms, "frozen": s.svc.clock.is_frozen()})
+}
+
+fn bad(detail: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidBodyField, detail)
+}
+
+/// `GET /_ocloud/v1/clock`: the service's time.
+async fn clock(State(s): State<AppState>) -> Json<Value> {
+    Json(clock_state(&s))
+}
+
+#[derive(Deserialize)]
+struct SetClock {
+    /// RFC 3339 time, or…
+    now: Option<String>,
+    /// …unix milliseconds.
+    now_ms: Option<i64>,
+    /// Stand still there (default), or run on from it.
+    frozen: Option<bool>,
+}
+
+/// `PUT /_ocloud/v1/clock {"now": "2030-01-01T00:00:00Z", "frozen": true}`.
+async fn set_clock(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let body: SetClock = json_body(&s, &headers, body).await?;
+    let ms = match (body.now, body.now_ms) {
+        (Some(t), _) => {
+            let t = time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| bad(format!("now: not an RFC 3339 time: {e}")))?;
+            (t.unix_timestamp_nanos() / 1_000_000) as i64
+        }
+        (None, Some(ms)) => ms,
+        (None, None) => s.svc.clock.now_ms(),
+    };
+    s.svc.clock.set(ms, body.frozen.unwrap_or(true));
+    tracing::info!(now = %rfc3339(ms), frozen = s.svc.clock.is_frozen(), "emulator: clock set");
+    Ok(Json(clock_state(&s)))
+}
+
+#[derive(Deserialize)]
+struct Advance {
+    seconds: Option<f64>,
+    ms: Option<i64>,
+}
+
+/// `POST /_ocloud/v1/clock/advance {"seconds": 3601}`: expires what would have expired.
+async fn advance(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let body: Advance = json_body(&s, &headers, body).await?;
+    let ms = match (body.seconds, body.ms) {
+        (Some(sec), _) if sec.is_finite() && sec.abs() < 1e12 => (sec * 1000.0) as i64,
+        (None, Some(ms)) => ms,
+        _ => return Err(bad("seconds (a number) or ms")),
+    };
+    s.svc.clock.advance(ms);
+    Ok(Json(clock_state(&s)))
+}
+
+#[derive(Deserialize)]
+struct Mint {
+    user: String,
+    app: String,
+    scope: Option<String>,
+    /// Access-token lifetime, seconds.
+    ttl: Option<u64>,
+}
+
+/// `POST /_ocloud/v1/tokens {"user": "alice", "app": "tests"}`: the token endpoint's answer
+/// for that user and app (both created if missing).
+async fn mint(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let m: Mint = json_body(&s, &headers, body).await?;
+    let ttl = std::time::Duration::from_secs(m.ttl.unwrap_or(s.svc.cfg.token_ttl.as_secs()));
+    let scope = m.scope.as_deref().unwrap_or("openid cloud offline_access");
+    let t = s.svc.mint_tokens(&m.user, &m.app, scope, ttl).await?;
+    Ok(Json(json!({
+        "access_token": t.access_token,
+        "refresh_token": t.refresh_token,
+        "expires_in": t.expires_in,
+        "token_type": "Bearer",
+        "scope": scope,
+    })))
+}
+
+/// `POST /_ocloud/v1/tokens/{token}/expire`: expired from now on (401 on its next use).
+async fn expire(State(s): State<AppState>, Path(token): Path<String>) -> ApiResult<StatusCode> {
+    s.svc.expire_token(&token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /_ocloud/v1/tokens/{token}/revoke`.
+async fn revoke(State(s): State<AppState>, Path(token): Path<String>) -> ApiResult<StatusCode> {
+    s.svc.revoke_token_now(&token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct ResetQuery {
+    keep: Option<String>,
+}
+
+/// `POST /_ocloud/v1/reset[?keep=accounts]`.
+async fn reset(State(s): State<AppState>, Query(q): Query<ResetQuery>) -> ApiResult<Json<Value>> {
+    let keep_accounts = match q.keep.as_deref() {
+        None => false,
+        Some("accounts") => true,
+        Some(other) => return Err(bad(format!("keep={other:?}: only keep=accounts"))),
+    };
+    let blobs = s.svc.reset(keep_accounts).await?;
+    tracing::info!(keep_accounts, blobs, "emulator: reset");
+    Ok(Json(json!({"kept": if keep_accounts { "accounts" } else { "nothing" }, "contents_deleted": blobs})))
+}
