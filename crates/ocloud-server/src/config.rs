@@ -58,6 +58,8 @@ pub struct Config {
     pub cache: bool,
     /// `--emulator`: the control plane at `/_ocloud/v1/`, guarded by this admin token.
     pub emulator: Option<String>,
+    /// `--emulator-file`: a fixture loaded at start (see `domain::seed`).
+    pub emulator_file: Option<PathBuf>,
     /// Create the dev user and app on an empty data dir.
     pub dev_account: bool,
 }
@@ -90,6 +92,7 @@ impl Config {
             upload_url_ttl: Duration::from_secs(600),
             dev_account: true,
             emulator: None,
+            emulator_file: None,
             cache: true,
         }
     }

@@ -175,6 +175,13 @@ pub async fn serve(
     }));
     // A shutdown that came during start-up wins.
     let _ = state.phase.compare_exchange(phase::STARTING, phase::READY, Ordering::AcqRel, Ordering::Acquire);
+    if let Some(path) = &svc.cfg.emulator_file {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let fixture: domain::seed::Fixture =
+            serde_json::from_slice(&text).with_context(|| format!("{}: not a fixture", path.display()))?;
+        let done = svc.seed(&fixture).await.with_context(|| format!("loading {}", path.display()))?;
+        tracing::info!(file = %path.display(), users = done.users, apps = done.apps, tokens = done.tokens, files = done.files, "fixture loaded");
+    }
     let dev_account = if svc.cfg.dev_account {
         admin::ensure_dev_account(&svc).await.context("creating the dev account")?
     } else {

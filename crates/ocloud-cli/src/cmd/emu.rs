@@ -56,6 +56,12 @@ pub enum Command {
         /// The token (access or refresh).
         token: String,
     },
+    /// Load a fixture (JSON: users, apps, tokens, files); idempotent.
+    #[command(after_help = "Example:\n  ocloud emu seed fixture.json")]
+    Seed {
+        /// The fixture file.
+        file: std::path::PathBuf,
+    },
     /// Empty the service: everything, or with --keep-accounts only the files.
     Reset {
         /// Keep users, apps, consents and tokens.
@@ -129,6 +135,12 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
         }
         Command::Expire { token } => call(reqwest::Method::POST, &format!("/tokens/{token}/expire"), None).await?,
         Command::Revoke { token } => call(reqwest::Method::POST, &format!("/tokens/{token}/revoke"), None).await?,
+        Command::Seed { file } => {
+            let text = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            let fixture: Value =
+                serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", file.display()))?;
+            call(reqwest::Method::POST, "/seed", Some(fixture)).await?
+        }
         Command::Reset { keep_accounts } => {
             let q = if *keep_accounts { "?keep=accounts" } else { "" };
             call(reqwest::Method::POST, &format!("/reset{q}"), None).await?

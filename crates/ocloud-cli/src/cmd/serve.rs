@@ -105,12 +105,17 @@ pub struct Args {
     /// The control plane's admin token (default: a random one, printed at start).
     #[arg(long, env = "OCLOUD_EMULATOR_TOKEN", requires = "emulator", hide_env_values = true)]
     emulator_token: Option<String>,
+    /// A fixture (users, apps, tokens, files; JSON as `POST /_ocloud/v1/seed` takes) loaded
+    /// at start; loading it again at the next start changes nothing.
+    #[arg(long, env = "OCLOUD_EMULATOR_FILE", requires = "emulator")]
+    emulator_file: Option<PathBuf>,
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
     let mut cfg = Config::new(args.data_dir);
     if args.emulator {
         cfg.emulator = Some(args.emulator_token.clone().unwrap_or_default());
+        cfg.emulator_file = args.emulator_file.clone();
     }
     cfg.database = args.database;
     cfg.blobs = args.blobs;

@@ -171,3 +171,52 @@ async fn the_emu_command_and_the_json_ready_line() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn a_fixture_seeds_once_however_often_it_is_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = json!({
+        "users": [{"name": "carol", "password": "carol-password", "quota": 10_485_760}],
+        "apps": [{"name": "fixed", "client_id": "fixed-client", "client_secret": "fixed-secret",
+                  "redirect_uris": ["http://127.0.0.1:1/cb"]}],
+        "tokens": [{"user": "carol", "app": "fixed", "access_token": "OFRgiven-access",
+                    "refresh_token": "OFRgiven-refresh", "scope": "openid cloud cloudfullread cloudfullwrite offline_access"}],
+        "files": [
+            {"user": "carol", "path": "/docs/"},
+            {"user": "carol", "path": "/docs/readme.txt", "content": "hello"},
+            {"user": "carol", "path": "/big.bin", "size": 2_500_000, "pattern": "0123456789"}
+        ]
+    });
+    let file = dir.path().join("fixture.json");
+    std::fs::write(&file, fixture.to_string()).unwrap();
+    let s = Server::start(&["--emulator", "--emulator-token", ADMIN, "--emulator-file", file.to_str().unwrap()]);
+    // The given token works, on the tree of the fixture.
+    let api = Api::new(&s.url, "OFRgiven-access");
+    let root = api.root("").await;
+    let names = |v: &Value, k: &str| -> Vec<String> {
+        v[k].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names(&root, "subfolders"), ["docs"]);
+    assert_eq!(names(&root, "files"), ["big.bin"]);
+    let big = api.download(root["files"][0]["id"].as_str().unwrap()).await;
+    let expected: Vec<u8> = b"0123456789".iter().copied().cycle().take(2_500_000).collect();
+    assert!(big[..] == expected[..], "the pattern repeated from the first byte to the last");
+    assert_eq!(api.freespace().await, 10_485_760 - 2_500_005, "the user's quota, the files counted");
+    // The app's fixed credentials work at the token endpoint.
+    let refreshed = http()
+        .post(format!("{}/oauth/v2/token", s.url))
+        .basic_auth("fixed-client", Some("fixed-secret"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", "OFRgiven-refresh")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    // Loading it again, by the control plane or at the next start, changes nothing.
+    let flat = api.root("?flat=true").await;
+    let again = control(&s, reqwest::Method::POST, "/seed", Some(fixture.clone()), Some(ADMIN)).await.ok();
+    assert_eq!(again, json!({"users": 0, "apps": 0, "tokens": 0, "files": 0}));
+    assert_eq!(api.root("?flat=true").await, flat);
+    // A fixture with a mistake is refused whole, with the field named.
+    let bad = control(&s, reqwest::Method::POST, "/seed", Some(json!({"users": [{"nom": "x"}]})), Some(ADMIN)).await;
+    assert_eq!(bad.status, 400, "{:?}", String::from_utf8_lossy(&bad.body));
+}

@@ -16,6 +16,7 @@ pub mod media_meta;
 pub mod names;
 pub mod oauth;
 pub mod renditions;
+pub mod seed;
 pub mod tree;
 pub mod upload;
 

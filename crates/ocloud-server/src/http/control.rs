@@ -17,7 +17,10 @@ use subtle::ConstantTimeEq as _;
 
 use super::AppState;
 use super::error::ApiError;
-use super::extract::json_body;
+use super::extract::{json_body, json_body_up_to};
+
+/// Largest fixture `POST /_ocloud/v1/seed` takes (file contents come inline).
+const MAX_FIXTURE: usize = 16 << 20;
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -30,6 +33,7 @@ pub fn routes(state: AppState) -> axum::Router<AppState> {
         .route("/_ocloud/v1/tokens/{token}/expire", post(expire))
         .route("/_ocloud/v1/tokens/{token}/revoke", post(revoke))
         .route("/_ocloud/v1/reset", post(reset))
+        .route("/_ocloud/v1/seed", post(seed))
         .layer(axum::middleware::from_fn_with_state(state, guard))
 }
 
@@ -149,6 +153,14 @@ async fn expire(State(s): State<AppState>, Path(token): Path<String>) -> ApiResu
 async fn revoke(State(s): State<AppState>, Path(token): Path<String>) -> ApiResult<StatusCode> {
     s.svc.revoke_token_now(&token).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /_ocloud/v1/seed`: loads a fixture (see `domain::seed`); idempotent.
+async fn seed(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let fixture: crate::domain::seed::Fixture = json_body_up_to(&s, &headers, body, MAX_FIXTURE).await?;
+    let done = s.svc.seed(&fixture).await?;
+    tracing::info!(users = done.users, apps = done.apps, tokens = done.tokens, files = done.files, "emulator: seeded");
+    Ok(Json(serde_json::to_value(done).unwrap_or_default()))
 }
 
 #[derive(Deserialize)]

@@ -103,7 +103,17 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
 /// A JSON body, checked the spec's way: no body 21, no `Content-Type` 25, another type 68,
 /// too large 66, stalled 63, unparsable 22, a missing field 23, a bad field 24.
 pub async fn json_body<T: DeserializeOwned>(state: &AppState, headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
-    let limit = state.svc.cfg.max_json_body;
+    json_body_up_to(state, headers, body, state.svc.cfg.max_json_body).await
+}
+
+/// [`json_body`] with a size limit of its own (the emulator's fixtures are larger than any
+/// API body).
+pub async fn json_body_up_to<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<T, ApiError> {
     if content_length(headers).is_some_and(|n| n > limit as u64) {
         return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("JSON bodies are limited to {limit} bytes")));
     }

@@ -244,6 +244,19 @@ fn control_paths() -> Vec<(&'static str, Value)> {
         ("/_ocloud/v1/tokens/{token}/expire", json!({"post": expire})),
         ("/_ocloud/v1/tokens/{token}/revoke", json!({"post": revoke})),
         ("/_ocloud/v1/reset", json!({"post": reset})),
+        (
+            "/_ocloud/v1/seed",
+            json!({
+                "post": op("emu.seed", "Load a fixture: users, apps, tokens, folders and files (idempotent)",
+                    json!({"description": "what was created", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                        "users": {"type": "integer"}, "apps": {"type": "integer"}, "tokens": {"type": "integer"}, "files": {"type": "integer"}}}}}}),
+                    Some(json!({"type": "object", "properties": {
+                        "users": {"type": "array", "items": {"type": "object", "required": ["name"]}},
+                        "apps": {"type": "array", "items": {"type": "object", "required": ["name", "client_id", "client_secret"]}},
+                        "tokens": {"type": "array", "items": {"type": "object", "required": ["user", "app", "access_token"]}},
+                        "files": {"type": "array", "items": {"type": "object", "required": ["user", "path"]}}}}))),
+            }),
+        ),
     ]
 }
 
