@@ -62,6 +62,18 @@ pub enum Command {
         /// The fixture file.
         file: std::path::PathBuf,
     },
+    /// Take a snapshot of everything; prints its id.
+    Snapshot,
+    /// Put everything back as it was at snapshot ID.
+    Restore {
+        /// The snapshot's id.
+        id: String,
+    },
+    /// Forget snapshot ID.
+    Forget {
+        /// The snapshot's id.
+        id: String,
+    },
     /// Empty the service: everything, or with --keep-accounts only the files.
     Reset {
         /// Keep users, apps, consents and tokens.
@@ -141,6 +153,16 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
                 serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", file.display()))?;
             call(reqwest::Method::POST, "/seed", Some(fixture)).await?
         }
+        Command::Snapshot => {
+            let v = call(reqwest::Method::POST, "/snapshots", None).await?;
+            if !out.json {
+                println!("{}", v["id"].as_str().unwrap_or_default());
+                return Ok(());
+            }
+            v
+        }
+        Command::Restore { id } => call(reqwest::Method::POST, &format!("/snapshots/{id}/restore"), None).await?,
+        Command::Forget { id } => call(reqwest::Method::DELETE, &format!("/snapshots/{id}"), None).await?,
         Command::Reset { keep_accounts } => {
             let q = if *keep_accounts { "?keep=accounts" } else { "" };
             call(reqwest::Method::POST, &format!("/reset{q}"), None).await?

@@ -151,6 +151,8 @@ async fn the_emu_command_and_the_json_ready_line() {
         )
     };
     assert_eq!(emu(&["clock", "--set", "2031-05-06T07:08:09Z"]).1, "2031-05-06T07:08:09Z (frozen)");
+    let (ok, snap, _) = emu(&["snapshot"]);
+    assert!(ok && snap.starts_with("snap-"), "{snap}");
     assert_eq!(emu(&["advance", "60"]).1, "2031-05-06T07:09:09Z (frozen)");
     let (ok, token, _) = emu(&["token", "--user", "bob", "--app", "cli", "--ttl", "60"]);
     assert!(ok && token.starts_with("OFR"), "{token}");
@@ -159,6 +161,11 @@ async fn the_emu_command_and_the_json_ready_line() {
     assert!(emu(&["advance", "61"]).0);
     api.get("/cloud/v1/freespace").await.assert_error(401, 41);
     assert!(emu(&["reset"]).0);
+    assert!(emu(&["restore", &snap]).0, "back to before the token");
+    api.get("/cloud/v1/freespace").await.assert_error(401, 41);
+    assert!(emu(&["forget", &snap]).0);
+    let (ok, _, err) = emu(&["restore", &snap]);
+    assert!(!ok && err.lines().count() == 1, "{err}");
     // A clear one-line error without the admin token.
     let out = std::process::Command::new(BIN)
         .args(["emu", "clock"])
@@ -219,4 +226,54 @@ async fn a_fixture_seeds_once_however_often_it_is_loaded() {
     // A fixture with a mistake is refused whole, with the field named.
     let bad = control(&s, reqwest::Method::POST, "/seed", Some(json!({"users": [{"nom": "x"}]})), Some(ADMIN)).await;
     assert_eq!(bad.status, 400, "{:?}", String::from_utf8_lossy(&bad.body));
+}
+
+#[tokio::test]
+async fn a_snapshot_restores_identical_listings_and_bytes() {
+    let s = emulator();
+    let minted = control(
+        &s,
+        reqwest::Method::POST,
+        "/tokens",
+        Some(json!({"user": "dana", "app": "tests", "scope": "openid cloud cloudfullread cloudfullwrite"})),
+        Some(ADMIN),
+    )
+    .await
+    .ok();
+    let api = Api::new(&s.url, minted["access_token"].as_str().unwrap());
+    let docs = api.mkdir("docs", None).await["id"].as_str().unwrap().to_owned();
+    let kept = api.upload("kept.txt", b"kept bytes", Some(&docs)).await.ok()["fileId"].as_str().unwrap().to_owned();
+    api.upload("doomed.txt", b"deleted after the snapshot", None).await.ok();
+    let before = api.root("?flat=true").await;
+    let objects_before = stored_objects(&s.data).len();
+    let id = control(&s, reqwest::Method::POST, "/snapshots", None, Some(ADMIN)).await;
+    assert_eq!(id.status, 201);
+    let id = id.json()["id"].as_str().unwrap().to_owned();
+    // Change everything: a delete, a rename, a new file, a new user; then a full reset.
+    let doomed = before["files"].as_array().unwrap().iter().find(|f| f["name"] == "doomed.txt").unwrap();
+    api.delete(&format!("/cloud/v1/files/{}", doomed["id"].as_str().unwrap())).await;
+    api.post_json(&format!("/cloud/v1/folders/{docs}"), json!({"name": "renamed"})).await.ok();
+    api.upload("new.txt", b"written after the snapshot", None).await.ok();
+    control(&s, reqwest::Method::POST, "/tokens", Some(json!({"user": "erin", "app": "x"})), Some(ADMIN)).await.ok();
+    control(&s, reqwest::Method::POST, "/reset", None, Some(ADMIN)).await.ok();
+    api.get("/cloud/v1/freespace").await.assert_error(401, 41);
+    // Restored: the same token, listing, ids and bytes; what came after is gone, content too.
+    let r = control(&s, reqwest::Method::POST, &format!("/snapshots/{id}/restore"), None, Some(ADMIN)).await;
+    assert_eq!(r.status, 204, "{:?}", String::from_utf8_lossy(&r.body));
+    assert_eq!(api.root("?flat=true").await, before);
+    assert_eq!(&api.download(&kept).await[..], b"kept bytes");
+    assert_eq!(&api.download(doomed["id"].as_str().unwrap()).await[..], b"deleted after the snapshot");
+    assert_eq!(stored_objects(&s.data).len(), objects_before, "the new file's content is gone");
+    let users = String::from_utf8(s.admin().args(["user", "list"]).output().unwrap().stdout).unwrap();
+    assert!(users.contains("dana") && !users.contains("erin"), "{users}");
+    // Restored twice, then forgotten.
+    api.upload("again.txt", b"x", None).await.ok();
+    control(&s, reqwest::Method::POST, &format!("/snapshots/{id}/restore"), None, Some(ADMIN)).await;
+    assert_eq!(api.root("?flat=true").await, before);
+    let forgot = control(&s, reqwest::Method::DELETE, &format!("/snapshots/{id}"), None, Some(ADMIN)).await;
+    assert_eq!(forgot.status, 204);
+    control(&s, reqwest::Method::POST, &format!("/snapshots/{id}/restore"), None, Some(ADMIN))
+        .await
+        .assert_error(404, 60);
+    assert_eq!(&api.download(&kept).await[..], b"kept bytes", "live content stays when its snapshot goes");
 }

@@ -36,6 +36,11 @@ impl Service {
     pub async fn drop_blobs(&self, keys: Vec<String>) {
         let mut gone = Vec::with_capacity(keys.len());
         for key in keys {
+            // A snapshot of the emulator still names it: keep the object, forget the key.
+            if self.snapshots.pins(&key) {
+                gone.push(key);
+                continue;
+            }
             match delete_with_renditions(self.blobs.as_ref(), &key).await {
                 Ok(()) => gone.push(key),
                 Err(e) => {
@@ -56,7 +61,7 @@ impl Service {
         loop {
             let keys = self.meta.reap_blobs(before, REAP_BATCH).await?;
             let n = keys.len();
-            for key in &keys {
+            for key in keys.iter().filter(|k| !self.snapshots.pins(k)) {
                 delete_with_renditions(self.blobs.as_ref(), key).await?;
             }
             self.meta.forget_blobs(&keys).await?;

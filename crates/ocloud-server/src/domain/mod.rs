@@ -17,6 +17,7 @@ pub mod names;
 pub mod oauth;
 pub mod renditions;
 pub mod seed;
+pub mod snapshots;
 pub mod tree;
 pub mod upload;
 
@@ -47,6 +48,7 @@ pub struct Service {
     limits: Arc<limits::RateLimits>,
     pub(crate) caches: Arc<cache::Caches>,
     login_guard: Arc<login_guard::LoginGuard>,
+    pub(crate) snapshots: Arc<snapshots::Snapshots>,
 }
 
 impl Service {
@@ -69,6 +71,7 @@ impl Service {
             limits: Arc::default(),
             caches: Arc::default(),
             login_guard: Arc::default(),
+            snapshots: Arc::default(),
         }
     }
 }

@@ -34,6 +34,9 @@ pub fn routes(state: AppState) -> axum::Router<AppState> {
         .route("/_ocloud/v1/tokens/{token}/revoke", post(revoke))
         .route("/_ocloud/v1/reset", post(reset))
         .route("/_ocloud/v1/seed", post(seed))
+        .route("/_ocloud/v1/snapshots", post(snapshot))
+        .route("/_ocloud/v1/snapshots/{id}", axum::routing::delete(delete_snapshot))
+        .route("/_ocloud/v1/snapshots/{id}/restore", post(restore))
         .layer(axum::middleware::from_fn_with_state(state, guard))
 }
 
@@ -161,6 +164,25 @@ async fn seed(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiR
     let done = s.svc.seed(&fixture).await?;
     tracing::info!(users = done.users, apps = done.apps, tokens = done.tokens, files = done.files, "emulator: seeded");
     Ok(Json(serde_json::to_value(done).unwrap_or_default()))
+}
+
+/// `POST /_ocloud/v1/snapshots` → `{"id"}`: the whole installation's metadata, now.
+async fn snapshot(State(s): State<AppState>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let id = s.svc.take_snapshot().await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": id}))))
+}
+
+/// `POST /_ocloud/v1/snapshots/{id}/restore`.
+async fn restore(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    s.svc.restore_snapshot(&id).await?;
+    tracing::info!(snapshot = %crate::logsafe::Esc(&id), "emulator: restored");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /_ocloud/v1/snapshots/{id}`.
+async fn delete_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    s.svc.delete_snapshot(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

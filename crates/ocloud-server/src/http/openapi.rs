@@ -216,7 +216,32 @@ fn control_paths() -> Vec<(&'static str, Value)> {
     );
     reset["parameters"] = json!([{"name": "keep", "in": "query", "schema": {"type": "string", "enum": ["accounts"]}}]);
     reset["responses"]["400"] = error_response(400);
+    let mut snap = op(
+        "emu.snapshots.create",
+        "Take a snapshot of the whole installation",
+        json!({"description": "its id", "content": {"application/json": {"schema": {"type": "object", "required": ["id"],
+            "properties": {"id": {"type": "string"}}}}}}),
+        None,
+    );
+    let created = snap["responses"]["200"].take();
+    snap["responses"]["201"] = created;
+    snap["responses"].as_object_mut().expect("responses").remove("200");
+    let id_param = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let mut restore = op(
+        "emu.snapshots.restore",
+        "Put everything back as it was at the snapshot",
+        json!({"description": "done"}),
+        None,
+    );
+    restore["parameters"] = id_param.clone();
+    restore["responses"]["404"] = error_response(404);
+    let mut forget = op("emu.snapshots.delete", "Forget a snapshot", json!({"description": "done"}), None);
+    forget["parameters"] = id_param;
+    forget["responses"]["404"] = error_response(404);
     vec![
+        ("/_ocloud/v1/snapshots", json!({"post": snap})),
+        ("/_ocloud/v1/snapshots/{id}/restore", json!({"post": restore})),
+        ("/_ocloud/v1/snapshots/{id}", json!({"delete": forget})),
         (
             "/_ocloud/v1/clock",
             json!({

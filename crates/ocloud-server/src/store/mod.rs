@@ -650,6 +650,9 @@ pub trait Housekeeping: Send + Sync + 'static {
     async fn export_rows(&self, table: &'static TableSpec, offset: u64, limit: usize) -> StoreResult<Vec<Vec<Cell>>>;
     /// Inserts rows as they are, keys included, in one transaction (`admin migrate`).
     async fn import_rows(&self, table: &'static TableSpec, rows: Vec<Vec<Cell>>) -> StoreResult<()>;
+    /// Replaces the rows of every table of [`TABLES`] with these, in one transaction (the
+    /// emulator's snapshot restore).
+    async fn replace_all(&self, tables: Vec<(&'static TableSpec, Vec<Vec<Cell>>)>) -> StoreResult<()>;
     /// After an import: what the backend derives from the rows (PostgreSQL: id sequences).
     async fn finish_import(&self) -> StoreResult<()> {
         Ok(())

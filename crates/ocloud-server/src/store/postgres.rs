@@ -332,6 +332,39 @@ async fn take_once(
     Ok(Some((row, used)))
 }
 
+/// Inserts rows as they are, keys included (imports, snapshot restores).
+async fn insert_rows(tx: &Transaction<'_>, table: &TableSpec, rows: Vec<Vec<Cell>>) -> StoreResult<()> {
+    use tokio_postgres::types::ToSql;
+    let marks = (1..=table.columns.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+    let sql = format!("INSERT INTO {}({}) VALUES ({marks})", table.name, table.column_list());
+    let st = tx.prepare(&sql).await.map_err(pg)?;
+    for row in rows {
+        let values: Vec<Box<dyn ToSql + Sync + Send>> = row
+            .into_iter()
+            .zip(table.columns)
+            .map(|(cell, (_, kind))| -> Box<dyn ToSql + Sync + Send> {
+                match (cell, kind) {
+                    (Cell::Null, Kind::Int) => Box::new(None::<i64>),
+                    (Cell::Null, Kind::Int32) => Box::new(None::<i32>),
+                    (Cell::Null, Kind::Bool) => Box::new(None::<bool>),
+                    (Cell::Null, Kind::Text) => Box::new(None::<String>),
+                    (Cell::Null, Kind::Bytes) => Box::new(None::<Vec<u8>>),
+                    (Cell::Int(n), Kind::Int32) => Box::new(n as i32),
+                    (Cell::Int(n), Kind::Bool) => Box::new(n != 0),
+                    (Cell::Int(n), _) => Box::new(n),
+                    (Cell::Text(t), Kind::Bytes) => Box::new(t.into_bytes()),
+                    (Cell::Text(t), _) => Box::new(t),
+                    (Cell::Bytes(b), Kind::Text) => Box::new(String::from_utf8_lossy(&b).into_owned()),
+                    (Cell::Bytes(b), _) => Box::new(b),
+                }
+            })
+            .collect();
+        let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
+        tx.execute(&st, &params).await.map_err(pg)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Accounts for Postgres {
     async fn ensure_user(&self, name: &str) -> StoreResult<User> {
@@ -1215,39 +1248,24 @@ impl Housekeeping for Postgres {
     }
 
     async fn import_rows(&self, table: &'static TableSpec, rows: Vec<Vec<Cell>>) -> StoreResult<()> {
-        use tokio_postgres::types::ToSql;
-        let marks = (1..=table.columns.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-        let sql = format!("INSERT INTO {}({}) VALUES ({marks})", table.name, table.column_list());
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg)?;
-        let st = tx.prepare(&sql).await.map_err(pg)?;
-        for row in rows {
-            let values: Vec<Box<dyn ToSql + Sync + Send>> = row
-                .into_iter()
-                .zip(table.columns)
-                .map(|(cell, (_, kind))| -> Box<dyn ToSql + Sync + Send> {
-                    match (cell, kind) {
-                        (Cell::Null, Kind::Int) => Box::new(None::<i64>),
-                        (Cell::Null, Kind::Int32) => Box::new(None::<i32>),
-                        (Cell::Null, Kind::Bool) => Box::new(None::<bool>),
-                        (Cell::Null, Kind::Text) => Box::new(None::<String>),
-                        (Cell::Null, Kind::Bytes) => Box::new(None::<Vec<u8>>),
-                        (Cell::Int(n), Kind::Int32) => Box::new(n as i32),
-                        (Cell::Int(n), Kind::Bool) => Box::new(n != 0),
-                        (Cell::Int(n), _) => Box::new(n),
-                        (Cell::Text(t), Kind::Bytes) => Box::new(t.into_bytes()),
-                        (Cell::Text(t), _) => Box::new(t),
-                        (Cell::Bytes(b), Kind::Text) => Box::new(String::from_utf8_lossy(&b).into_owned()),
-                        (Cell::Bytes(b), _) => Box::new(b),
-                    }
-                })
-                .collect();
-            let params: Vec<&(dyn ToSql + Sync)> = values.iter().map(|v| v.as_ref() as &(dyn ToSql + Sync)).collect();
-            tx.execute(&st, &params).await.map_err(pg)?;
-        }
+        insert_rows(&tx, table, rows).await?;
         tx.commit().await.map_err(pg)?;
         self.bump(&c).await;
         Ok(())
+    }
+
+    async fn replace_all(&self, tables: Vec<(&'static TableSpec, Vec<Vec<Cell>>)>) -> StoreResult<()> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        for (table, rows) in tables {
+            tx.execute(&format!("DELETE FROM {}", table.name), &[]).await.map_err(pg)?;
+            insert_rows(&tx, table, rows).await?;
+        }
+        tx.commit().await.map_err(pg)?;
+        drop(c);
+        self.finish_import().await
     }
 
     async fn finish_import(&self) -> StoreResult<()> {

@@ -435,6 +435,26 @@ fn subtree(c: &Connection, root: NodeId) -> rusqlite::Result<Vec<Node>> {
     stmt.query_map([root], node_from_row)?.collect()
 }
 
+/// Inserts rows as they are, keys included (imports, snapshot restores).
+fn insert_rows(tx: &Connection, table: &TableSpec, rows: Vec<Vec<Cell>>) -> StoreResult<()> {
+    let marks = (1..=table.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    let sql = format!("INSERT INTO {}({}) VALUES ({marks})", table.name, table.column_list());
+    let mut st = tx.prepare(&sql).map_err(backend)?;
+    for row in rows {
+        let values: Vec<rusqlite::types::Value> = row
+            .into_iter()
+            .map(|c| match c {
+                Cell::Null => rusqlite::types::Value::Null,
+                Cell::Int(n) => rusqlite::types::Value::Integer(n),
+                Cell::Text(t) => rusqlite::types::Value::Text(t),
+                Cell::Bytes(b) => rusqlite::types::Value::Blob(b),
+            })
+            .collect();
+        st.execute(rusqlite::params_from_iter(values)).map_err(backend)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Accounts for Sqlite {
     async fn ensure_user(&self, name: &str) -> StoreResult<User> {
@@ -1292,21 +1312,14 @@ impl Housekeeping for Sqlite {
     }
 
     async fn import_rows(&self, table: &'static TableSpec, rows: Vec<Vec<Cell>>) -> StoreResult<()> {
+        self.write(move |tx, _| insert_rows(tx, table, rows)).await
+    }
+
+    async fn replace_all(&self, tables: Vec<(&'static TableSpec, Vec<Vec<Cell>>)>) -> StoreResult<()> {
         self.write(move |tx, _| {
-            let marks = (1..=table.columns.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
-            let sql = format!("INSERT INTO {}({}) VALUES ({marks})", table.name, table.column_list());
-            let mut st = tx.prepare(&sql).map_err(backend)?;
-            for row in rows {
-                let values: Vec<rusqlite::types::Value> = row
-                    .into_iter()
-                    .map(|c| match c {
-                        Cell::Null => rusqlite::types::Value::Null,
-                        Cell::Int(n) => rusqlite::types::Value::Integer(n),
-                        Cell::Text(t) => rusqlite::types::Value::Text(t),
-                        Cell::Bytes(b) => rusqlite::types::Value::Blob(b),
-                    })
-                    .collect();
-                st.execute(rusqlite::params_from_iter(values)).map_err(backend)?;
+            for (table, rows) in tables {
+                tx.execute(&format!("DELETE FROM {}", table.name), []).map_err(backend)?;
+                insert_rows(tx, table, rows)?;
             }
             Ok(())
         })
