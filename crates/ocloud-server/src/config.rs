@@ -58,6 +58,8 @@ pub struct Config {
     pub cache: bool,
     /// `--emulator`: the control plane at `/_ocloud/v1/`, guarded by this admin token.
     pub emulator: Option<String>,
+    /// `--journal`: requests the emulator's journal keeps.
+    pub journal: usize,
     /// `--emulator-file`: a fixture loaded at start (see `domain::seed`).
     pub emulator_file: Option<PathBuf>,
     /// Create the dev user and app on an empty data dir.
@@ -93,6 +95,7 @@ impl Config {
             dev_account: true,
             emulator: None,
             emulator_file: None,
+            journal: 1000,
             cache: true,
         }
     }

@@ -158,11 +158,14 @@ pub async fn serve(
         None => None,
     };
     let tls_ca = tls.as_ref().and_then(|t| t.ca.clone());
+    let openapi = bytes::Bytes::from(http::openapi::document(svc.cfg.emulator.is_some()));
+    let journal = svc.cfg.emulator.is_some().then(|| Arc::new(http::journal::Journal::new(svc.cfg.journal, &openapi)));
     let state = AppState {
         slots: Arc::new(tokio::sync::Semaphore::new(svc.cfg.max_concurrent_requests)),
         svc: Arc::new(svc.clone()),
         phase: Arc::new(AtomicU8::new(phase::STARTING)),
-        openapi: bytes::Bytes::from(http::openapi::document(svc.cfg.emulator.is_some())),
+        openapi,
+        journal,
     };
     let app = http::router(state.clone());
     let phase = state.phase.clone();

@@ -62,6 +62,19 @@ pub enum Command {
         /// The fixture file.
         file: std::path::PathBuf,
     },
+    /// The request journal (with --json, whole entries), optionally filtered.
+    #[command(after_help = "Example:\n  ocloud emu requests --op files.upload --status 201")]
+    Requests {
+        /// Operation id (files.upload, folders.get…).
+        #[arg(long)]
+        op: Option<String>,
+        /// Status.
+        #[arg(long)]
+        status: Option<u16>,
+        /// Path glob.
+        #[arg(long)]
+        path: Option<String>,
+    },
     /// Take a snapshot of everything; prints its id.
     Snapshot,
     /// Put everything back as it was at snapshot ID.
@@ -152,6 +165,34 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
             let fixture: Value =
                 serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", file.display()))?;
             call(reqwest::Method::POST, "/seed", Some(fixture)).await?
+        }
+        Command::Requests { op, status, path } => {
+            let mut q = Vec::new();
+            if let Some(o) = op {
+                q.push(format!("op={o}"));
+            }
+            if let Some(s) = status {
+                q.push(format!("status={s}"));
+            }
+            if let Some(p) = path {
+                q.push(format!("path={p}"));
+            }
+            let v = call(reqwest::Method::GET, &format!("/requests?{}", q.join("&")), None).await?;
+            if !out.json {
+                for e in v["requests"].as_array().into_iter().flatten() {
+                    println!(
+                        "{} {} {} {} {} {}",
+                        e["id"],
+                        e["method"].as_str().unwrap_or_default(),
+                        e["path"].as_str().unwrap_or_default(),
+                        e["status"],
+                        e["operation"].as_str().unwrap_or("-"),
+                        e["user"].as_str().unwrap_or("-")
+                    );
+                }
+                return Ok(());
+            }
+            v
         }
         Command::Snapshot => {
             let v = call(reqwest::Method::POST, "/snapshots", None).await?;

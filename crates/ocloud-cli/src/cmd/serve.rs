@@ -105,6 +105,9 @@ pub struct Args {
     /// The control plane's admin token (default: a random one, printed at start).
     #[arg(long, env = "OCLOUD_EMULATOR_TOKEN", requires = "emulator", hide_env_values = true)]
     emulator_token: Option<String>,
+    /// Requests the emulator's journal keeps (the oldest go first).
+    #[arg(long, env = "OCLOUD_JOURNAL", default_value_t = 1000, requires = "emulator")]
+    journal: usize,
     /// A fixture (users, apps, tokens, files; JSON as `POST /_ocloud/v1/seed` takes) loaded
     /// at start; loading it again at the next start changes nothing.
     #[arg(long, env = "OCLOUD_EMULATOR_FILE", requires = "emulator")]
@@ -116,6 +119,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
     if args.emulator {
         cfg.emulator = Some(args.emulator_token.clone().unwrap_or_default());
         cfg.emulator_file = args.emulator_file.clone();
+        cfg.journal = args.journal;
     }
     cfg.database = args.database;
     cfg.blobs = args.blobs;

@@ -277,3 +277,54 @@ async fn a_snapshot_restores_identical_listings_and_bytes() {
         .assert_error(404, 60);
     assert_eq!(&api.download(&kept).await[..], b"kept bytes", "live content stays when its snapshot goes");
 }
+
+#[tokio::test]
+async fn the_journal_tells_what_clients_sent() {
+    let s = Server::start(&["--emulator", "--emulator-token", ADMIN, "--journal", "3"]);
+    let minted =
+        control(&s, reqwest::Method::POST, "/tokens", Some(json!({"user": "fay", "app": "tests"})), Some(ADMIN))
+            .await
+            .ok();
+    let api = Api::new(&s.url, minted["access_token"].as_str().unwrap());
+    api.upload("a.txt", b"12345", None).await.ok();
+    api.get("/cloud/v1/freespace").await;
+    Api::new(&s.url, "OFRunknown").get("/cloud/v1/freespace").await.assert_error(401, 41);
+    api.get("/personal/content/v1?action=getContentUploadURL&token=very-secret").await;
+    let list = control(&s, reqwest::Method::GET, "/requests", None, Some(ADMIN)).await.ok();
+    let entries = list["requests"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "the ring keeps the last 3: {list}");
+    assert_eq!(entries[0]["operation"], "freespace.get");
+    assert_eq!(entries[0]["user"], "fay");
+    assert_eq!(entries[0]["app"], "tests");
+    assert_eq!(entries[1]["status"], 401);
+    assert!(entries[1]["user"].is_null(), "an unknown token authenticates nobody");
+    assert_eq!(entries[2]["query"], "action=getContentUploadURL&token=REDACTED");
+    assert!(
+        !list.to_string().contains("very-secret")
+            && !list.to_string().contains(minted["access_token"].as_str().unwrap())
+    );
+    let count = |m: Value| {
+        let s = &s;
+        async move { control(s, reqwest::Method::POST, "/requests/count", Some(m), Some(ADMIN)).await.ok()["count"].clone() }
+    };
+    assert_eq!(count(json!({"op": "freespace.get"})).await, 2);
+    assert_eq!(count(json!({"path": "/cloud/v1/*", "status": 401})).await, 1);
+    let up = control(&s, reqwest::Method::GET, "/requests?status=200&op=freespace.get", None, Some(ADMIN)).await.ok();
+    assert_eq!(up["requests"].as_array().unwrap().len(), 1);
+    assert_eq!(control(&s, reqwest::Method::DELETE, "/requests", None, Some(ADMIN)).await.status, 204);
+    assert_eq!(count(json!({})).await, 0);
+    // The upload was journaled with its size, before the ring turned over.
+    let s2 = Server::start(&["--emulator", "--emulator-token", ADMIN]);
+    let t2 = control(&s2, reqwest::Method::POST, "/tokens", Some(json!({"user": "fay", "app": "tests"})), Some(ADMIN))
+        .await
+        .ok();
+    let body = multipart_body("B", r#"{"name":"b.txt","size":"3"}"#, "b.txt", b"abc", Quirks::default());
+    let n = body.len() as u64;
+    Api::new(&s2.url, t2["access_token"].as_str().unwrap())
+        .upload_raw("multipart/form-data; boundary=B", body)
+        .await
+        .ok();
+    let list = control(&s2, reqwest::Method::GET, "/requests?op=files.upload", None, Some(ADMIN)).await.ok();
+    assert_eq!(list["requests"][0]["bytes_in"], n);
+    assert_eq!(list["requests"][0]["status"], 201);
+}

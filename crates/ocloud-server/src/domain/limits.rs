@@ -36,6 +36,7 @@ impl Service {
     /// legacy Personal APIs): the bearer token, then the caller's rate limit.
     pub async fn authorize(&self, token: Option<&str>) -> Result<Access> {
         let access = self.authenticate(token).await?;
+        super::caller::note(&access.user.name, &access.app.name);
         self.check_rate(&access).await?;
         Ok(access)
     }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod caller;
 pub mod content;
 pub mod control;
 pub mod dates;

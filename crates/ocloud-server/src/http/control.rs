@@ -34,6 +34,8 @@ pub fn routes(state: AppState) -> axum::Router<AppState> {
         .route("/_ocloud/v1/tokens/{token}/revoke", post(revoke))
         .route("/_ocloud/v1/reset", post(reset))
         .route("/_ocloud/v1/seed", post(seed))
+        .route("/_ocloud/v1/requests", get(requests).delete(clear_requests))
+        .route("/_ocloud/v1/requests/count", post(count_requests))
         .route("/_ocloud/v1/snapshots", post(snapshot))
         .route("/_ocloud/v1/snapshots/{id}", axum::routing::delete(delete_snapshot))
         .route("/_ocloud/v1/snapshots/{id}/restore", post(restore))
@@ -164,6 +166,27 @@ async fn seed(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiR
     let done = s.svc.seed(&fixture).await?;
     tracing::info!(users = done.users, apps = done.apps, tokens = done.tokens, files = done.files, "emulator: seeded");
     Ok(Json(serde_json::to_value(done).unwrap_or_default()))
+}
+
+/// `GET /_ocloud/v1/requests?op=&method=&path=&status=&user=&since=`: the journal, oldest first.
+async fn requests(State(s): State<AppState>, Query(m): Query<super::journal::Matcher>) -> Json<Value> {
+    let list = s.journal.as_ref().map(|j| j.list(&m)).unwrap_or_default();
+    Json(json!({"requests": list}))
+}
+
+/// `DELETE /_ocloud/v1/requests`.
+async fn clear_requests(State(s): State<AppState>) -> StatusCode {
+    if let Some(j) = &s.journal {
+        j.clear();
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /_ocloud/v1/requests/count` with a matcher as JSON (`{}`: every request).
+async fn count_requests(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let m: super::journal::Matcher = json_body(&s, &headers, body).await?;
+    let n = s.journal.as_ref().map(|j| j.list(&m).len()).unwrap_or(0);
+    Ok(Json(json!({"count": n})))
 }
 
 /// `POST /_ocloud/v1/snapshots` → `{"id"}`: the whole installation's metadata, now.

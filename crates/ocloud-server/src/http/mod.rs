@@ -8,6 +8,7 @@ pub mod content;
 pub mod control;
 pub mod error;
 pub mod extract;
+pub mod journal;
 pub mod legacy;
 pub mod linger;
 pub mod oauth;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub slots: Arc<tokio::sync::Semaphore>,
     /// The OpenAPI document, rendered once.
     pub openapi: bytes::Bytes,
+    /// The emulator's request journal (`--emulator` only).
+    pub journal: Option<Arc<journal::Journal>>,
 }
 
 /// `GET /healthz`: 200 `ok` when both backends answer (within 2 s each), else 503/5 naming
@@ -105,6 +108,11 @@ pub fn router(state: AppState) -> Router {
         .merge(if state.svc.cfg.emulator.is_some() { control::routes(state.clone()) } else { Router::new() })
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
         .layer(middleware::map_response(method_not_allowed));
+    // The emulator's journal sees every routed request; without `--emulator` it is not here.
+    let api = match state.journal {
+        Some(_) => api.layer(middleware::from_fn_with_state(state.clone(), journal::record)),
+        None => api,
+    };
     // A handler that panics answers 500/1 (rendered in the configured shape) instead of
     // dropping the connection; the panic is logged.
     let api = api.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
@@ -185,6 +193,7 @@ mod tests {
             svc: Arc::new(svc),
             phase: Arc::new(AtomicU8::new(phase_now)),
             openapi: bytes::Bytes::new(),
+            journal: None,
         };
         let req = axum::http::Request::get("/cloud/v1/freespace").body(Body::empty()).unwrap();
         let res = router(state).oneshot(req).await.unwrap();

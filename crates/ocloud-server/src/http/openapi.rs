@@ -238,7 +238,37 @@ fn control_paths() -> Vec<(&'static str, Value)> {
     let mut forget = op("emu.snapshots.delete", "Forget a snapshot", json!({"description": "done"}), None);
     forget["parameters"] = id_param;
     forget["responses"]["404"] = error_response(404);
+    let matcher_params = json!([
+        {"name": "op", "in": "query", "schema": {"type": "string"}},
+        {"name": "method", "in": "query", "schema": {"type": "string"}},
+        {"name": "path", "in": "query", "schema": {"type": "string"}, "description": "a glob: * matches any run"},
+        {"name": "status", "in": "query", "schema": {"type": "integer", "minimum": 100, "maximum": 599}},
+        {"name": "user", "in": "query", "schema": {"type": "string"}},
+        {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "entries with a greater id"}
+    ]);
+    let mut list = op(
+        "emu.requests.list",
+        "The request journal, oldest first",
+        json!({"description": "entries", "content": {"application/json": {"schema": {"type": "object", "required": ["requests"],
+            "properties": {"requests": {"type": "array", "items": {"type": "object"}}}}}}}),
+        None,
+    );
+    list["parameters"] = matcher_params;
+    list["responses"]["400"] = error_response(400);
+    let count = op(
+        "emu.requests.count",
+        "How many journal entries match",
+        json!({"description": "the count", "content": {"application/json": {"schema": {"type": "object", "required": ["count"],
+            "properties": {"count": {"type": "integer"}}}}}}),
+        Some(json!({"type": "object", "properties": {"op": {"type": "string"}, "method": {"type": "string"},
+            "path": {"type": "string"}, "status": {"type": "integer"}, "user": {"type": "string"}, "since": {"type": "integer"}}})),
+    );
     vec![
+        (
+            "/_ocloud/v1/requests",
+            json!({"get": list, "delete": op("emu.requests.clear", "Empty the journal", json!({"description": "done"}), None)}),
+        ),
+        ("/_ocloud/v1/requests/count", json!({"post": count})),
         ("/_ocloud/v1/snapshots", json!({"post": snap})),
         ("/_ocloud/v1/snapshots/{id}/restore", json!({"post": restore})),
         ("/_ocloud/v1/snapshots/{id}", json!({"delete": forget})),
