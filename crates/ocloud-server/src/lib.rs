@@ -166,6 +166,7 @@ pub async fn serve(
         phase: Arc::new(AtomicU8::new(phase::STARTING)),
         openapi,
         journal,
+        faults: svc.cfg.emulator.is_some().then(|| Arc::new(http::faults::Faults::new(0))),
     };
     let app = http::router(state.clone());
     let phase = state.phase.clone();

@@ -75,6 +75,22 @@ pub enum Command {
         #[arg(long)]
         path: Option<String>,
     },
+    /// Show the fault rules, or replace them (--set FILE), append to them (--add FILE), or
+    /// remove them (--clear). FILE: `{"rules": [...]}` as `PUT /_ocloud/v1/faults` takes.
+    #[command(
+        after_help = "Example:\n  echo '{\"rules\":[{\"match\":{\"op\":\"files.upload\"},\"when\":{\"times\":1},\"action\":{\"error\":5}}]}' > f.json\n  ocloud emu faults --add f.json"
+    )]
+    Faults {
+        /// Replace every rule with those of this file.
+        #[arg(long, conflicts_with_all = ["add", "clear"])]
+        set: Option<std::path::PathBuf>,
+        /// Append the rules of this file.
+        #[arg(long, conflicts_with = "clear")]
+        add: Option<std::path::PathBuf>,
+        /// Remove every rule.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Take a snapshot of everything; prints its id.
     Snapshot,
     /// Put everything back as it was at snapshot ID.
@@ -193,6 +209,18 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
                 return Ok(());
             }
             v
+        }
+        Command::Faults { set, add, clear } => {
+            let read = |f: &std::path::PathBuf| -> anyhow::Result<Value> {
+                let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+                serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", f.display()))
+            };
+            match (set, add, clear) {
+                (Some(f), _, _) => call(reqwest::Method::PUT, "/faults", Some(read(f)?)).await?,
+                (_, Some(f), _) => call(reqwest::Method::PATCH, "/faults", Some(read(f)?)).await?,
+                (_, _, true) => call(reqwest::Method::DELETE, "/faults", None).await?,
+                _ => call(reqwest::Method::GET, "/faults", None).await?,
+            }
         }
         Command::Snapshot => {
             let v = call(reqwest::Method::POST, "/snapshots", None).await?;

@@ -160,6 +160,12 @@ async fn the_emu_command_and_the_json_ready_line() {
     assert_eq!(api.get("/cloud/v1/freespace").await.status, 200);
     assert!(emu(&["advance", "61"]).0);
     api.get("/cloud/v1/freespace").await.assert_error(401, 41);
+    let rules = dir.path().join("rules.json");
+    std::fs::write(&rules, r#"{"rules":[{"match":{"op":"files.get"},"action":{"error":5}}]}"#).unwrap();
+    assert!(emu(&["faults", "--add", rules.to_str().unwrap()]).0);
+    let (_, listed, _) = emu(&["faults"]);
+    assert!(listed.contains("files.get"), "{listed}");
+    assert!(emu(&["faults", "--clear"]).0);
     assert!(emu(&["reset"]).0);
     assert!(emu(&["restore", &snap]).0, "back to before the token");
     api.get("/cloud/v1/freespace").await.assert_error(401, 41);
@@ -327,4 +333,92 @@ async fn the_journal_tells_what_clients_sent() {
     let list = control(&s2, reqwest::Method::GET, "/requests?op=files.upload", None, Some(ADMIN)).await.ok();
     assert_eq!(list["requests"][0]["bytes_in"], n);
     assert_eq!(list["requests"][0]["status"], 201);
+}
+
+#[tokio::test]
+async fn fault_rules_fire_as_told_and_clients_cope() {
+    let s = emulator();
+    let token = |user: &str| {
+        let s = &s;
+        let user = user.to_owned();
+        async move {
+            let t =
+                control(s, reqwest::Method::POST, "/tokens", Some(json!({"user": user, "app": "tests"})), Some(ADMIN))
+                    .await
+                    .ok();
+            t["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (ta, tb) = (token("gus").await, token("hal").await);
+    let (a, b) = (Api::new(&s.url, &ta), Api::new(&s.url, &tb));
+    let rules = json!({"rules": [
+        {"name": "rate", "match": {"op": "files.upload"}, "when": {"times": 1}, "action": {"error": 53}},
+        {"name": "second", "match": {"op": "freespace.get", "token": ta}, "when": {"nth": [2]}, "action": {"error": 5}},
+        {"name": "expire-b", "match": {"token": tb, "test_id": "t-1"}, "action": {"token": "expired"}},
+        {"name": "slow", "match": {"op": "folders.root"}, "action": {"latency": {"ms": 20, "jitter_ms": 10}}}
+    ]});
+    let set = control(&s, reqwest::Method::PUT, "/faults", Some(rules), Some(ADMIN)).await.ok();
+    assert_eq!(set["rules"].as_array().unwrap().len(), 4);
+    // The error is rendered as the service renders it, Retry-After on 53; once only.
+    let r = a.upload("x.txt", b"x", None).await;
+    r.assert_error(403, 53);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(a.upload("x.txt", b"x", None).await.status, 201, "the rule removed itself");
+    // The n-th call of one token only.
+    assert_eq!(a.get("/cloud/v1/freespace").await.status, 200);
+    assert_eq!(b.get("/cloud/v1/freespace").await.status, 200, "another token is not counted");
+    a.get("/cloud/v1/freespace").await.assert_error(503, 5);
+    assert_eq!(a.get("/cloud/v1/freespace").await.status, 200);
+    // Scoped to a token and a test id: only requests carrying both.
+    let with_id = |api: &Api| api.req(reqwest::Method::GET, "/cloud/v1/freespace").header("x-ocloud-test-id", "t-1");
+    Api::send(with_id(&b)).await.assert_error(401, 41);
+    assert_eq!(Api::send(with_id(&a)).await.status, 200);
+    assert_eq!(b.get("/cloud/v1/freespace").await.status, 200);
+    // Latency, then the request served as usual; the journal names the rule.
+    assert_eq!(a.root("").await["name"], "tests");
+    let j = control(&s, reqwest::Method::GET, "/requests?op=folders.root", None, Some(ADMIN)).await.ok();
+    assert_eq!(j["requests"][0]["fault"], "slow");
+    // Accounting.
+    let list = control(&s, reqwest::Method::GET, "/faults", None, Some(ADMIN)).await.ok();
+    let rules = list["rules"].as_array().unwrap();
+    assert_eq!(rules.iter().map(|r| r["name"].as_str().unwrap()).collect::<Vec<_>>(), ["second", "expire-b", "slow"]);
+    assert_eq!((rules[0]["matched"].clone(), rules[0]["fired"].clone()), (json!(4), json!(1)));
+    // A bad rule is refused whole.
+    let bad = json!({"rules": [{"action": {"error": 999}}]});
+    control(&s, reqwest::Method::PATCH, "/faults", Some(bad), Some(ADMIN)).await.assert_error(400, 24);
+    // The CLI retries a 503/5 and succeeds.
+    control(
+        &s,
+        reqwest::Method::PUT,
+        "/faults",
+        Some(json!({"rules": [
+        {"match": {"op": "freespace.get"}, "when": {"times": 1}, "action": {"error": 5}}]})),
+        Some(ADMIN),
+    )
+    .await
+    .ok();
+    let out = std::process::Command::new(BIN)
+        .args(["df"])
+        .env("OCLOUD_API_URL", &s.url)
+        .env("OCLOUD_TOKEN", &ta)
+        .env("OCLOUD_CONFIG", s.data.join("cli.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = control(
+        &s,
+        reqwest::Method::POST,
+        "/requests/count",
+        Some(json!({"op": "freespace.get", "status": 503})),
+        Some(ADMIN),
+    )
+    .await;
+    assert_eq!(j.ok()["count"], 2, "the fault, answered once to the CLI (and once earlier)");
+    control(&s, reqwest::Method::DELETE, "/faults", None, Some(ADMIN)).await;
+    assert!(
+        control(&s, reqwest::Method::GET, "/faults", None, Some(ADMIN)).await.ok()["rules"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }

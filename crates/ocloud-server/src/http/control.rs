@@ -34,6 +34,7 @@ pub fn routes(state: AppState) -> axum::Router<AppState> {
         .route("/_ocloud/v1/tokens/{token}/revoke", post(revoke))
         .route("/_ocloud/v1/reset", post(reset))
         .route("/_ocloud/v1/seed", post(seed))
+        .route("/_ocloud/v1/faults", get(faults).put(set_faults).patch(add_faults).delete(clear_faults))
         .route("/_ocloud/v1/requests", get(requests).delete(clear_requests))
         .route("/_ocloud/v1/requests/count", post(count_requests))
         .route("/_ocloud/v1/snapshots", post(snapshot))
@@ -166,6 +167,48 @@ async fn seed(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiR
     let done = s.svc.seed(&fixture).await?;
     tracing::info!(users = done.users, apps = done.apps, tokens = done.tokens, files = done.files, "emulator: seeded");
     Ok(Json(serde_json::to_value(done).unwrap_or_default()))
+}
+
+/// `GET /_ocloud/v1/faults`: the rules in order, each with how often it matched and fired
+/// and how many firings remain.
+async fn faults(State(s): State<AppState>) -> Json<Value> {
+    let list = s.faults.as_ref().map(|f| f.list()).unwrap_or_default();
+    Json(json!({"rules": list}))
+}
+
+#[derive(Deserialize)]
+struct Rules {
+    rules: Vec<super::faults::Rule>,
+}
+
+async fn rules_body(s: &AppState, headers: &HeaderMap, body: Body) -> ApiResult<Vec<super::faults::Rule>> {
+    Ok(json_body::<Rules>(s, headers, body).await?.rules)
+}
+
+/// `PUT /_ocloud/v1/faults {"rules": [...]}`: replaces every rule.
+async fn set_faults(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let rules = rules_body(&s, &headers, body).await?;
+    if let Some(f) = &s.faults {
+        f.replace(rules).map_err(bad)?;
+    }
+    Ok(faults(State(s)).await)
+}
+
+/// `PATCH /_ocloud/v1/faults {"rules": [...]}`: appends rules after the ones there are.
+async fn add_faults(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let rules = rules_body(&s, &headers, body).await?;
+    if let Some(f) = &s.faults {
+        f.add(rules).map_err(bad)?;
+    }
+    Ok(faults(State(s)).await)
+}
+
+/// `DELETE /_ocloud/v1/faults`.
+async fn clear_faults(State(s): State<AppState>) -> StatusCode {
+    if let Some(f) = &s.faults {
+        f.clear();
+    }
+    StatusCode::NO_CONTENT
 }
 
 /// `GET /_ocloud/v1/requests?op=&method=&path=&status=&user=&since=`: the journal, oldest first.

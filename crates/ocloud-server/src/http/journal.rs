@@ -44,7 +44,13 @@ pub struct Entry {
     pub bytes_out: Option<u64>,
     /// Until the answer's head, ms.
     pub duration_ms: f64,
+    /// The fault rule that fired on it, if one did.
+    pub fault: Option<String>,
 }
+
+/// Put on a response by `faults::apply`: the rule that fired.
+#[derive(Debug, Clone)]
+pub struct FaultFired(pub String);
 
 /// What `GET …/requests` and `POST …/requests/count` match on; every field optional.
 #[derive(Debug, Default, Deserialize)]
@@ -76,7 +82,7 @@ impl Matcher {
 }
 
 /// `*` matches any run of characters; everything else itself.
-fn glob(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     let (first, last) = (parts[0], parts[parts.len() - 1]);
     if parts.len() == 1 {
@@ -116,6 +122,11 @@ impl Journal {
             }
         }
         Journal { ring: Mutex::new(VecDeque::new()), capacity: capacity.max(1), next: AtomicU64::new(0), ops }
+    }
+
+    /// The operation id of a route (`method`, axum's path template).
+    pub fn operation(&self, method: &Method, template: &str) -> Option<&str> {
+        self.ops.get(&(method.clone(), template.to_owned())).map(String::as_str)
     }
 
     /// The entries matching `m`, oldest first.
@@ -191,6 +202,7 @@ pub async fn record(State(s): State<AppState>, req: Request, next: Next) -> Resp
         bytes_in,
         bytes_out: length(res.headers()),
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        fault: res.extensions().get::<FaultFired>().map(|f| f.0.clone()),
     });
     res
 }

@@ -8,6 +8,7 @@ pub mod content;
 pub mod control;
 pub mod error;
 pub mod extract;
+pub mod faults;
 pub mod journal;
 pub mod legacy;
 pub mod linger;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub openapi: bytes::Bytes,
     /// The emulator's request journal (`--emulator` only).
     pub journal: Option<Arc<journal::Journal>>,
+    /// The emulator's fault rules (`--emulator` only).
+    pub faults: Option<Arc<faults::Faults>>,
 }
 
 /// `GET /healthz`: 200 `ok` when both backends answer (within 2 s each), else 503/5 naming
@@ -110,7 +113,9 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::map_response(method_not_allowed));
     // The emulator's journal sees every routed request; without `--emulator` it is not here.
     let api = match state.journal {
-        Some(_) => api.layer(middleware::from_fn_with_state(state.clone(), journal::record)),
+        Some(_) => api
+            .layer(middleware::from_fn_with_state(state.clone(), faults::apply))
+            .layer(middleware::from_fn_with_state(state.clone(), journal::record)),
         None => api,
     };
     // A handler that panics answers 500/1 (rendered in the configured shape) instead of
@@ -194,6 +199,7 @@ mod tests {
             phase: Arc::new(AtomicU8::new(phase_now)),
             openapi: bytes::Bytes::new(),
             journal: None,
+            faults: None,
         };
         let req = axum::http::Request::get("/cloud/v1/freespace").body(Body::empty()).unwrap();
         let res = router(state).oneshot(req).await.unwrap();

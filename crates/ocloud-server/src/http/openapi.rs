@@ -263,7 +263,26 @@ fn control_paths() -> Vec<(&'static str, Value)> {
         Some(json!({"type": "object", "properties": {"op": {"type": "string"}, "method": {"type": "string"},
             "path": {"type": "string"}, "status": {"type": "integer"}, "user": {"type": "string"}, "since": {"type": "integer"}}})),
     );
+    let rules = json!({"description": "the rules, in order, with their accounting", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["rules"], "properties": {"rules": {"type": "array", "items": {"type": "object"}}}}}}});
+    let rules_body = json!({"type": "object", "required": ["rules"], "properties": {"rules": {"type": "array", "items": {
+        "type": "object", "required": ["action"], "properties": {
+            "name": {"type": "string"},
+            "match": {"type": "object", "properties": {"op": {"type": "string"}, "method": {"type": "string"},
+                "path": {"type": "string"}, "token": {"type": "string"}, "test_id": {"type": "string"}}},
+            "when": {"type": "object", "properties": {"nth": {"type": "array", "items": {"type": "integer"}},
+                "probability": {"type": "number", "minimum": 0, "maximum": 1}, "times": {"type": "integer", "minimum": 1}}},
+            "action": {"type": "object", "description": "one of: {\"error\": code}, {\"token\": \"expired\"|\"revoked\"}, {\"quota\": \"exceeded\"}, {\"latency\": {\"ms\", \"jitter_ms\"}}"}}}}}});
     vec![
+        (
+            "/_ocloud/v1/faults",
+            json!({
+                "get": op("emu.faults.get", "The fault rules", rules.clone(), None),
+                "put": op("emu.faults.set", "Replace every fault rule", rules.clone(), Some(rules_body.clone())),
+                "patch": op("emu.faults.add", "Append fault rules", rules, Some(rules_body)),
+                "delete": op("emu.faults.clear", "Remove every fault rule", json!({"description": "done"}), None),
+            }),
+        ),
         (
             "/_ocloud/v1/requests",
             json!({"get": list, "delete": op("emu.requests.clear", "Empty the journal", json!({"description": "done"}), None)}),
