@@ -213,7 +213,18 @@ async fn clear_faults(State(s): State<AppState>) -> StatusCode {
 
 /// `GET /_ocloud/v1/requests?op=&method=&path=&status=&user=&since=`: the journal, oldest first.
 async fn requests(State(s): State<AppState>, Query(m): Query<super::journal::Matcher>) -> Json<Value> {
-    let list = s.journal.as_ref().map(|j| j.list(&m)).unwrap_or_default();
+    let list: Vec<Value> = s
+        .journal
+        .as_ref()
+        .map(|j| j.list(&m))
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            v["time"] = json!(rfc3339(e.time_ms));
+            v
+        })
+        .collect();
     Json(json!({"requests": list}))
 }
 

@@ -22,10 +22,11 @@ use super::AppState;
 pub struct Entry {
     /// Increasing from 1.
     pub id: u64,
-    /// When it arrived, on the service's clock (RFC 3339).
-    pub time: String,
+    /// When it arrived, on the service's clock (unix ms; the control plane adds RFC 3339).
+    pub time_ms: i64,
     /// The OpenAPI operation id (`files.upload`…), none for an unknown route.
-    pub operation: Option<String>,
+    #[serde(serialize_with = "shared_str")]
+    pub operation: Option<std::sync::Arc<str>>,
     /// Method.
     pub method: String,
     /// Path.
@@ -46,6 +47,11 @@ pub struct Entry {
     pub duration_ms: f64,
     /// The fault rule that fired on it, if one did.
     pub fault: Option<String>,
+}
+
+/// An operation id shared with the route table, written as a string.
+fn shared_str<S: serde::Serializer>(v: &Option<std::sync::Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_some(&v.as_deref())
 }
 
 /// Put on a response by `faults::apply`: the rule that fired.
@@ -106,18 +112,19 @@ pub struct Journal {
     ring: Mutex<VecDeque<Entry>>,
     capacity: usize,
     next: AtomicU64,
-    ops: HashMap<(Method, String), String>,
+    /// Operation ids by path template, then method (looked up with no allocation).
+    ops: HashMap<String, HashMap<Method, std::sync::Arc<str>>>,
 }
 
 impl Journal {
     /// A journal of at most `capacity` entries, naming operations from the OpenAPI document.
     pub fn new(capacity: usize, openapi: &[u8]) -> Journal {
-        let mut ops = HashMap::new();
+        let mut ops: HashMap<String, HashMap<Method, std::sync::Arc<str>>> = HashMap::new();
         let doc: serde_json::Value = serde_json::from_slice(openapi).unwrap_or_default();
         for (path, item) in doc["paths"].as_object().into_iter().flatten() {
             for (method, op) in item.as_object().into_iter().flatten() {
                 if let (Ok(m), Some(id)) = (method.to_uppercase().parse::<Method>(), op["operationId"].as_str()) {
-                    ops.insert((m, path.clone()), id.to_owned());
+                    ops.entry(path.clone()).or_default().insert(m, id.into());
                 }
             }
         }
@@ -125,8 +132,8 @@ impl Journal {
     }
 
     /// The operation id of a route (`method`, axum's path template).
-    pub fn operation(&self, method: &Method, template: &str) -> Option<&str> {
-        self.ops.get(&(method.clone(), template.to_owned())).map(String::as_str)
+    pub fn operation(&self, method: &Method, template: &str) -> Option<&std::sync::Arc<str>> {
+        self.ops.get(template)?.get(method)
     }
 
     /// The entries matching `m`, oldest first.
@@ -177,21 +184,13 @@ pub async fn record(State(s): State<AppState>, req: Request, next: Next) -> Resp
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(redact);
-    let operation = req
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|m| journal.ops.get(&(method.clone(), m.as_str().to_owned())))
-        .cloned();
+    let operation = req.extensions().get::<MatchedPath>().and_then(|m| journal.operation(&method, m.as_str())).cloned();
     let bytes_in = length(req.headers());
     let (res, who) = crate::domain::caller::scope(next.run(req)).await;
     let id = journal.next.fetch_add(1, Ordering::Relaxed) + 1;
-    let time = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default();
     journal.push(Entry {
         id,
-        time,
+        time_ms: now,
         operation,
         method: method.to_string(),
         path,
