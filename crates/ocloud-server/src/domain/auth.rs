@@ -72,7 +72,10 @@ pub fn hash_token(token: &str) -> Vec<u8> {
 }
 
 /// Refresh tokens live 180 days.
-const REFRESH_TTL_SECS: i64 = 180 * 24 * 3600;
+pub(crate) const REFRESH_TTL_SECS: i64 = 180 * 24 * 3600;
+
+/// Scopes of a token the emulator mints or a fixture gives without saying.
+pub(crate) const DEFAULT_TEST_SCOPES: &str = "openid cloud offline_access";
 
 /// Tokens freshly issued.
 #[derive(Debug, Clone)]

@@ -164,14 +164,17 @@ impl Service {
                 kind: kind.to_owned(),
                 user_id: user.id,
                 app_id: app.id,
-                scope: t.scope.clone().unwrap_or_else(|| "openid cloud offline_access".into()),
+                scope: t.scope.clone().unwrap_or_else(|| super::auth::DEFAULT_TEST_SCOPES.into()),
                 expires_at,
                 revoked: false,
                 grant: grant.clone(),
             };
             let mut rows = vec![NewToken { hash: hash_token(&t.access_token), record: record("access", now + ttl) }];
             if let Some(r) = &t.refresh_token {
-                rows.push(NewToken { hash: hash_token(r), record: record("refresh", now + 180 * 24 * 3600) });
+                rows.push(NewToken {
+                    hash: hash_token(r),
+                    record: record("refresh", now + super::auth::REFRESH_TTL_SECS),
+                });
             }
             self.meta.insert_tokens(rows).await?;
             done.tokens += 1;

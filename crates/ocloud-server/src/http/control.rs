@@ -138,7 +138,7 @@ struct Mint {
 async fn mint(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
     let m: Mint = json_body(&s, &headers, body).await?;
     let ttl = std::time::Duration::from_secs(m.ttl.unwrap_or(s.svc.cfg.token_ttl.as_secs()));
-    let scope = m.scope.as_deref().unwrap_or("openid cloud offline_access");
+    let scope = m.scope.as_deref().unwrap_or(crate::domain::auth::DEFAULT_TEST_SCOPES);
     let t = s.svc.mint_tokens(&m.user, &m.app, scope, ttl).await?;
     Ok(Json(json!({
         "access_token": t.access_token,

@@ -156,8 +156,21 @@ impl Faults {
 
     /// Appends rules (after the ones there are).
     pub fn add(&self, rules: Vec<Rule>) -> Result<(), String> {
+        self.install(rules, false)
+    }
+
+    /// Replaces every rule, in one step: no request sees the list empty in between.
+    pub fn replace(&self, rules: Vec<Rule>) -> Result<(), String> {
+        self.install(rules, true)
+    }
+
+    /// Checks every rule, then appends them (after emptying the list with `replace`).
+    fn install(&self, rules: Vec<Rule>, replace: bool) -> Result<(), String> {
         rules.iter().try_for_each(Faults::check)?;
         let mut list = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        if replace {
+            list.clear();
+        }
         for mut rule in rules {
             let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             rule.name.get_or_insert_with(|| format!("rule-{n}"));
@@ -166,13 +179,6 @@ impl Faults {
         }
         self.count.store(list.len(), std::sync::atomic::Ordering::Release);
         Ok(())
-    }
-
-    /// Replaces every rule.
-    pub fn replace(&self, rules: Vec<Rule>) -> Result<(), String> {
-        rules.iter().try_for_each(Faults::check)?;
-        self.rules.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        self.add(rules)
     }
 
     /// Removes every rule.

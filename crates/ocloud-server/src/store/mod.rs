@@ -237,6 +237,23 @@ pub struct LoginFailures {
 /// wait)` refuses it (records unchanged), `Ok` keeps the changed records.
 pub type LoginStep<'a> = dyn Fn(&mut [Option<LoginFailures>]) -> Result<(), i64> + Send + Sync + 'a;
 
+/// What a reset with `keep_accounts` runs (both schemas): the tree goes, accounts stay.
+pub(crate) const RESET_FILES: &[&str] =
+    &["DELETE FROM nodes WHERE parent_id IS NOT NULL", "UPDATE users SET used = 0", "DELETE FROM upload_urls"];
+
+/// What a full reset runs (both schemas); a backend adds the tables only it has.
+pub(crate) const RESET_ALL: &[&str] = &[
+    "DELETE FROM nodes",
+    "DELETE FROM users",
+    "DELETE FROM apps",
+    "DELETE FROM tokens",
+    "DELETE FROM codes",
+    "DELETE FROM consents",
+    "DELETE FROM upload_urls",
+    "DELETE FROM web_sessions",
+    "DELETE FROM sessions",
+];
+
 /// How a file's kind is stored (both schemas).
 pub(crate) fn type_name(t: FileType) -> &'static str {
     match t {

@@ -1130,23 +1130,9 @@ impl Housekeeping for Postgres {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        let statements: &[&str] = if keep_accounts {
-            &["DELETE FROM nodes WHERE parent_id IS NOT NULL", "UPDATE users SET used = 0", "DELETE FROM upload_urls"]
-        } else {
-            &[
-                "DELETE FROM nodes",
-                "DELETE FROM users",
-                "DELETE FROM apps",
-                "DELETE FROM tokens",
-                "DELETE FROM codes",
-                "DELETE FROM consents",
-                "DELETE FROM upload_urls",
-                "DELETE FROM web_sessions",
-                "DELETE FROM sessions",
-                "DELETE FROM rate_limits",
-                "DELETE FROM login_failures",
-            ]
-        };
+        // Only PostgreSQL keeps these: they are in memory on SQLite.
+        let own: &[&str] = if keep_accounts { &[] } else { &["DELETE FROM rate_limits", "DELETE FROM login_failures"] };
+        let statements = if keep_accounts { RESET_FILES } else { RESET_ALL }.iter().chain(own);
         for sql in statements {
             tx.execute(*sql, &[]).await.map_err(pg)?;
         }

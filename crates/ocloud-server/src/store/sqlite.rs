@@ -1169,25 +1169,7 @@ impl Housekeeping for Sqlite {
                 .prepare("UPDATE blobs SET refs = 0, since = ?1 WHERE refs > 0 RETURNING key")
                 .and_then(|mut st| st.query_map([now], |r| r.get(0))?.collect())
                 .map_err(backend)?;
-            let statements: &[&str] = if keep_accounts {
-                &[
-                    "DELETE FROM nodes WHERE parent_id IS NOT NULL",
-                    "UPDATE users SET used = 0",
-                    "DELETE FROM upload_urls",
-                ]
-            } else {
-                &[
-                    "DELETE FROM nodes",
-                    "DELETE FROM users",
-                    "DELETE FROM apps",
-                    "DELETE FROM tokens",
-                    "DELETE FROM codes",
-                    "DELETE FROM consents",
-                    "DELETE FROM upload_urls",
-                    "DELETE FROM web_sessions",
-                    "DELETE FROM sessions",
-                ]
-            };
+            let statements = if keep_accounts { RESET_FILES } else { RESET_ALL };
             for sql in statements {
                 tx.execute(sql, []).map_err(backend)?;
             }
