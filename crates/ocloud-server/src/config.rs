@@ -62,6 +62,8 @@ pub struct Config {
     pub journal: usize,
     /// `--emulator-file`: a fixture loaded at start (see `domain::seed`).
     pub emulator_file: Option<PathBuf>,
+    /// `--seed`: tokens, ids and keys drawn from a generator seeded with it (see `random`).
+    pub seed: Option<u64>,
     /// Create the dev user and app on an empty data dir.
     pub dev_account: bool,
 }
@@ -93,6 +95,7 @@ impl Config {
             rotate_refresh_tokens: false,
             upload_url_ttl: Duration::from_secs(600),
             dev_account: true,
+            seed: None,
             emulator: None,
             emulator_file: None,
             journal: 1000,

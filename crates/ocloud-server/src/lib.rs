@@ -13,6 +13,7 @@ pub mod domain;
 pub mod fuzzing;
 pub mod http;
 pub mod logsafe;
+pub mod random;
 pub mod store;
 
 use std::future::Future;
@@ -145,6 +146,10 @@ pub async fn serve(
     if cfg.emulator.as_deref() == Some("") {
         cfg.emulator = Some(domain::auth::new_token());
     }
+    // After the admin token, which stays unpredictable.
+    if cfg.seed.is_some() {
+        random::seed(cfg.seed);
+    }
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
@@ -166,7 +171,7 @@ pub async fn serve(
         phase: Arc::new(AtomicU8::new(phase::STARTING)),
         openapi,
         journal,
-        faults: svc.cfg.emulator.is_some().then(|| Arc::new(http::faults::Faults::new(0))),
+        faults: svc.cfg.emulator.is_some().then(|| Arc::new(http::faults::Faults::new(svc.cfg.seed.unwrap_or(0)))),
     };
     let app = http::router(state.clone());
     let phase = state.phase.clone();
@@ -183,7 +188,9 @@ pub async fn serve(
         let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let fixture: domain::seed::Fixture =
             serde_json::from_slice(&text).with_context(|| format!("{}: not a fixture", path.display()))?;
-        let done = svc.seed(&fixture).await.with_context(|| format!("loading {}", path.display()))?;
+        let done = http::control::load(&state, &fixture)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading {}: {}", path.display(), e.detail))?;
         tracing::info!(file = %path.display(), users = done.users, apps = done.apps, tokens = done.tokens, files = done.files, "fixture loaded");
     }
     let dev_account = if svc.cfg.dev_account {

@@ -74,6 +74,40 @@ pub enum Command {
         /// Path glob.
         #[arg(long)]
         path: Option<String>,
+        /// Only requests no route took, each with the nearest known route.
+        #[arg(long, conflicts_with_all = ["op", "status", "path", "har"])]
+        unmatched: bool,
+        /// Write the journal to FILE as an HTTP Archive (HAR 1.2).
+        #[arg(long)]
+        har: Option<std::path::PathBuf>,
+    },
+    /// Show the settings, or change some: KEY=VALUE with KEY one of token_ttl, quota,
+    /// rate_limit, max_upload_size, error_shape, expired_token_code, auto_login (a user, or
+    /// `null`), auto_consent, seed.
+    #[command(after_help = "Example:
+  ocloud emu settings auto_login=alice auto_consent=true quota=1048576")]
+    Settings {
+        /// KEY=VALUE pairs.
+        set: Vec<String>,
+    },
+    /// The last authorization code issued to a client (for tests that cannot follow the
+    /// redirect).
+    Code {
+        /// The client id.
+        client_id: String,
+    },
+    /// Write snapshot ID to FILE as an archive (tar: the tables and the content).
+    Export {
+        /// The snapshot's id.
+        id: String,
+        /// Where to write it.
+        file: std::path::PathBuf,
+    },
+    /// Load an archive made by `export` as a new snapshot; prints its id (restore it with
+    /// `ocloud emu restore ID`).
+    Import {
+        /// The archive.
+        file: std::path::PathBuf,
     },
     /// Show the fault rules, or replace them (--set FILE), append to them (--add FILE), or
     /// remove them (--clear). FILE: `{"rules": [...]}` as `PUT /_ocloud/v1/faults` takes.
@@ -129,6 +163,7 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
         if let Some(b) = body {
             rb = rb.json(&b);
         }
+        let base = base.clone();
         async move {
             let r = rb.send().await.with_context(|| format!("no answer from {base}"))?;
             let status = r.status();
@@ -182,7 +217,94 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
                 serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", file.display()))?;
             call(reqwest::Method::POST, "/seed", Some(fixture)).await?
         }
-        Command::Requests { op, status, path } => {
+        Command::Requests { unmatched: true, .. } => {
+            let v = call(reqwest::Method::GET, "/requests/unmatched", None).await?;
+            if !out.json {
+                for e in v["requests"].as_array().into_iter().flatten() {
+                    println!(
+                        "{} {} {} -> nearest: {}",
+                        e["id"],
+                        e["method"].as_str().unwrap_or_default(),
+                        e["path"].as_str().unwrap_or_default(),
+                        e["nearest"].as_str().unwrap_or("-")
+                    );
+                }
+                return Ok(());
+            }
+            v
+        }
+        Command::Requests { har: Some(file), .. } => {
+            let v = call(reqwest::Method::GET, "/requests/har", None).await?;
+            std::fs::write(file, serde_json::to_vec_pretty(&v)?).with_context(|| format!("writing {}", file.display()))?;
+            out.note(format!("{} requests written to {}", v["log"]["entries"].as_array().map_or(0, Vec::len), file.display()));
+            return Ok(());
+        }
+        Command::Settings { set } => {
+            if set.is_empty() {
+                call(reqwest::Method::GET, "/settings", None).await?
+            } else {
+                let mut patch = serde_json::Map::new();
+                for kv in set {
+                    let (k, v) = kv.split_once('=').with_context(|| format!("{kv:?}: KEY=VALUE expected"))?;
+                    // Numbers, booleans and null as JSON; anything else as a string.
+                    let value = serde_json::from_str::<Value>(v).ok().filter(|x| !x.is_string()).unwrap_or(json!(v));
+                    patch.insert(k.to_owned(), value);
+                }
+                call(reqwest::Method::PATCH, "/settings", Some(Value::Object(patch))).await?
+            }
+        }
+        Command::Code { client_id } => {
+            let v = call(reqwest::Method::GET, &format!("/oauth/codes?client_id={client_id}"), None).await?;
+            if !out.json {
+                println!("{}", v["code"].as_str().unwrap_or_default());
+                return Ok(());
+            }
+            v
+        }
+        Command::Export { id, file } => {
+            let r = http
+                .get(format!("{base}/_ocloud/v1/snapshots/{id}/export"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .with_context(|| format!("no answer from {base}"))?;
+            if !r.status().is_success() {
+                anyhow::bail!("{}: snapshot {id} cannot be exported", r.status());
+            }
+            let mut f = tokio::fs::File::create(file).await.with_context(|| format!("creating {}", file.display()))?;
+            let mut body = r.bytes_stream();
+            let mut n = 0u64;
+            while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+                let chunk = chunk.context("the archive was cut short")?;
+                n += chunk.len() as u64;
+                tokio::io::AsyncWriteExt::write_all(&mut f, &chunk).await.with_context(|| format!("writing {}", file.display()))?;
+            }
+            tokio::io::AsyncWriteExt::flush(&mut f).await?;
+            out.note(format!("snapshot {id}: {n} bytes written to {}", file.display()));
+            return Ok(());
+        }
+        Command::Import { file } => {
+            let f = tokio::fs::File::open(file).await.with_context(|| format!("opening {}", file.display()))?;
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(f));
+            let r = http
+                .post(format!("{base}/_ocloud/v1/snapshots/import"))
+                .bearer_auth(&token)
+                .body(body)
+                .send()
+                .await
+                .with_context(|| format!("no answer from {base}"))?;
+            let status = r.status();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                anyhow::bail!("{status}: {}", v["description"].as_str().unwrap_or("the archive was refused"));
+            }
+            if !out.json {
+                println!("{}", v["id"].as_str().unwrap_or_default());
+                return Ok(());
+            }
+            v
+        }
+        Command::Requests { op, status, path, .. } => {
             let mut q = Vec::new();
             if let Some(o) = op {
                 q.push(format!("op={o}"));

@@ -112,6 +112,11 @@ pub struct Args {
     /// at start; loading it again at the next start changes nothing.
     #[arg(long, env = "OCLOUD_EMULATOR_FILE", requires = "emulator")]
     emulator_file: Option<PathBuf>,
+    /// Draw tokens, client ids, session ids, codes and content keys from a generator seeded
+    /// with N: two runs given the same requests one after the other answer the same bytes
+    /// (set the clock too). Fault probabilities use it as well.
+    #[arg(long, env = "OCLOUD_SEED", requires = "emulator")]
+    seed: Option<u64>,
 }
 
 pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
@@ -120,6 +125,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
         cfg.emulator = Some(args.emulator_token.clone().unwrap_or_default());
         cfg.emulator_file = args.emulator_file.clone();
         cfg.journal = args.journal;
+        cfg.seed = args.seed;
     }
     cfg.database = args.database;
     cfg.blobs = args.blobs;

@@ -96,7 +96,7 @@ pub fn owner_key(key: &str) -> &str {
 pub trait Blobs: Send + Sync + 'static {
     /// Starts a new blob under a fresh key.
     async fn create(&self) -> BlobResult<Box<dyn BlobWriter>> {
-        self.create_with_key(&uuid::Uuid::new_v4().simple().to_string()).await
+        self.create_with_key(&crate::random::hex_id()).await
     }
     /// Starts a blob under a given key: a copy keeping its key (`admin migrate`). Keys come
     /// from this module or from another store's listing, never from a client.

@@ -1,6 +1,5 @@
 //! Access tokens: issuing them, and turning a bearer token into an [`Access`].
 
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::{Error, Result, Service};
@@ -40,7 +39,7 @@ impl Access {
 /// A fresh token: `OFR-` and 256 random bits in hex, the shape Orange used (spec §2.2).
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
+    crate::random::fill(&mut bytes);
     format!("OFR-{}", hex(&bytes))
 }
 
@@ -48,8 +47,7 @@ pub fn new_token() -> String {
 /// 32-character client id, `id:secret` is 57 bytes, whose base64 (76 characters) fits on one
 /// line of a line-wrapping encoder, so no client puts a newline into its Basic header.
 pub fn new_client_secret() -> String {
-    use rand::Rng as _;
-    rand::rng().sample_iter(rand::distr::Alphanumeric).take(24).map(char::from).collect()
+    crate::random::alphanumeric(24)
 }
 
 /// A new client id: 32 lower-case hex characters (128 bits).
@@ -115,7 +113,7 @@ impl Service {
         grant: &str,
         with_refresh: bool,
     ) -> Result<super::oauth::Grant> {
-        self.issue_with_ttl(user, app, scope, grant, with_refresh, self.cfg.token_ttl).await
+        self.issue_with_ttl(user, app, scope, grant, with_refresh, self.settings.token_ttl()).await
     }
 
     async fn issue_with_ttl(
@@ -207,7 +205,7 @@ impl Service {
 
     /// The user's quota.
     pub fn quota_of(&self, user: &User) -> u64 {
-        user.quota.unwrap_or(self.cfg.quota)
+        user.quota.unwrap_or_else(|| self.settings.quota())
     }
 
     /// A legacy session id (spec §3.2), valid 15 minutes; the service never requires it.

@@ -93,7 +93,7 @@ impl Service {
             .map_err(|_| refuse("PA003", "Invalid input parameter \"content_name\""))?;
         let size: u64 = size
             .and_then(|s| s.trim().parse().ok())
-            .filter(|s| *s <= self.cfg.max_upload_size)
+            .filter(|s| *s <= self.settings.max_upload_size())
             .ok_or_else(|| refuse("PA004", "Invalid input parameter \"content_size\""))?;
         if size > self.freespace(a) {
             return Err(refuse("MD327", "Insufficient available space"));

@@ -44,7 +44,7 @@ impl Service {
     /// Spends one request of the caller's bucket; `RateLimited` with the seconds to wait when
     /// it is empty.
     async fn check_rate(&self, a: &Access) -> Result<()> {
-        let per_minute = a.app.rate_limit.unwrap_or(self.cfg.rate_limit);
+        let per_minute = a.app.rate_limit.unwrap_or_else(|| self.settings.rate_limit());
         if per_minute == 0 {
             return Ok(());
         }

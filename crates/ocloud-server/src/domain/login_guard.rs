@@ -16,7 +16,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 
 use super::{Result, Service, auth::hex};
@@ -47,7 +46,7 @@ impl Service {
             .key
             .get_or_try_init(|| async {
                 let mut fresh = [0u8; 32];
-                rand::rng().fill_bytes(&mut fresh);
+                crate::random::fill(&mut fresh);
                 self.meta.secret("login-csrf", &fresh).await
             })
             .await?;
@@ -65,7 +64,7 @@ impl Service {
     pub async fn login_csrf(&self) -> Result<String> {
         let key = self.csrf_key().await?;
         let mut nonce = [0u8; 16];
-        rand::rng().fill_bytes(&mut nonce);
+        crate::random::fill(&mut nonce);
         let payload = format!("{}.{}", hex(&nonce), self.clock.now_s() + FORM_TTL_SECS);
         let sig = hex(&Self::csrf_mac(key, &payload).finalize().into_bytes());
         Ok(format!("{payload}.{sig}"))

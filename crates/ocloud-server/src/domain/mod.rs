@@ -18,6 +18,7 @@ pub mod names;
 pub mod oauth;
 pub mod renditions;
 pub mod seed;
+pub mod settings;
 pub mod snapshots;
 pub mod tree;
 pub mod upload;
@@ -50,6 +51,8 @@ pub struct Service {
     pub(crate) caches: Arc<cache::Caches>,
     login_guard: Arc<login_guard::LoginGuard>,
     pub(crate) snapshots: Arc<snapshots::Snapshots>,
+    /// The values an emulator changes at run time (quota, token TTL…), from `cfg` at start.
+    pub settings: Arc<settings::Settings>,
 }
 
 impl Service {
@@ -63,6 +66,7 @@ impl Service {
     ) -> Service {
         let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Service {
+            settings: Arc::new(settings::Settings::new(&cfg)),
             meta,
             blobs,
             cfg,

@@ -28,6 +28,14 @@ pub struct Fixture {
     /// Folders (paths ending in `/`) and files, from each user's root.
     #[serde(default)]
     pub files: Vec<SeedFile>,
+    /// Settings applied before anything else (as `PATCH /_ocloud/v1/settings`), by the HTTP
+    /// layer with the faults.
+    #[serde(default)]
+    pub settings: Option<super::settings::Patch>,
+    /// Fault rules that replace the current ones (as `PUT /_ocloud/v1/faults`), checked and
+    /// installed by the HTTP layer.
+    #[serde(default)]
+    pub faults: Option<serde_json::Value>,
 }
 
 /// A user of a fixture.
@@ -158,7 +166,7 @@ impl Service {
             let user = self.meta.ensure_user(&t.user).await?;
             let app = self.meta.ensure_app(&t.app, super::oauth::ADMIN_APP_SCOPES).await?;
             let now = self.clock.now_s();
-            let ttl = t.ttl.unwrap_or(self.cfg.token_ttl.as_secs()) as i64;
+            let ttl = t.ttl.unwrap_or(self.settings.token_ttl().as_secs()) as i64;
             let grant = super::auth::new_token()[4..].to_owned();
             let record = |kind: &str, expires_at: i64| TokenRecord {
                 kind: kind.to_owned(),

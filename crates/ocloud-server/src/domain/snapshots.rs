@@ -99,3 +99,100 @@ impl Service {
         Ok(())
     }
 }
+
+/// The version tag of a snapshot's manifest (`snapshot.json` of an archive).
+const FORMAT: &str = "ocloud-snapshot/1";
+
+/// A cell as JSON: null, a number, a string, or `{"hex": …}` for bytes.
+fn cell_json(c: &Cell) -> serde_json::Value {
+    match c {
+        Cell::Null => serde_json::Value::Null,
+        Cell::Int(i) => serde_json::json!(i),
+        Cell::Text(t) => serde_json::json!(t),
+        Cell::Bytes(b) => serde_json::json!({"hex": super::auth::hex(b)}),
+    }
+}
+
+fn cell_of(v: &serde_json::Value) -> Option<Cell> {
+    Some(match v {
+        serde_json::Value::Null => Cell::Null,
+        serde_json::Value::Number(n) => Cell::Int(n.as_i64()?),
+        serde_json::Value::String(s) => Cell::Text(s.clone()),
+        serde_json::Value::Object(o) => {
+            let hex = o.get("hex")?.as_str()?;
+            let bytes: Option<Vec<u8>> = (0..hex.len())
+                .step_by(2)
+                .map(|i| hex.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                .collect();
+            Cell::Bytes(bytes?)
+        }
+        _ => return None,
+    })
+}
+
+/// Whether `key` has the shape of a content key this service makes (32 lower-case hex
+/// characters): the only keys an archive may write.
+pub fn is_content_key(key: &str) -> bool {
+    key.len() == 32 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+impl Service {
+    /// Snapshot `id` as an archive's manifest (every table's rows, as JSON), and the content
+    /// it names with each object's size (from its files), in key order.
+    pub fn snapshot_manifest(&self, id: &str) -> Result<(Vec<u8>, Vec<(String, u64)>)> {
+        let snap = self.snapshots.map.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
+        let snap = snap.ok_or_else(|| Error::NotFound(format!("snapshot {id}")))?;
+        let mut tables = serde_json::Map::new();
+        let mut sizes = std::collections::BTreeMap::new();
+        for (t, rows) in &snap.tables {
+            let json: Vec<Vec<serde_json::Value>> = rows.iter().map(|r| r.iter().map(cell_json).collect()).collect();
+            tables.insert(t.name.to_owned(), serde_json::json!(json));
+            if t.name == "nodes" {
+                let col = |name: &str| t.columns.iter().position(|(c, _)| *c == name);
+                let (Some(blob), Some(size)) = (col("blob"), col("size")) else { continue };
+                for r in rows {
+                    if let (Some(Cell::Text(k)), Some(Cell::Int(n))) = (r.get(blob), r.get(size)) {
+                        sizes.insert(k.clone(), *n as u64);
+                    }
+                }
+            }
+        }
+        let manifest = serde_json::json!({"format": FORMAT, "tables": tables});
+        Ok((serde_json::to_vec(&manifest).unwrap_or_default(), sizes.into_iter().collect()))
+    }
+
+    /// Registers a snapshot read from an archive's manifest (its content already stored);
+    /// its id. Every table must be there with rows of the right width; `Err` says what is
+    /// wrong with it.
+    pub fn import_snapshot(&self, manifest: &[u8]) -> std::result::Result<String, String> {
+        let bad = |why: String| format!("not an ocloud snapshot: {why}");
+        let doc: serde_json::Value = serde_json::from_slice(manifest).map_err(|e| bad(e.to_string()))?;
+        if doc["format"] != FORMAT {
+            return Err(bad(format!("format {} (this service reads {FORMAT})", doc["format"])));
+        }
+        let mut tables = Vec::with_capacity(TABLES.len());
+        for t in TABLES {
+            let rows = doc["tables"][t.name].as_array().ok_or_else(|| bad(format!("no table {}", t.name)))?;
+            let rows: Option<Vec<Vec<Cell>>> = rows
+                .iter()
+                .map(|r| {
+                    let cells = r.as_array().filter(|c| c.len() == t.columns.len())?;
+                    cells.iter().map(cell_of).collect()
+                })
+                .collect();
+            tables.push((t, rows.ok_or_else(|| bad(format!("a row of {} is malformed", t.name)))?));
+        }
+        let keys = tables.iter().find(|(t, _)| t.name == "blobs").map(|(_, r)| keys_of(r)).unwrap_or_default();
+        if let Some(k) = keys.iter().find(|k| !is_content_key(k)) {
+            return Err(bad(format!("content key {k:?}")));
+        }
+        let n = self.snapshots.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let id = format!("snap-{n}");
+        self.snapshots
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), Arc::new(Snapshot { tables, keys }));
+        Ok(id)
+    }
+}

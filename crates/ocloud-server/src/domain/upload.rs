@@ -48,8 +48,9 @@ impl Service {
 
     /// Refuses a size over the upload limit or the free space.
     pub fn check_size(&self, a: &Access, size: u64) -> Result<()> {
-        if size > self.cfg.max_upload_size {
-            return Err(Error::TooLarge { size, max: self.cfg.max_upload_size });
+        let max = self.settings.max_upload_size();
+        if size > max {
+            return Err(Error::TooLarge { size, max });
         }
         let free = self.freespace(a);
         if size > free {

@@ -107,6 +107,10 @@ async fn serve_one<I>(
     let app = tower::ServiceExt::map_request(app, move |mut req: axum::http::Request<hyper::body::Incoming>| {
         seen.store(true, std::sync::atomic::Ordering::Relaxed);
         req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        if let Some(fd) = fd {
+            // For the emulator's reset fault; the connection outlives its requests.
+            req.extensions_mut().insert(super::tamper::ConnFd(fd));
+        }
         req
     });
     let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));

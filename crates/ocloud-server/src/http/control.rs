@@ -34,12 +34,19 @@ pub fn routes(state: AppState) -> axum::Router<AppState> {
         .route("/_ocloud/v1/tokens/{token}/revoke", post(revoke))
         .route("/_ocloud/v1/reset", post(reset))
         .route("/_ocloud/v1/seed", post(seed))
+        .route("/_ocloud/v1/settings", get(settings).patch(patch_settings))
+        .route("/_ocloud/v1/oauth/codes", get(codes))
         .route("/_ocloud/v1/faults", get(faults).put(set_faults).patch(add_faults).delete(clear_faults))
         .route("/_ocloud/v1/requests", get(requests).delete(clear_requests))
         .route("/_ocloud/v1/requests/count", post(count_requests))
+        .route("/_ocloud/v1/requests/unmatched", get(unmatched))
+        .route("/_ocloud/v1/requests/tail", get(tail))
+        .route("/_ocloud/v1/requests/har", get(har))
         .route("/_ocloud/v1/snapshots", post(snapshot))
         .route("/_ocloud/v1/snapshots/{id}", axum::routing::delete(delete_snapshot))
         .route("/_ocloud/v1/snapshots/{id}/restore", post(restore))
+        .route("/_ocloud/v1/snapshots/{id}/export", get(export))
+        .route("/_ocloud/v1/snapshots/import", post(import))
         .layer(axum::middleware::from_fn_with_state(state, guard))
 }
 
@@ -137,7 +144,7 @@ struct Mint {
 /// for that user and app (both created if missing).
 async fn mint(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
     let m: Mint = json_body(&s, &headers, body).await?;
-    let ttl = std::time::Duration::from_secs(m.ttl.unwrap_or(s.svc.cfg.token_ttl.as_secs()));
+    let ttl = std::time::Duration::from_secs(m.ttl.unwrap_or(s.svc.settings.token_ttl().as_secs()));
     let scope = m.scope.as_deref().unwrap_or(crate::domain::auth::DEFAULT_TEST_SCOPES);
     let t = s.svc.mint_tokens(&m.user, &m.app, scope, ttl).await?;
     Ok(Json(json!({
@@ -161,10 +168,62 @@ async fn revoke(State(s): State<AppState>, Path(token): Path<String>) -> ApiResu
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Loads a fixture (`POST …/seed`, `--emulator-file`): its settings, then its fault rules
+/// (replacing the current ones), then its accounts, tokens and files. Idempotent.
+pub async fn load(s: &AppState, fixture: &crate::domain::seed::Fixture) -> ApiResult<crate::domain::seed::Seeded> {
+    let rules: Option<Vec<super::faults::Rule>> = match &fixture.faults {
+        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|e| bad(format!("faults: {e}")))?),
+        None => None,
+    };
+    if let Some(p) = &fixture.settings {
+        s.svc.settings.apply(p).map_err(|e| bad(format!("settings: {e}")))?;
+        if let (Some(seed), Some(f)) = (p.seed, &s.faults) {
+            f.reseed(seed);
+        }
+    }
+    if let (Some(rules), Some(f)) = (rules, &s.faults) {
+        f.replace(rules).map_err(|e| bad(format!("faults: {e}")))?;
+    }
+    Ok(s.svc.seed(fixture).await?)
+}
+
+/// `GET /_ocloud/v1/settings`: the settings in force.
+async fn settings(State(s): State<AppState>) -> Json<Value> {
+    Json(serde_json::to_value(s.svc.settings.current()).unwrap_or_default())
+}
+
+/// `PATCH /_ocloud/v1/settings {"quota": 1048576, "auto_login": "alice", …}`: applied at once,
+/// all or nothing; answers the settings in force.
+async fn patch_settings(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
+    let p: crate::domain::settings::Patch = json_body(&s, &headers, body).await?;
+    s.svc.settings.apply(&p).map_err(bad)?;
+    if let (Some(seed), Some(f)) = (p.seed, &s.faults) {
+        f.reseed(seed);
+    }
+    tracing::info!("emulator: settings changed");
+    Ok(settings(State(s)).await)
+}
+
+#[derive(Deserialize)]
+struct CodesQuery {
+    client_id: String,
+}
+
+/// `GET /_ocloud/v1/oauth/codes?client_id=…`: the last authorization code issued to that
+/// client, for a headless test that cannot follow the redirect (404/1 if none yet).
+async fn codes(State(s): State<AppState>, Query(q): Query<CodesQuery>) -> ApiResult<Json<Value>> {
+    let (code, at) = s
+        .svc
+        .settings
+        .last_code(&q.client_id)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no code issued to this client yet"))?;
+    Ok(Json(json!({"client_id": q.client_id, "code": code, "issued_at": rfc3339(at)})))
+}
+
 /// `POST /_ocloud/v1/seed`: loads a fixture (see `domain::seed`); idempotent.
 async fn seed(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
     let fixture: crate::domain::seed::Fixture = json_body_up_to(&s, &headers, body, MAX_FIXTURE).await?;
-    let done = s.svc.seed(&fixture).await?;
+    let done = load(&s, &fixture).await?;
     tracing::info!(users = done.users, apps = done.apps, tokens = done.tokens, files = done.files, "emulator: seeded");
     Ok(Json(serde_json::to_value(done).unwrap_or_default()))
 }
@@ -219,13 +278,104 @@ async fn requests(State(s): State<AppState>, Query(m): Query<super::journal::Mat
         .map(|j| j.list(&m))
         .unwrap_or_default()
         .iter()
+        .map(entry_json)
+        .collect();
+    Json(json!({"requests": list}))
+}
+
+fn entry_json(e: &super::journal::Entry) -> Value {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    v["time"] = json!(rfc3339(e.time_ms));
+    v
+}
+
+/// `GET /_ocloud/v1/requests/unmatched`: requests no route took (404 "no such endpoint"),
+/// each with the nearest known route, so a typo in a client's URL shows at once.
+async fn unmatched(State(s): State<AppState>) -> Json<Value> {
+    let Some(j) = &s.journal else { return Json(json!({"requests": []})) };
+    let list: Vec<Value> = j
+        .list(&super::journal::Matcher::default())
+        .iter()
+        .filter(|e| e.operation.is_none())
         .map(|e| {
-            let mut v = serde_json::to_value(e).unwrap_or_default();
-            v["time"] = json!(rfc3339(e.time_ms));
+            let mut v = entry_json(e);
+            v["nearest"] = json!(j.nearest(&e.method, &e.path));
             v
         })
         .collect();
     Json(json!({"requests": list}))
+}
+
+/// `GET /_ocloud/v1/requests/tail?op=…`: the requests to come, as server-sent events (one
+/// `request` event each, the entry as JSON), filtered like `GET …/requests`.
+async fn tail(
+    State(s): State<AppState>,
+    Query(m): Query<super::journal::Matcher>,
+) -> ApiResult<axum::response::sse::Sse<impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>>
+{
+    use tokio::sync::broadcast::error::RecvError;
+    let rx = s.journal.as_ref().ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no journal"))?.subscribe();
+    let events = futures_util::stream::unfold((rx, m), |(mut rx, m)| async move {
+        loop {
+            match rx.recv().await {
+                Ok(e) if m.matches(&e) => {
+                    let event = axum::response::sse::Event::default().event("request").data(entry_json(&e).to_string());
+                    return Some((Ok(event), (rx, m)));
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    });
+    Ok(axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default()))
+}
+
+/// `GET /_ocloud/v1/requests/har?op=…`: the journal as an HTTP Archive (HAR 1.2), for browser
+/// tools and proxies. Headers and bodies are not kept, so they are empty; sizes, timings and
+/// the fault that fired (as the entry's comment) are there.
+async fn har(State(s): State<AppState>, Query(m): Query<super::journal::Matcher>) -> Response {
+    let base = s.svc.public_url.trim_end_matches('/').to_owned();
+    let entries: Vec<Value> = s
+        .journal
+        .as_ref()
+        .map(|j| j.list(&m))
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let url = match &e.query {
+                Some(q) => format!("{base}{}?{q}", e.path),
+                None => format!("{base}{}", e.path),
+            };
+            let query: Vec<Value> = form_urlencoded::parse(e.query.as_deref().unwrap_or_default().as_bytes())
+                .map(|(k, v)| json!({"name": k, "value": v}))
+                .collect();
+            let status = StatusCode::from_u16(e.status).ok();
+            json!({
+                "startedDateTime": rfc3339(e.time_ms),
+                "time": e.duration_ms,
+                "request": {
+                    "method": e.method, "url": url, "httpVersion": "HTTP/1.1", "cookies": [], "headers": [],
+                    "queryString": query, "headersSize": -1, "bodySize": e.bytes_in.map_or(-1, |b| b as i64),
+                },
+                "response": {
+                    "status": e.status,
+                    "statusText": status.and_then(|s| s.canonical_reason()).unwrap_or_default(),
+                    "httpVersion": "HTTP/1.1", "cookies": [], "headers": [], "redirectURL": "",
+                    "content": {"size": e.bytes_out.map_or(-1, |b| b as i64), "mimeType": ""},
+                    "headersSize": -1, "bodySize": e.bytes_out.map_or(-1, |b| b as i64),
+                },
+                "cache": {},
+                "timings": {"send": 0, "wait": e.duration_ms, "receive": 0},
+                "comment": e.fault.as_ref().map(|f| format!("fault {f}")).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let doc = json!({"log": {
+        "version": "1.2",
+        "creator": {"name": "ocloud", "version": env!("CARGO_PKG_VERSION")},
+        "entries": entries,
+    }});
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], doc.to_string()).into_response()
 }
 
 /// `DELETE /_ocloud/v1/requests`.
@@ -254,6 +404,28 @@ async fn restore(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult
     s.svc.restore_snapshot(&id).await?;
     tracing::info!(snapshot = %crate::logsafe::Esc(&id), "emulator: restored");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /_ocloud/v1/snapshots/{id}/export`: the snapshot as a tar archive, streamed.
+async fn export(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let body = super::archive::export((*s.svc).clone(), &id)?;
+    let name = format!("attachment; filename=\"ocloud-{id}.tar\"");
+    let mut res = Response::new(body);
+    res.headers_mut().insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/x-tar"));
+    if let Ok(v) = axum::http::HeaderValue::from_str(&name) {
+        res.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
+}
+
+/// `POST /_ocloud/v1/snapshots/import` with an archive of `…/export` as the body → 201
+/// `{"id"}`: a new snapshot, to restore when wanted.
+async fn import(State(s): State<AppState>, body: Body) -> ApiResult<(StatusCode, Json<Value>)> {
+    match super::archive::import(&s.svc, body).await {
+        Ok(id) => Ok((StatusCode::CREATED, Json(json!({"id": id})))),
+        Err(super::archive::ImportError::Bad(why)) => Err(bad(why)),
+        Err(super::archive::ImportError::Store(e)) => Err(crate::domain::Error::from(e).into()),
+    }
 }
 
 /// `DELETE /_ocloud/v1/snapshots/{id}`.

@@ -2,31 +2,32 @@
 //! fires decides what happens to it. Only with `--emulator` (the middleware is not installed
 //! otherwise).
 //!
-//! A rule matches on any of: the OpenAPI operation id, method, path glob, bearer token, and
-//! the `X-Ocloud-Test-Id` header (so parallel tests on one server stay apart). It fires on
-//! the n-th matching calls, with a probability (from a seeded generator), and at most a
-//! number of times, after which it removes itself. Its action is an error of the spec's
-//! table (rendered as the service renders that code, in the configured shape, `Retry-After`
-//! on 53 and 5), an expired or revoked token, quota exceeded, or latency (with jitter).
+//! A rule matches on any of: the OpenAPI operation id (or a legacy API's `action`), method,
+//! path glob, user, app, bearer token, and the `X-Ocloud-Test-Id` header (so parallel tests
+//! on one server stay apart). It fires on the n-th matching calls, with a probability (from a
+//! seeded generator), and at most a number of times, after which it removes itself. Its
+//! action is an error of the spec's table (rendered as the service renders that code, in the
+//! configured shape, `Retry-After` on 53 and 5), an expired or revoked token, quota exceeded,
+//! latency (with jitter), or a byte-level fault on the request or response body
+//! (`super::tamper`). The middleware that applies them is `super::emulate`.
 
 use std::sync::Mutex;
 
-use axum::extract::{MatchedPath, Request, State};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
 use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use ocloud_wire::ErrorCode;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
-use super::error::ApiError;
+use super::tamper::{Side, Tamper};
 
 /// What a rule matches; every field optional (`{}` matches every request).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Match {
-    /// OpenAPI operation id (`files.upload`, `folders.get`, `oauth.token`…).
+    /// OpenAPI operation id (`files.upload`, `folders.get`, `oauth.token`…), or the `action`
+    /// of a legacy API call (`getContentUploadURL`, `AddMediaObj`…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub op: Option<String>,
     /// Method.
@@ -35,6 +36,12 @@ pub struct Match {
     /// Path glob (`*` matches any run of characters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// The user the request's token acts for (its login name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The app holding the request's token (its name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<String>,
     /// The bearer token of the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -76,6 +83,62 @@ pub enum Action {
         #[serde(default)]
         jitter_ms: u64,
     },
+    /// Nothing more flows after `after` bytes of the body, for `ms` (none: until the peer
+    /// gives up).
+    Stall {
+        #[serde(default)]
+        after: u64,
+        ms: Option<u64>,
+        #[serde(default)]
+        body: Side,
+    },
+    /// The connection is reset (TCP RST) after `after` bytes of the body.
+    Reset {
+        #[serde(default)]
+        after: u64,
+        #[serde(default)]
+        body: Side,
+    },
+    /// The body ends after `after` bytes.
+    Truncate {
+        #[serde(default)]
+        after: u64,
+        #[serde(default)]
+        body: Side,
+    },
+    /// `bytes` bytes (default 1) from offset `after` are inverted.
+    Corrupt {
+        #[serde(default)]
+        after: u64,
+        #[serde(default = "one")]
+        bytes: u64,
+        #[serde(default)]
+        body: Side,
+    },
+    /// The body flows at most this fast.
+    Bandwidth {
+        bytes_per_s: u64,
+        #[serde(default)]
+        body: Side,
+    },
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl Action {
+    /// The byte-level fault of this action, and the body it acts on.
+    pub fn tamper(&self) -> Option<(Tamper, Side)> {
+        Some(match *self {
+            Action::Stall { after, ms, body } => (Tamper::Stall { after, ms }, body),
+            Action::Reset { after, body } => (Tamper::Reset { after }, body),
+            Action::Truncate { after, body } => (Tamper::Truncate { after }, body),
+            Action::Corrupt { after, bytes, body } => (Tamper::Corrupt { after, bytes }, body),
+            Action::Bandwidth { bytes_per_s, body } => (Tamper::Bandwidth { bytes_per_s }, body),
+            _ => return None,
+        })
+    }
 }
 
 /// A rule as given.
@@ -113,9 +176,11 @@ pub struct Active {
 pub struct Faults {
     rules: Mutex<Vec<Active>>,
     /// How many rules there are, read without the lock: with none, a request costs one load.
-    count: std::sync::atomic::AtomicUsize,
+    count: AtomicUsize,
+    /// Some rule matches on the user or app, so the caller must be known before the handler.
+    needs_caller: AtomicBool,
     rng: Mutex<rand::rngs::StdRng>,
-    seq: std::sync::atomic::AtomicU64,
+    seq: AtomicU64,
 }
 
 impl Faults {
@@ -123,10 +188,31 @@ impl Faults {
     pub fn new(seed: u64) -> Faults {
         Faults {
             rules: Mutex::default(),
-            count: std::sync::atomic::AtomicUsize::new(0),
+            count: AtomicUsize::new(0),
+            needs_caller: AtomicBool::new(false),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
-            seq: std::sync::atomic::AtomicU64::new(0),
+            seq: AtomicU64::new(0),
         }
+    }
+
+    /// Draws probabilities from `seed` from now on (`--seed`, or the settings).
+    pub fn reseed(&self, seed: u64) {
+        *self.rng.lock().unwrap_or_else(|p| p.into_inner()) = rand::rngs::StdRng::seed_from_u64(seed);
+    }
+
+    /// Whether there is any rule (one atomic load).
+    pub fn any(&self) -> bool {
+        self.count.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether some rule matches on the user or the app.
+    pub fn needs_caller(&self) -> bool {
+        self.needs_caller.load(Ordering::Acquire)
+    }
+
+    /// A random delay of up to `max` ms, from the seeded generator.
+    pub fn jitter(&self, max: u64) -> u64 {
+        if max == 0 { 0 } else { self.rng.lock().unwrap_or_else(|p| p.into_inner()).random_range(0..=max) }
     }
 
     /// The rules with their accounting.
@@ -144,6 +230,7 @@ impl Faults {
                 return Err(format!("token {t:?}: expired or revoked"));
             }
             Action::Quota(q) if q != "exceeded" => return Err(format!("quota {q:?}: exceeded")),
+            Action::Bandwidth { bytes_per_s: 0, .. } => return Err("bandwidth: bytes_per_s above 0".into()),
             _ => {}
         }
         if let Some(p) = rule.when.probability
@@ -172,23 +259,30 @@ impl Faults {
             list.clear();
         }
         for mut rule in rules {
-            let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            let n = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
             rule.name.get_or_insert_with(|| format!("rule-{n}"));
             let remaining = rule.when.times;
             list.push(Active { rule, matched: 0, fired: 0, remaining });
         }
-        self.count.store(list.len(), std::sync::atomic::Ordering::Release);
+        self.counted(&list);
         Ok(())
+    }
+
+    fn counted(&self, list: &[Active]) {
+        let caller = list.iter().any(|a| a.rule.matches.user.is_some() || a.rule.matches.app.is_some());
+        self.needs_caller.store(caller, Ordering::Release);
+        self.count.store(list.len(), Ordering::Release);
     }
 
     /// Removes every rule.
     pub fn clear(&self) {
-        self.rules.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        self.count.store(0, std::sync::atomic::Ordering::Release);
+        let mut list = self.rules.lock().unwrap_or_else(|p| p.into_inner());
+        list.clear();
+        self.counted(&list);
     }
 
     /// The action of the first rule that matches this request and fires, with its name.
-    fn fire(&self, req: &RequestInfo<'_>) -> Option<(String, Action)> {
+    pub fn fire(&self, req: &RequestInfo<'_>) -> Option<(String, Action)> {
         let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
         let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
         let mut fired = None;
@@ -211,85 +305,38 @@ impl Faults {
         let (i, name, action) = fired?;
         if rules[i].remaining == Some(0) {
             rules.remove(i);
-            self.count.store(rules.len(), std::sync::atomic::Ordering::Release);
+            self.counted(&rules);
         }
         Some((name, action))
     }
 }
 
-struct RequestInfo<'a> {
-    op: Option<&'a str>,
-    method: &'a Method,
-    path: &'a str,
-    token: Option<&'a str>,
-    test_id: Option<&'a str>,
+/// What a rule can match of a request.
+pub struct RequestInfo<'a> {
+    /// Operation id.
+    pub op: Option<&'a str>,
+    /// A legacy API's `action` parameter.
+    pub action: Option<&'a str>,
+    /// Method.
+    pub method: &'a Method,
+    /// Path.
+    pub path: &'a str,
+    /// The caller (user, app), when some rule needs it and the token is valid.
+    pub caller: Option<(&'a str, &'a str)>,
+    /// Bearer token (or `token=` of the legacy APIs).
+    pub token: Option<&'a str>,
+    /// `X-Ocloud-Test-Id`.
+    pub test_id: Option<&'a str>,
 }
 
 impl RequestInfo<'_> {
     fn matches(&self, m: &Match) -> bool {
-        m.op.as_deref().is_none_or(|op| self.op == Some(op))
+        m.op.as_deref().is_none_or(|op| self.op == Some(op) || self.action == Some(op))
             && m.method.as_deref().is_none_or(|x| x.eq_ignore_ascii_case(self.method.as_str()))
             && m.path.as_deref().is_none_or(|p| super::journal::glob(p, self.path))
+            && m.user.as_deref().is_none_or(|u| self.caller.is_some_and(|c| c.0 == u))
+            && m.app.as_deref().is_none_or(|a| self.caller.is_some_and(|c| c.1 == a))
             && m.token.as_deref().is_none_or(|t| self.token == Some(t))
             && m.test_id.as_deref().is_none_or(|t| self.test_id == Some(t))
     }
-}
-
-/// Applies the first firing rule to every request but the control plane's.
-pub async fn apply(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let (Some(faults), Some(journal)) = (s.faults.clone(), s.journal.clone()) else { return next.run(req).await };
-    if faults.count.load(std::sync::atomic::Ordering::Acquire) == 0 || req.uri().path().starts_with("/_ocloud/") {
-        return next.run(req).await;
-    }
-    let fired = {
-        let op = req
-            .extensions()
-            .get::<MatchedPath>()
-            .and_then(|m| journal.operation(req.method(), m.as_str()))
-            .map(|o| &**o);
-        let token = super::extract::bearer(req.headers())
-            .ok()
-            .flatten()
-            .or_else(|| req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token="))));
-        let info = RequestInfo {
-            op,
-            method: req.method(),
-            path: req.uri().path(),
-            token,
-            test_id: req.headers().get("x-ocloud-test-id").and_then(|v| v.to_str().ok()),
-        };
-        faults.fire(&info)
-    };
-    let Some((name, action)) = fired else { return next.run(req).await };
-    tracing::info!(rule = %crate::logsafe::Esc(&name), "emulator: fault fired");
-    let marked = super::journal::FaultFired(name.clone());
-    let err = match action {
-        Action::Latency { ms, jitter_ms } => {
-            let extra = if jitter_ms > 0 {
-                faults.rng.lock().unwrap_or_else(|p| p.into_inner()).random_range(0..=jitter_ms)
-            } else {
-                0
-            };
-            tokio::time::sleep(std::time::Duration::from_millis(ms + extra)).await;
-            let mut res = next.run(req).await;
-            res.extensions_mut().insert(marked);
-            return res;
-        }
-        Action::Error(code) => {
-            let code = ErrorCode::from_code(code).expect("checked when added");
-            let mut e = ApiError::new(code, format!("fault {name}"));
-            if matches!(code, ErrorCode::TooManyRequests | ErrorCode::Unavailable) {
-                e.retry_after = Some(1);
-            }
-            e
-        }
-        Action::Token(t) if t == "expired" => ApiError::new(ErrorCode::ExpiredCredentials, format!("fault {name}")),
-        Action::Token(_) => ApiError::new(ErrorCode::InvalidCredentials, format!("fault {name}")),
-        Action::Quota(_) => ApiError::from(crate::domain::Error::QuotaExceeded { needed: 1, free: 0 }),
-    };
-    // What the client is still sending is read and dropped, so it sees this answer.
-    tokio::spawn(super::linger::drain(req.into_body()));
-    let mut res = err.into_response();
-    res.extensions_mut().insert(marked);
-    res
 }

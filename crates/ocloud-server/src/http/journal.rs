@@ -9,13 +9,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{MatchedPath, Request, State};
 use axum::http::{Method, header};
-use axum::middleware::Next;
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
-
-use super::AppState;
 
 /// One request, as the journal keeps it.
 #[derive(Debug, Clone, Serialize)]
@@ -73,6 +68,8 @@ pub struct Matcher {
     pub user: Option<String>,
     /// Only entries with a greater id.
     pub since: Option<u64>,
+    /// App.
+    pub app: Option<String>,
 }
 
 impl Matcher {
@@ -83,8 +80,25 @@ impl Matcher {
             && self.path.as_deref().is_none_or(|p| glob(p, &e.path))
             && self.status.is_none_or(|s| s == e.status)
             && self.user.as_deref().is_none_or(|u| e.user.as_deref() == Some(u))
+            && self.app.as_deref().is_none_or(|a| e.app.as_deref() == Some(a))
             && self.since.is_none_or(|id| e.id > id)
     }
+}
+
+/// Levenshtein distance, by characters.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (row[j + 1] + 1).min(row[j] + 1).min(diag + usize::from(ca != *cb));
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }
 
 /// `*` matches any run of characters; everything else itself.
@@ -114,6 +128,8 @@ pub struct Journal {
     next: AtomicU64,
     /// Operation ids by path template, then method (looked up with no allocation).
     ops: HashMap<String, HashMap<Method, std::sync::Arc<str>>>,
+    /// The live tail (`GET …/requests/tail`); entries are cloned only while someone listens.
+    tail: tokio::sync::broadcast::Sender<Entry>,
 }
 
 impl Journal {
@@ -128,7 +144,30 @@ impl Journal {
                 }
             }
         }
-        Journal { ring: Mutex::new(VecDeque::new()), capacity: capacity.max(1), next: AtomicU64::new(0), ops }
+        let tail = tokio::sync::broadcast::channel(256).0;
+        Journal { ring: Mutex::new(VecDeque::new()), capacity: capacity.max(1), next: AtomicU64::new(0), ops, tail }
+    }
+
+    /// The entries to come, as they are recorded (a slow reader skips what it missed).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Entry> {
+        self.tail.subscribe()
+    }
+
+    /// The known route nearest to an unknown `method path`: the smallest edit distance
+    /// between path segments (a `{param}` matches any), then the same method.
+    pub fn nearest(&self, method: &str, path: &str) -> Option<String> {
+        let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let distance = |template: &str| {
+            let t: Vec<&str> = template.trim_end_matches('/').split('/').collect();
+            let pairs = segs.iter().zip(&t).map(|(a, b)| if b.starts_with('{') { 0 } else { edits(a, b) });
+            let extra = segs.iter().skip(t.len()).chain(t.iter().skip(segs.len())).map(|x| x.len() + 1);
+            pairs.sum::<usize>() + extra.sum::<usize>()
+        };
+        self.ops
+            .iter()
+            .flat_map(|(template, methods)| methods.keys().map(move |m| (template, m)))
+            .min_by_key(|(template, m)| (distance(template), !m.as_str().eq_ignore_ascii_case(method), template.len()))
+            .map(|(template, m)| format!("{m} {template}"))
     }
 
     /// The operation id of a route (`method`, axum's path template).
@@ -146,7 +185,12 @@ impl Journal {
         self.ring.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
-    fn push(&self, e: Entry) {
+    /// Records `e`, numbering it.
+    pub fn push(&self, mut e: Entry) {
+        e.id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.tail.receiver_count() > 0 {
+            let _ = self.tail.send(e.clone());
+        }
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         if ring.len() == self.capacity {
             ring.pop_front();
@@ -158,7 +202,7 @@ impl Journal {
 /// Query parameters whose values are never kept.
 const SECRET_PARAMS: [&str; 6] = ["token", "password", "code", "client_secret", "refresh_token", "access_token"];
 
-fn redact(query: &str) -> String {
+pub(crate) fn redact(query: &str) -> String {
     query
         .split('&')
         .map(|kv| match kv.split_once('=') {
@@ -169,41 +213,8 @@ fn redact(query: &str) -> String {
         .join("&")
 }
 
-fn length(headers: &axum::http::HeaderMap) -> Option<u64> {
+pub(crate) fn length(headers: &axum::http::HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
-}
-
-/// Records every request but the control plane's own.
-pub async fn record(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(journal) = s.journal.clone() else { return next.run(req).await };
-    if req.uri().path().starts_with("/_ocloud/") {
-        return next.run(req).await;
-    }
-    let started = std::time::Instant::now();
-    let now = s.svc.clock.now_ms();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(redact);
-    let operation = req.extensions().get::<MatchedPath>().and_then(|m| journal.operation(&method, m.as_str())).cloned();
-    let bytes_in = length(req.headers());
-    let (res, who) = crate::domain::caller::scope(next.run(req)).await;
-    let id = journal.next.fetch_add(1, Ordering::Relaxed) + 1;
-    journal.push(Entry {
-        id,
-        time_ms: now,
-        operation,
-        method: method.to_string(),
-        path,
-        query,
-        status: res.status().as_u16(),
-        user: who.as_ref().map(|w| w.0.clone()),
-        app: who.map(|w| w.1),
-        bytes_in,
-        bytes_out: length(res.headers()),
-        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        fault: res.extensions().get::<FaultFired>().map(|f| f.0.clone()),
-    });
-    res
 }
 
 #[cfg(test)]
@@ -216,5 +227,18 @@ mod tests {
         assert!(!super::glob("/a*c*e", "/abde"));
         assert!(!super::glob("/cloud", "/cloud/v1"));
         assert_eq!(super::redact("action=x&token=secret&TOKEN=y"), "action=x&token=REDACTED&TOKEN=REDACTED");
+    }
+
+    #[test]
+    fn the_nearest_route_of_a_typo() {
+        let doc = serde_json::json!({"paths": {
+            "/cloud/v1/folders/{id}": {"get": {"operationId": "folders.get"}},
+            "/cloud/v1/files/{id}": {"get": {"operationId": "files.get"}, "delete": {"operationId": "files.delete"}},
+            "/cloud/v1/freespace": {"get": {"operationId": "freespace.get"}},
+        }});
+        let j = super::Journal::new(4, doc.to_string().as_bytes());
+        assert_eq!(j.nearest("GET", "/cloud/v1/folder/abc").as_deref(), Some("GET /cloud/v1/folders/{id}"));
+        assert_eq!(j.nearest("DELETE", "/cloud/v1/file/x").as_deref(), Some("DELETE /cloud/v1/files/{id}"));
+        assert_eq!(j.nearest("GET", "/cloud/v1/freespaces").as_deref(), Some("GET /cloud/v1/freespace"));
     }
 }

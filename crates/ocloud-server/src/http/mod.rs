@@ -1,11 +1,13 @@
 //! HTTP surface: routes, the middleware every request goes through, and the state handlers
 //! share. One module per API surface; no SQL here.
 
+pub mod archive;
 pub mod cloud_v1;
 pub mod conditional;
 pub mod conn;
 pub mod content;
 pub mod control;
+pub mod emulate;
 pub mod error;
 pub mod extract;
 pub mod faults;
@@ -14,6 +16,7 @@ pub mod legacy;
 pub mod linger;
 pub mod oauth;
 pub mod openapi;
+pub mod tamper;
 pub mod tls;
 pub mod upload;
 pub mod web;
@@ -113,9 +116,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::map_response(method_not_allowed));
     // The emulator's journal sees every routed request; without `--emulator` it is not here.
     let api = match state.journal {
-        Some(_) => api
-            .layer(middleware::from_fn_with_state(state.clone(), faults::apply))
-            .layer(middleware::from_fn_with_state(state.clone(), journal::record)),
+        Some(_) => api.layer(middleware::from_fn_with_state(state.clone(), emulate::layer)),
         None => api,
     };
     // A handler that panics answers 500/1 (rendered in the configured shape) instead of
@@ -180,7 +181,7 @@ async fn capacity(State(s): State<AppState>, req: Request, next: Next) -> Respon
 
 /// Every error answer of every route gets its final shape here.
 async fn shape_errors(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    error::render(next.run(req).await, s.svc.cfg.error_shape, s.svc.cfg.expired_token_code)
+    error::render(next.run(req).await, s.svc.settings.error_shape(), s.svc.settings.expired_token_code())
 }
 
 #[cfg(test)]

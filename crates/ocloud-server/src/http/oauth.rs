@@ -113,6 +113,22 @@ async fn after_login(
     }
 }
 
+/// The emulator's auto-login: a session opened for that user, as if they had signed in
+/// (its cookie goes with the answer).
+async fn auto_login(s: &AppState) -> Option<(User, crate::store::WebSession, String)> {
+    let name = s.svc.settings.auto_login()?;
+    let user = match s.svc.meta.user_by_name(&name).await {
+        Ok(Some((user, _))) if !user.disabled => user,
+        _ => {
+            tracing::warn!(user = %crate::logsafe::Esc(&name), "emulator auto-login: no such user");
+            return None;
+        }
+    };
+    let (sid, csrf) = s.svc.open_web_session(&user).await.ok()?;
+    let session = crate::store::WebSession { user_id: user.id, csrf, expires_at: 0 };
+    Some((user, session, sid))
+}
+
 /// `GET /oauth/v2/authorize` (spec §2.1).
 pub async fn authorize(State(s): State<AppState>, headers: HeaderMap, q: RawQuery) -> Response {
     let req = AuthorizeRequest::from_pairs(q.0.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -120,21 +136,52 @@ pub async fn authorize(State(s): State<AppState>, headers: HeaderMap, q: RawQuer
         Ok(a) => a,
         Err(res) => return res,
     };
-    let session = session_of(&s, &headers).await;
+    let mut session = session_of(&s, &headers).await;
+    let mut opened = None;
+    if session.is_none()
+        && let Some((user, ws, sid)) = auto_login(&s).await
+    {
+        session = Some((user, ws));
+        opened = Some(sid);
+    }
+    let mut res = authorize_as(&s, session, &app, &req).await;
+    if let Some(sid) = opened {
+        set_cookie(&s, &mut res, SESSION_COOKIE, &sid, None);
+    }
+    res
+}
+
+/// The answer to an authorize request once the session (if any) is known.
+async fn authorize_as(
+    s: &AppState,
+    session: Option<(User, crate::store::WebSession)>,
+    app: &App,
+    req: &AuthorizeRequest,
+) -> Response {
+    // Emulator auto-consent: allowed at once, whatever the prompt asks.
+    if let Some((user, _)) = &session
+        && s.svc.settings.auto_consent()
+    {
+        if let Err(e) = s.svc.grant_consent(user, app, req).await {
+            tracing::error!(error = %crate::logsafe::Esc(&e), "recording consent");
+            return redirect_error(req, "server_error", "internal error");
+        }
+        return redirect_code(s, user, app, req).await;
+    }
     if req.prompts("none") {
         let Some((user, _)) = session else {
-            return redirect_error(&req, "login_required", "the user is not signed in");
+            return redirect_error(req, "login_required", "the user is not signed in");
         };
-        return match s.svc.has_consent(&user, &app, &req).await {
-            Ok(true) => redirect_code(&s, &user, &app, &req).await,
-            _ => redirect_error(&req, "consent_required", "the user has not allowed this application"),
+        return match s.svc.has_consent(&user, app, req).await {
+            Ok(true) => redirect_code(s, &user, app, req).await,
+            _ => redirect_error(req, "consent_required", "the user has not allowed this application"),
         };
     }
     match session {
         Some((user, session)) if !req.prompts("login") => {
-            after_login(&s, &user, &session.csrf, &app, &req, req.prompts("consent")).await
+            after_login(s, &user, &session.csrf, app, req, req.prompts("consent")).await
         }
-        _ => login_page(&s, &app, &req, None, "").await,
+        _ => login_page(s, app, req, None, "").await,
     }
 }
 

@@ -244,6 +244,7 @@ fn control_paths() -> Vec<(&'static str, Value)> {
         {"name": "path", "in": "query", "schema": {"type": "string"}, "description": "a glob: * matches any run"},
         {"name": "status", "in": "query", "schema": {"type": "integer", "minimum": 100, "maximum": 599}},
         {"name": "user", "in": "query", "schema": {"type": "string"}},
+        {"name": "app", "in": "query", "schema": {"type": "string"}},
         {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}, "description": "entries with a greater id"}
     ]);
     let mut list = op(
@@ -261,7 +262,8 @@ fn control_paths() -> Vec<(&'static str, Value)> {
         json!({"description": "the count", "content": {"application/json": {"schema": {"type": "object", "required": ["count"],
             "properties": {"count": {"type": "integer"}}}}}}),
         Some(json!({"type": "object", "properties": {"op": {"type": "string"}, "method": {"type": "string"},
-            "path": {"type": "string"}, "status": {"type": "integer"}, "user": {"type": "string"}, "since": {"type": "integer"}}})),
+            "path": {"type": "string"}, "status": {"type": "integer"}, "user": {"type": "string"}, "app": {"type": "string"},
+            "since": {"type": "integer"}}})),
     );
     let rules = json!({"description": "the rules, in order, with their accounting", "content": {"application/json": {"schema": {
         "type": "object", "required": ["rules"], "properties": {"rules": {"type": "array", "items": {"type": "object"}}}}}}});
@@ -269,11 +271,53 @@ fn control_paths() -> Vec<(&'static str, Value)> {
         "type": "object", "required": ["action"], "properties": {
             "name": {"type": "string"},
             "match": {"type": "object", "properties": {"op": {"type": "string"}, "method": {"type": "string"},
-                "path": {"type": "string"}, "token": {"type": "string"}, "test_id": {"type": "string"}}},
+                "path": {"type": "string"}, "user": {"type": "string"}, "app": {"type": "string"},
+                "token": {"type": "string"}, "test_id": {"type": "string"}}},
             "when": {"type": "object", "properties": {"nth": {"type": "array", "items": {"type": "integer"}},
                 "probability": {"type": "number", "minimum": 0, "maximum": 1}, "times": {"type": "integer", "minimum": 1}}},
-            "action": {"type": "object", "description": "one of: {\"error\": code}, {\"token\": \"expired\"|\"revoked\"}, {\"quota\": \"exceeded\"}, {\"latency\": {\"ms\", \"jitter_ms\"}}"}}}}}});
+            "action": {"type": "object", "description": "one of: {\"error\": code}, {\"token\": \"expired\"|\"revoked\"}, {\"quota\": \"exceeded\"}, {\"latency\": {\"ms\", \"jitter_ms\"}}, {\"stall\": {\"after\", \"ms\", \"body\"}}, {\"reset\": {\"after\", \"body\"}}, {\"truncate\": {\"after\", \"body\"}}, {\"corrupt\": {\"after\", \"bytes\", \"body\"}}, {\"bandwidth\": {\"bytes_per_s\", \"body\"}}; body: request or response (default)"}}}}}});
+    let json_ok = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"type": "object"}}}});
+    let settings_body = json!({"type": "object", "properties": {
+        "token_ttl": {"type": "integer", "minimum": 1}, "quota": {"type": "integer", "minimum": 0},
+        "rate_limit": {"type": "integer", "minimum": 0}, "max_upload_size": {"type": "integer", "minimum": 0},
+        "error_shape": {"type": "string", "enum": ["flat", "wrapped", "both", "legacy"]},
+        "expired_token_code": {"type": "integer", "enum": [41, 42]},
+        "auto_login": {"type": ["string", "null"]}, "auto_consent": {"type": "boolean"}, "seed": {"type": "integer", "minimum": 0}}});
+    let mut patch_settings = op("emu.settings.set", "Change settings at once (all or nothing)", json_ok("the settings in force"), Some(settings_body));
+    patch_settings["responses"]["400"] = error_response(400);
+    let mut codes = op("emu.oauth.codes", "The last authorization code issued to a client", json_ok("the code"), None);
+    codes["parameters"] = json!([{"name": "client_id", "in": "query", "required": true, "schema": {"type": "string"}}]);
+    codes["responses"]["400"] = error_response(400);
+    codes["responses"]["404"] = error_response(404);
+    let matcher_query = list["parameters"].clone();
+    let mut tail = op("emu.requests.tail", "The requests to come, as server-sent events",
+        json!({"description": "one `request` event per request", "content": {"text/event-stream": {"schema": {"type": "string"}}}}), None);
+    tail["parameters"] = matcher_query.clone();
+    let mut har = op("emu.requests.har", "The journal as an HTTP Archive (HAR 1.2)", json_ok("a HAR document"), None);
+    har["parameters"] = matcher_query;
+    let mut export = op("emu.snapshots.export", "A snapshot as a tar archive (tables and content), streamed",
+        json!({"description": "the archive", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}), None);
+    export["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    export["responses"]["404"] = error_response(404);
+    let mut import = op("emu.snapshots.import", "Load an archive of export as a new snapshot",
+        json!({"description": "its id", "content": {"application/json": {"schema": {"type": "object", "required": ["id"],
+            "properties": {"id": {"type": "string"}}}}}}), None);
+    import["requestBody"] = json!({"required": true, "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}});
+    import["responses"]["201"] = import["responses"]["200"].take();
+    import["responses"].as_object_mut().expect("responses").remove("200");
+    import["responses"]["400"] = error_response(400);
     vec![
+        (
+            "/_ocloud/v1/settings",
+            json!({"get": op("emu.settings.get", "The settings in force", json_ok("the settings"), None), "patch": patch_settings}),
+        ),
+        ("/_ocloud/v1/oauth/codes", json!({"get": codes})),
+        ("/_ocloud/v1/requests/unmatched", json!({"get": op("emu.requests.unmatched",
+            "Requests no route took, each with the nearest known route", json_ok("entries"), None)})),
+        ("/_ocloud/v1/requests/tail", json!({"get": tail})),
+        ("/_ocloud/v1/requests/har", json!({"get": har})),
+        ("/_ocloud/v1/snapshots/{id}/export", json!({"get": export})),
+        ("/_ocloud/v1/snapshots/import", json!({"post": import})),
         (
             "/_ocloud/v1/faults",
             json!({

@@ -45,9 +45,9 @@ pub async fn upload(
             .ok_or_else(|| ApiError::new(ErrorCode::InvalidHeader, "multipart Content-Type without a boundary"))?;
         if let Some(len) = content_length(&headers) {
             // The description and headers are small: a body far over the limit is refused now.
-            let max = s.svc.cfg.max_upload_size.saturating_add(SMALL_PART_MAX as u64 * 2);
+            let max = s.svc.settings.max_upload_size().saturating_add(SMALL_PART_MAX as u64 * 2);
             if len > max {
-                return Err(Error::TooLarge { size: len, max: s.svc.cfg.max_upload_size }.into());
+                return Err(Error::TooLarge { size: len, max: s.svc.settings.max_upload_size() }.into());
             }
         }
         let mut parts = Multipart::new(body.into_data_stream(), &boundary, s.svc.cfg.body_timeout);
@@ -177,7 +177,7 @@ impl Sink {
             writer: Some(writer),
             written: 0,
             declared,
-            max: s.svc.cfg.max_upload_size,
+            max: s.svc.settings.max_upload_size(),
             free: s.svc.freespace(a),
             blobs: s.svc.blobs.clone(),
             reserve,
