@@ -180,54 +180,36 @@ impl ApiManager {
 
     /// Downloads the content at `url` to `dest`: streamed into `.<name>.ocloud-part` beside
     /// it, then renamed, so `dest` never holds a partial file. A part left by an
-    /// interrupted download is resumed with `Range`. Returns the size of the file.
+    /// interrupted download is resumed with `Range`, and so is a connection lost part-way
+    /// (reset, cut short), as long as each attempt brings bytes and the retry policy's
+    /// attempts last. Returns the size of the file.
     pub async fn download_to_path(&self, url: &str, dest: &Path, progress: Option<Arc<dyn Progress>>) -> Result<u64> {
         let part = partial_path(dest);
-        // Local file work goes to the blocking pool in as few hops as possible (each tokio::fs
-        // call is one): they add up when thousands of small files are downloaded.
-        let (p, d) = (part.clone(), dest.to_owned());
-        let have = blocking(dest, move || {
+        let d = dest.to_owned();
+        blocking(dest, move || {
             if let Some(dir) = d.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             }
-            Ok(std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0))
+            Ok(())
         })
         .await?;
-        let resp = self
-            .send(Replay::Safe, |c| {
-                let rb = c.get(url);
-                Ok(if have > 0 { rb.header(RANGE, format!("bytes={have}-")) } else { rb })
-            })
-            .await;
-        let resp = match resp {
-            // A part as long as the file: the last download stopped just before the rename.
-            Err(Error::Api(a)) if a.status == 416 && have > 0 => None,
-            Err(e) => return Err(e),
-            Ok(r) => Some(r),
-        };
-        if let Some(resp) = resp {
-            let resume = have > 0 && resp.status().as_u16() == 206 && content_range_start(&resp) == Some(have);
-            let file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .append(resume)
-                .truncate(!resume)
-                .open(&part)
-                .await
-                .map_err(|e| Error::io(&part, e))?;
-            if resume && let Some(p) = &progress {
-                p.advance(have);
+        let mut attempt = 1;
+        let mut counted = false;
+        loop {
+            let before = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
+            match self.download_part(url, &part, before, progress.clone(), !counted).await {
+                Ok(()) => break,
+                Err(Error::Http(e)) if attempt < self.inner.retry.max_attempts => {
+                    let now = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
+                    if now <= before {
+                        return Err(Error::Http(e));
+                    }
+                    attempt += 1;
+                    counted = true;
+                    tracing::info!(url, at = now, error = %e, "connection lost part-way, resuming");
+                }
+                Err(e) => return Err(e),
             }
-            let sink = FileSink::new(file.into_std().await, false);
-            // The body is pumped by a task of its own, on a runtime worker like hyper's
-            // connection task: pumped from a future under `block_on` (the CLI's main thread),
-            // every chunk woke another CPU, and a 1 GiB download ran 2.5× slower.
-            let pump = tokio::spawn(pump(resp, sink, progress.clone()));
-            let (received, written) = pump.await.map_err(|e| Error::io(&part, std::io::Error::other(e)))?;
-            received?;
-            written.map_err(|e| Error::io(&part, e))?;
-            // No fsync: the rename makes the file appear whole or not at all, which is what an
-            // interrupted transfer needs; like curl and rclone, we leave flushing to the OS.
         }
         let d = dest.to_owned();
         blocking(dest, move || {
@@ -236,6 +218,55 @@ impl ApiManager {
             Ok(size)
         })
         .await
+    }
+
+    /// One attempt: the content from byte `have` appended to `part` (or all of it, when the
+    /// server does not resume). `count_resumed`: report the bytes already there as progress.
+    async fn download_part(
+        &self,
+        url: &str,
+        part: &Path,
+        have: u64,
+        progress: Option<Arc<dyn Progress>>,
+        count_resumed: bool,
+    ) -> Result<()> {
+        let resp = self
+            .send(Replay::Safe, |c| {
+                let rb = c.get(url);
+                Ok(if have > 0 { rb.header(RANGE, format!("bytes={have}-")) } else { rb })
+            })
+            .await;
+        let resp = match resp {
+            // A part as long as the file: the last download stopped just before the rename.
+            Err(Error::Api(a)) if a.status == 416 && have > 0 => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(r) => r,
+        };
+        let resume = have > 0 && resp.status().as_u16() == 206 && content_range_start(&resp) == Some(have);
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(resume)
+            .truncate(!resume)
+            .open(part)
+            .await
+            .map_err(|e| Error::io(part, e))?;
+        if resume
+            && count_resumed
+            && let Some(p) = &progress
+        {
+            p.advance(have);
+        }
+        let sink = FileSink::new(file.into_std().await, false);
+        // The body is pumped by a task of its own, on a runtime worker like hyper's
+        // connection task: pumped from a future under `block_on` (the CLI's main thread),
+        // every chunk woke another CPU, and a 1 GiB download ran 2.5× slower.
+        let pump = tokio::spawn(pump(resp, sink, progress));
+        let (received, written) = pump.await.map_err(|e| Error::io(part, std::io::Error::other(e)))?;
+        written.map_err(|e| Error::io(part, e))?;
+        // No fsync: the rename makes the file appear whole or not at all, which is what an
+        // interrupted transfer needs; like curl and rclone, we leave flushing to the OS.
+        received
     }
 }
 

@@ -235,8 +235,13 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
         }
         Command::Requests { har: Some(file), .. } => {
             let v = call(reqwest::Method::GET, "/requests/har", None).await?;
-            std::fs::write(file, serde_json::to_vec_pretty(&v)?).with_context(|| format!("writing {}", file.display()))?;
-            out.note(format!("{} requests written to {}", v["log"]["entries"].as_array().map_or(0, Vec::len), file.display()));
+            std::fs::write(file, serde_json::to_vec_pretty(&v)?)
+                .with_context(|| format!("writing {}", file.display()))?;
+            out.note(format!(
+                "{} requests written to {}",
+                v["log"]["entries"].as_array().map_or(0, Vec::len),
+                file.display()
+            ));
             return Ok(());
         }
         Command::Settings { set } => {
@@ -277,7 +282,9 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
             while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
                 let chunk = chunk.context("the archive was cut short")?;
                 n += chunk.len() as u64;
-                tokio::io::AsyncWriteExt::write_all(&mut f, &chunk).await.with_context(|| format!("writing {}", file.display()))?;
+                tokio::io::AsyncWriteExt::write_all(&mut f, &chunk)
+                    .await
+                    .with_context(|| format!("writing {}", file.display()))?;
             }
             tokio::io::AsyncWriteExt::flush(&mut f).await?;
             out.note(format!("snapshot {id}: {n} bytes written to {}", file.display()));

@@ -10,6 +10,7 @@ mod client;
 mod content;
 mod crash;
 mod emulator;
+mod emulator_faults;
 mod errors;
 mod fsck;
 mod hardening;

@@ -272,14 +272,7 @@ async fn clear_faults(State(s): State<AppState>) -> StatusCode {
 
 /// `GET /_ocloud/v1/requests?op=&method=&path=&status=&user=&since=`: the journal, oldest first.
 async fn requests(State(s): State<AppState>, Query(m): Query<super::journal::Matcher>) -> Json<Value> {
-    let list: Vec<Value> = s
-        .journal
-        .as_ref()
-        .map(|j| j.list(&m))
-        .unwrap_or_default()
-        .iter()
-        .map(entry_json)
-        .collect();
+    let list: Vec<Value> = s.journal.as_ref().map(|j| j.list(&m)).unwrap_or_default().iter().map(entry_json).collect();
     Json(json!({"requests": list}))
 }
 
@@ -311,8 +304,11 @@ async fn unmatched(State(s): State<AppState>) -> Json<Value> {
 async fn tail(
     State(s): State<AppState>,
     Query(m): Query<super::journal::Matcher>,
-) -> ApiResult<axum::response::sse::Sse<impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>>
-{
+) -> ApiResult<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+> {
     use tokio::sync::broadcast::error::RecvError;
     let rx = s.journal.as_ref().ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no journal"))?.subscribe();
     let events = futures_util::stream::unfold((rx, m), |(mut rx, m)| async move {
@@ -411,7 +407,8 @@ async fn export(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<
     let body = super::archive::export((*s.svc).clone(), &id)?;
     let name = format!("attachment; filename=\"ocloud-{id}.tar\"");
     let mut res = Response::new(body);
-    res.headers_mut().insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/x-tar"));
+    res.headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/x-tar"));
     if let Ok(v) = axum::http::HeaderValue::from_str(&name) {
         res.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
     }

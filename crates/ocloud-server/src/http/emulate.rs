@@ -22,7 +22,8 @@ pub async fn layer(State(s): State<AppState>, req: Request, next: Next) -> Respo
     }
     let started = std::time::Instant::now();
     let time_ms = s.svc.clock.now_ms();
-    let operation = req.extensions().get::<MatchedPath>().and_then(|m| journal.operation(req.method(), m.as_str())).cloned();
+    let operation =
+        req.extensions().get::<MatchedPath>().and_then(|m| journal.operation(req.method(), m.as_str())).cloned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(super::journal::redact);
@@ -69,9 +70,8 @@ struct Probe {
 impl Probe {
     fn of(req: &Request) -> Probe {
         let uri = req.uri();
-        let param = |name: &str| {
-            uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')))
-        };
+        let param =
+            |name: &str| uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')));
         let token = super::extract::bearer(req.headers()).ok().flatten().or_else(|| param("token"));
         Probe {
             method: req.method().clone(),

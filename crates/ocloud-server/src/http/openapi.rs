@@ -283,26 +283,44 @@ fn control_paths() -> Vec<(&'static str, Value)> {
         "error_shape": {"type": "string", "enum": ["flat", "wrapped", "both", "legacy"]},
         "expired_token_code": {"type": "integer", "enum": [41, 42]},
         "auto_login": {"type": ["string", "null"]}, "auto_consent": {"type": "boolean"}, "seed": {"type": "integer", "minimum": 0}}});
-    let mut patch_settings = op("emu.settings.set", "Change settings at once (all or nothing)", json_ok("the settings in force"), Some(settings_body));
+    let mut patch_settings = op(
+        "emu.settings.set",
+        "Change settings at once (all or nothing)",
+        json_ok("the settings in force"),
+        Some(settings_body),
+    );
     patch_settings["responses"]["400"] = error_response(400);
     let mut codes = op("emu.oauth.codes", "The last authorization code issued to a client", json_ok("the code"), None);
     codes["parameters"] = json!([{"name": "client_id", "in": "query", "required": true, "schema": {"type": "string"}}]);
     codes["responses"]["400"] = error_response(400);
     codes["responses"]["404"] = error_response(404);
     let matcher_query = list["parameters"].clone();
-    let mut tail = op("emu.requests.tail", "The requests to come, as server-sent events",
-        json!({"description": "one `request` event per request", "content": {"text/event-stream": {"schema": {"type": "string"}}}}), None);
+    let mut tail = op(
+        "emu.requests.tail",
+        "The requests to come, as server-sent events",
+        json!({"description": "one `request` event per request", "content": {"text/event-stream": {"schema": {"type": "string"}}}}),
+        None,
+    );
     tail["parameters"] = matcher_query.clone();
     let mut har = op("emu.requests.har", "The journal as an HTTP Archive (HAR 1.2)", json_ok("a HAR document"), None);
     har["parameters"] = matcher_query;
-    let mut export = op("emu.snapshots.export", "A snapshot as a tar archive (tables and content), streamed",
-        json!({"description": "the archive", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}), None);
+    let mut export = op(
+        "emu.snapshots.export",
+        "A snapshot as a tar archive (tables and content), streamed",
+        json!({"description": "the archive", "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}),
+        None,
+    );
     export["parameters"] = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
     export["responses"]["404"] = error_response(404);
-    let mut import = op("emu.snapshots.import", "Load an archive of export as a new snapshot",
+    let mut import = op(
+        "emu.snapshots.import",
+        "Load an archive of export as a new snapshot",
         json!({"description": "its id", "content": {"application/json": {"schema": {"type": "object", "required": ["id"],
-            "properties": {"id": {"type": "string"}}}}}}), None);
-    import["requestBody"] = json!({"required": true, "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}});
+            "properties": {"id": {"type": "string"}}}}}}),
+        None,
+    );
+    import["requestBody"] =
+        json!({"required": true, "content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}});
     import["responses"]["201"] = import["responses"]["200"].take();
     import["responses"].as_object_mut().expect("responses").remove("200");
     import["responses"]["400"] = error_response(400);
@@ -312,8 +330,11 @@ fn control_paths() -> Vec<(&'static str, Value)> {
             json!({"get": op("emu.settings.get", "The settings in force", json_ok("the settings"), None), "patch": patch_settings}),
         ),
         ("/_ocloud/v1/oauth/codes", json!({"get": codes})),
-        ("/_ocloud/v1/requests/unmatched", json!({"get": op("emu.requests.unmatched",
-            "Requests no route took, each with the nearest known route", json_ok("entries"), None)})),
+        (
+            "/_ocloud/v1/requests/unmatched",
+            json!({"get": op("emu.requests.unmatched",
+            "Requests no route took, each with the nearest known route", json_ok("entries"), None)}),
+        ),
         ("/_ocloud/v1/requests/tail", json!({"get": tail})),
         ("/_ocloud/v1/requests/har", json!({"get": har})),
         ("/_ocloud/v1/snapshots/{id}/export", json!({"get": export})),

@@ -86,9 +86,9 @@ struct State {
 
 /// `body` with the fault `t` applied; `fd` is the connection's socket, for a reset.
 pub fn wrap(body: Body, t: Tamper, side: Side, fd: Option<RawFd>) -> Body {
-    let st =
-        State { inner: body.into_data_stream(), pending: None, seen: 0, t, side, fd, done: false, ended: false };
-    Body::from_stream(futures_util::stream::unfold(st, next))
+    let st = State { inner: body.into_data_stream(), pending: None, seen: 0, t, side, fd, done: false, ended: false };
+    // Fused: the body may be polled again after its end.
+    Body::from_stream(futures_util::stream::unfold(st, next).fuse())
 }
 
 async fn next(mut st: State) -> Option<(Result<Bytes, axum::Error>, State)> {
