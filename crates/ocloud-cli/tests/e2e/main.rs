@@ -11,6 +11,7 @@ mod content;
 mod crash;
 mod emulator;
 mod emulator_faults;
+mod emulator_tools;
 mod errors;
 mod fsck;
 mod hardening;
