@@ -41,8 +41,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the Orange Cloud service (API, OAuth, uploads, downloads) on this machine.
-    Serve(cmd::serve::Args),
-    /// Control a service run with `ocloud serve --emulator`: its clock, tokens, reset.
+    Serve(Box<cmd::serve::Args>),
+    /// Control a service run with `ocloud serve --emulator`: clock, tokens, faults, journal, settings, snapshots.
     #[command(subcommand)]
     Emu(cmd::emu::Command),
     /// Administration of a data dir (works while the service runs).
@@ -216,7 +216,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = || Settings::resolve(&cli.global);
     let api = || settings()?.manager();
     match &cli.command {
-        Command::Serve(args) => cmd::serve::run(args.clone(), cli.json).await,
+        Command::Serve(args) => cmd::serve::run((**args).clone(), cli.json).await,
         Command::Emu(c) => cmd::emu::run(c, &cli.global, &out).await,
         Command::Admin(c) => cmd::admin::run(c.clone()).await,
         Command::Login(a) => cmd::auth::login(&settings()?, a, &out).await,

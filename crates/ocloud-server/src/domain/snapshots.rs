@@ -136,10 +136,18 @@ pub fn is_content_key(key: &str) -> bool {
     key.len() == 32 && key.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A snapshot as an archive holds it.
+pub struct Manifest {
+    /// Every table's rows, as JSON (`snapshot.json`).
+    pub json: Vec<u8>,
+    /// The content objects it names with their sizes, in key order.
+    pub contents: Vec<(String, u64)>,
+}
+
 impl Service {
     /// Snapshot `id` as an archive's manifest (every table's rows, as JSON), and the content
     /// it names with each object's size (from its files), in key order.
-    pub fn snapshot_manifest(&self, id: &str) -> Result<(Vec<u8>, Vec<(String, u64)>)> {
+    pub fn snapshot_manifest(&self, id: &str) -> Result<Manifest> {
         let snap = self.snapshots.map.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned();
         let snap = snap.ok_or_else(|| Error::NotFound(format!("snapshot {id}")))?;
         let mut tables = serde_json::Map::new();
@@ -158,7 +166,7 @@ impl Service {
             }
         }
         let manifest = serde_json::json!({"format": FORMAT, "tables": tables});
-        Ok((serde_json::to_vec(&manifest).unwrap_or_default(), sizes.into_iter().collect()))
+        Ok(Manifest { json: serde_json::to_vec(&manifest).unwrap_or_default(), contents: sizes.into_iter().collect() })
     }
 
     /// Registers a snapshot read from an archive's manifest (its content already stored);

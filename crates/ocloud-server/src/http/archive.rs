@@ -33,7 +33,7 @@ fn padding(size: u64) -> Bytes {
 
 /// The archive of a snapshot, as a body that streams; `NotFound` for an unknown id.
 pub fn export(svc: Service, id: &str) -> crate::domain::Result<Body> {
-    let (manifest, blobs) = svc.snapshot_manifest(id)?;
+    let crate::domain::snapshots::Manifest { json: manifest, contents: blobs } = svc.snapshot_manifest(id)?;
     let manifest_len = manifest.len() as u64;
     let head = futures_util::stream::iter([
         Ok(header("snapshot.json", manifest_len)),
