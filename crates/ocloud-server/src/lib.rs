@@ -165,14 +165,14 @@ pub async fn serve(
     let tls_ca = tls.as_ref().and_then(|t| t.ca.clone());
     let openapi = bytes::Bytes::from(http::openapi::document(svc.cfg.emulator.is_some()));
     let journal = svc.cfg.emulator.is_some().then(|| Arc::new(http::journal::Journal::new(svc.cfg.journal, &openapi)));
-    let state = AppState {
+    let state = AppState::new(http::Shared {
         slots: Arc::new(tokio::sync::Semaphore::new(svc.cfg.max_concurrent_requests)),
         svc: Arc::new(svc.clone()),
         phase: Arc::new(AtomicU8::new(phase::STARTING)),
         openapi,
         journal,
         faults: svc.cfg.emulator.is_some().then(|| Arc::new(http::faults::Faults::new(svc.cfg.seed.unwrap_or(0)))),
-    };
+    });
     let app = http::router(state.clone());
     let phase = state.phase.clone();
     // Serve at once: until the start-up work below is done, every request gets 503/5.

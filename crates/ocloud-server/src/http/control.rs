@@ -292,7 +292,7 @@ async fn unmatched(State(s): State<AppState>) -> Json<Value> {
         .filter(|e| e.operation.is_none())
         .map(|e| {
             let mut v = entry_json(e);
-            v["nearest"] = json!(j.nearest(&e.method, &e.path));
+            v["nearest"] = json!(j.nearest(e.method.as_str(), &e.path));
             v
         })
         .collect();
@@ -350,7 +350,7 @@ async fn har(State(s): State<AppState>, Query(m): Query<super::journal::Matcher>
                 "startedDateTime": rfc3339(e.time_ms),
                 "time": e.duration_ms,
                 "request": {
-                    "method": e.method, "url": url, "httpVersion": "HTTP/1.1", "cookies": [], "headers": [],
+                    "method": e.method.as_str(), "url": url, "httpVersion": "HTTP/1.1", "cookies": [], "headers": [],
                     "queryString": query, "headersSize": -1, "bodySize": e.bytes_in.map_or(-1, |b| b as i64),
                 },
                 "response": {

@@ -3,58 +3,134 @@
 //! (`super::faults`) and recorded in the journal (`super::journal`). With no rule the check is
 //! one atomic load; the journal entry is the rest of the cost (bench/emulator.sh).
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use axum::extract::{MatchedPath, Request};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::BoxFuture;
 use ocloud_wire::ErrorCode;
+use tower::{Layer, Service, ServiceExt as _};
 
 use super::AppState;
 use super::error::ApiError;
 use super::faults::{Action, Faults, RequestInfo};
-use super::journal::{Entry, FaultFired};
+use super::journal::{Entry, FaultFired, Journal};
 use super::tamper::{self, ConnFd, Side};
 
-/// The middleware.
-pub async fn layer(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let (Some(journal), Some(faults)) = (s.journal.clone(), s.faults.clone()) else { return next.run(req).await };
-    if req.uri().path().starts_with("/_ocloud/") {
-        return next.run(req).await;
+/// The layer, put on every route (so the route's template is known). A tower service of its
+/// own rather than `middleware::from_fn`: that one clones the boxed route per request, and
+/// this layer must cost next to nothing.
+#[derive(Clone)]
+pub struct EmulateLayer(pub AppState);
+
+impl<S> Layer<S> for EmulateLayer {
+    type Service = Emulate<S>;
+
+    fn layer(&self, inner: S) -> Emulate<S> {
+        Emulate { inner, state: self.0.clone() }
     }
-    let started = std::time::Instant::now();
-    let time_ms = s.svc.clock.now_ms();
-    let operation =
-        req.extensions().get::<MatchedPath>().and_then(|m| journal.operation(req.method(), m.as_str())).cloned();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(super::journal::redact);
-    let bytes_in = super::journal::length(req.headers());
-    let served = async {
-        let fired = match faults.any() {
-            true => decide(&s, &faults, Probe::of(&req), operation.as_deref()).await,
-            false => None,
-        };
-        match fired {
-            None => next.run(req).await,
-            Some((name, action)) => act(&faults, name, action, req, next).await,
+}
+
+/// See [`EmulateLayer`].
+#[derive(Clone)]
+pub struct Emulate<S> {
+    inner: S,
+    state: AppState,
+}
+
+/// What the journal notes of a request before it is served.
+struct Arrival {
+    started: std::time::Instant,
+    time_ms: i64,
+    operation: Option<std::sync::Arc<str>>,
+    method: axum::http::Method,
+    path: String,
+    query: Option<String>,
+    bytes_in: Option<u64>,
+}
+
+impl Arrival {
+    fn of(req: &Request, s: &AppState, journal: &Journal) -> Arrival {
+        let operation =
+            req.extensions().get::<MatchedPath>().and_then(|m| journal.operation(req.method(), m.as_str())).cloned();
+        Arrival {
+            started: std::time::Instant::now(),
+            time_ms: s.svc.clock.now_ms(),
+            operation,
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            query: req.uri().query().map(super::journal::redact),
+            bytes_in: super::journal::length(req.headers()),
         }
-    };
-    let (res, who) = crate::domain::caller::scope(served).await;
-    journal.push(Entry {
-        id: 0,
-        time_ms,
-        operation,
-        method: method.to_string(),
-        path,
-        query,
-        status: res.status().as_u16(),
-        user: who.as_ref().map(|w| w.0.clone()),
-        app: who.map(|w| w.1),
-        bytes_in,
-        bytes_out: super::journal::length(res.headers()),
-        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-        fault: res.extensions().get::<FaultFired>().map(|f| f.0.clone()),
-    });
-    res
+    }
+
+    /// The journal entry, once answered.
+    fn record(self, journal: &Journal, res: &Response, who: Option<(String, String)>) {
+        let (user, app) = who.map_or((None, None), |(u, a)| (Some(u), Some(a)));
+        journal.push(Entry {
+            id: 0,
+            time_ms: self.time_ms,
+            operation: self.operation,
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            status: res.status().as_u16(),
+            user,
+            app,
+            bytes_in: self.bytes_in,
+            bytes_out: super::journal::length(res.headers()),
+            duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
+            fault: res.extensions().get::<FaultFired>().map(|f| f.0.clone()),
+        });
+    }
+}
+
+impl<S> Service<Request> for Emulate<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let (Some(journal), Some(faults)) = (self.state.journal.clone(), self.state.faults.clone()) else {
+            return Box::pin(self.inner.call(req));
+        };
+        if req.uri().path().starts_with("/_ocloud/") {
+            return Box::pin(self.inner.call(req));
+        }
+        let arrival = Arrival::of(&req, &self.state, &journal);
+        if !faults.any() {
+            // The common case: served by the route already made ready, no clone of it.
+            let served = self.inner.call(req);
+            return Box::pin(async move {
+                let (res, who) = crate::domain::caller::scope(served).await;
+                let res = res.unwrap_or_else(|never| match never {});
+                arrival.record(&journal, &res, who);
+                Ok(res)
+            });
+        }
+        let (inner, s) = (self.inner.clone(), self.state.clone());
+        Box::pin(async move {
+            let op = arrival.operation.clone();
+            let served = async {
+                match decide(&s, &faults, Probe::of(&req), op.as_deref()).await {
+                    None => inner.oneshot(req).await.unwrap_or_else(|never| match never {}),
+                    Some((name, action)) => act(&faults, name, action, req, inner).await,
+                }
+            };
+            let (res, who) = crate::domain::caller::scope(served).await;
+            arrival.record(&journal, &res, who);
+            Ok(res)
+        })
+    }
 }
 
 /// What the rules can match of a request, taken from it before anything is awaited (a
@@ -102,19 +178,23 @@ async fn decide(s: &AppState, faults: &Faults, p: Probe, op: Option<&str>) -> Op
 }
 
 /// Serves `req` as the fired rule `name` says.
-async fn act(faults: &Faults, name: String, action: Action, req: Request, next: Next) -> Response {
+async fn act<S>(faults: &Faults, name: String, action: Action, req: Request, inner: S) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let run = |req: Request| async move { inner.oneshot(req).await.unwrap_or_else(|never| match never {}) };
     tracing::info!(rule = %crate::logsafe::Esc(&name), "emulator: fault fired");
     let marked = FaultFired(name.clone());
     let fd = req.extensions().get::<ConnFd>().map(|f| f.0);
     let mut res = if let Some((t, side)) = action.tamper() {
         match side {
-            Side::Request => next.run(req.map(|b| tamper::wrap(b, t, side, fd))).await,
-            Side::Response => next.run(req).await.map(|b| tamper::wrap(b, t, side, fd)),
+            Side::Request => run(req.map(|b| tamper::wrap(b, t, side, fd))).await,
+            Side::Response => run(req).await.map(|b| tamper::wrap(b, t, side, fd)),
         }
     } else if let Action::Latency { ms, jitter_ms } = action {
         let extra = faults.jitter(jitter_ms);
         tokio::time::sleep(std::time::Duration::from_millis(ms + extra)).await;
-        next.run(req).await
+        run(req).await
     } else {
         let err = match action {
             Action::Error(code) => {

@@ -23,7 +23,8 @@ pub struct Entry {
     #[serde(serialize_with = "shared_str")]
     pub operation: Option<std::sync::Arc<str>>,
     /// Method.
-    pub method: String,
+    #[serde(serialize_with = "method_str")]
+    pub method: Method,
     /// Path.
     pub path: String,
     /// Query string, secrets redacted.
@@ -47,6 +48,10 @@ pub struct Entry {
 /// An operation id shared with the route table, written as a string.
 fn shared_str<S: serde::Serializer>(v: &Option<std::sync::Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_some(&v.as_deref())
+}
+
+fn method_str<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.as_str())
 }
 
 /// Put on a response by `faults::apply`: the rule that fired.
@@ -76,7 +81,7 @@ impl Matcher {
     /// Whether `e` matches.
     pub fn matches(&self, e: &Entry) -> bool {
         self.op.as_deref().is_none_or(|op| e.operation.as_deref() == Some(op))
-            && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(&e.method))
+            && self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(e.method.as_str()))
             && self.path.as_deref().is_none_or(|p| glob(p, &e.path))
             && self.status.is_none_or(|s| s == e.status)
             && self.user.as_deref().is_none_or(|u| e.user.as_deref() == Some(u))
