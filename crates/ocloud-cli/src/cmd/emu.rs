@@ -81,6 +81,13 @@ pub enum Command {
         #[arg(long)]
         har: Option<std::path::PathBuf>,
     },
+    /// Print each request as it arrives (the journal's live tail), until interrupted.
+    #[command(after_help = "Example:\n  ocloud emu tail --op files.upload")]
+    Tail {
+        /// Only this operation id.
+        #[arg(long)]
+        op: Option<String>,
+    },
     /// Show the settings, or change some: KEY=VALUE with KEY one of token_ttl, quota,
     /// rate_limit, max_upload_size, error_shape, expired_token_code, auto_login (a user, or
     /// `null`), auto_consent, seed.
@@ -242,6 +249,39 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
                 v["log"]["entries"].as_array().map_or(0, Vec::len),
                 file.display()
             ));
+            return Ok(());
+        }
+        Command::Tail { op } => {
+            let mut rb = http.get(format!("{base}/_ocloud/v1/requests/tail")).bearer_auth(&token);
+            if let Some(o) = op {
+                rb = rb.query(&[("op", o)]);
+            }
+            let r = rb.send().await.with_context(|| format!("no answer from {base}"))?;
+            if !r.status().is_success() {
+                anyhow::bail!("{}: no live tail (is it `ocloud serve --emulator`?)", r.status());
+            }
+            let mut body = r.bytes_stream();
+            let mut pending = String::new();
+            while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+                pending.push_str(&String::from_utf8_lossy(&chunk.context("the tail was cut")?));
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    let Some(data) = line.trim_end().strip_prefix("data: ") else { continue };
+                    let e: Value = serde_json::from_str(data).unwrap_or(Value::Null);
+                    if out.json {
+                        println!("{data}");
+                    } else {
+                        println!(
+                            "{} {} {} {} {}",
+                            e["id"],
+                            e["method"].as_str().unwrap_or_default(),
+                            e["path"].as_str().unwrap_or_default(),
+                            e["status"],
+                            e["operation"].as_str().unwrap_or("-")
+                        );
+                    }
+                }
+            }
             return Ok(());
         }
         Command::Settings { set } => {

@@ -222,6 +222,17 @@ async fn expired_tokens_are_refreshed_and_503_53_waits_for_retry_after() {
     let gap = roots[1]["time_ms"].as_i64().unwrap() - roots[0]["time_ms"].as_i64().unwrap();
     assert!(gap >= 1000, "the retry came {gap} ms later, before Retry-After");
 
+    // A legacy API's action is an operation to match too.
+    faults(&s, json!([{"match": {"op": "getContentUploadURL"}, "when": {"times": 1}, "action": {"error": 5}}])).await;
+    let legacy = |name: &str| {
+        http().get(format!(
+            "{}/personal/content/v1?action=getContentUploadURL&token=OFR-gus&content_name={name}&content_size=1",
+            s.url
+        ))
+    };
+    assert_eq!(legacy("a.txt").send().await.unwrap().status(), 503);
+    assert_eq!(legacy("a.txt").send().await.unwrap().status(), 200);
+
     // Advancing the clock expires the token; the client refreshes on its own.
     let before = api.tokens().unwrap().access_token;
     control(&s, reqwest::Method::POST, "/clock/advance", Some(json!({"seconds": 3601}))).await.ok();
