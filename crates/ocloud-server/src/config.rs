@@ -64,6 +64,8 @@ pub struct Config {
     pub emulator_file: Option<PathBuf>,
     /// `--seed`: tokens, ids and keys drawn from a generator seeded with it (see `random`).
     pub seed: Option<u64>,
+    /// Serve the web interface at `/` (`--no-web`: the API alone).
+    pub web: bool,
     /// Create the dev user and app on an empty data dir.
     pub dev_account: bool,
 }
@@ -95,6 +97,7 @@ impl Config {
             rotate_refresh_tokens: false,
             upload_url_ttl: Duration::from_secs(600),
             dev_account: true,
+            web: true,
             seed: None,
             emulator: None,
             emulator_file: None,

@@ -15,6 +15,7 @@ pub mod http;
 pub mod logsafe;
 pub mod random;
 pub mod store;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -98,6 +98,9 @@ pub struct Args {
     /// Do not create the dev user and app on an empty data dir.
     #[arg(long, env = "OCLOUD_NO_DEV_ACCOUNT")]
     no_dev_account: bool,
+    /// Serve the API alone, without the web interface at `/`.
+    #[arg(long, env = "OCLOUD_NO_WEB")]
+    no_web: bool,
     /// Serve the emulator's control plane at /_ocloud/v1/ (clock, tokens, reset; see
     /// `ocloud emu`), guarded by an admin token printed at start.
     #[arg(long, env = "OCLOUD_EMULATOR")]
@@ -152,6 +155,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
     cfg.rate_limit = args.rate_limit;
     cfg.rotate_refresh_tokens = args.rotate_refresh_tokens;
     cfg.dev_account = !args.no_dev_account;
+    cfg.web = !args.no_web;
     cfg.cache = !args.no_cache;
     cfg.upload_url_ttl = Duration::from_secs(args.upload_url_ttl);
     let data_dir = cfg.data_dir.clone();

@@ -168,7 +168,70 @@ pub struct Grant {
     pub expires_in: u64,
 }
 
+/// The client id of the web interface (`ui`), the service's own first-party client: made on
+/// first use, its redirect URI is always `<public URL>/ui/callback` (so it follows the public
+/// URL), and its consent is implied.
+pub const WEB_CLIENT_ID: &str = "ocloud-web";
+/// The web interface's scopes: the user's whole cloud.
+pub const WEB_SCOPES: &str = "openid cloud cloudfullread cloudfullwrite offline_access";
+
 impl Service {
+    /// The web interface's OAuth client, made if missing (by whichever instance comes first).
+    pub async fn web_app(&self) -> Result<App> {
+        if let Some(app) = self.meta.app_by_client_id(WEB_CLIENT_ID).await? {
+            return Ok(app);
+        }
+        // Its secret is never used (the service exchanges its codes itself) nor known.
+        let secret = super::auth::new_token();
+        let secret_hash = tokio::task::spawn_blocking(move || hash_secret(&secret))
+            .await
+            .map_err(|e| super::Error::Internal(e.to_string()))?;
+        let new = crate::store::NewApp {
+            name: "ocloud web".into(),
+            client_id: WEB_CLIENT_ID.into(),
+            secret_hash,
+            redirect_uris: Vec::new(),
+            scopes: WEB_SCOPES.into(),
+            rate_limit: None,
+        };
+        match self.meta.create_app(new).await {
+            Ok(app) => Ok(app),
+            // Another instance made it first.
+            Err(_) => {
+                self.meta.app_by_client_id(WEB_CLIENT_ID).await?.ok_or_else(|| super::Error::Internal("web app".into()))
+            }
+        }
+    }
+
+    /// The applications a user has allowed, with the scopes allowed (the web interface's own
+    /// client left out).
+    pub async fn grants_of(&self, user_id: i64) -> Result<Vec<(App, String)>> {
+        let mut out = Vec::new();
+        for (app_id, scope) in self.meta.consents_of(user_id).await? {
+            if let Some(app) = self.meta.app(app_id).await?.filter(|a| !Service::is_first_party(a)) {
+                out.push((app, scope));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends an application's access to a user's account: its consent forgotten, its tokens
+    /// revoked; `false` if it had none.
+    pub async fn revoke_grants(&self, user_id: i64, client_id: &str) -> Result<bool> {
+        let Some(app) = self.meta.app_by_client_id(client_id).await? else { return Ok(false) };
+        Ok(self.meta.forget_access(user_id, app.id).await?)
+    }
+
+    /// Whether `app` is the web interface.
+    pub fn is_first_party(app: &App) -> bool {
+        app.client_id == WEB_CLIENT_ID
+    }
+
+    /// The web interface's redirect URI.
+    pub fn web_redirect_uri(&self) -> String {
+        format!("{}/ui/callback", self.public_url)
+    }
+
     /// Validates an authorize request against the registered app.
     pub async fn check_authorize(&self, req: &AuthorizeRequest) -> Result<App, AuthorizeError> {
         let page = |m: String| AuthorizeError::Page(m);
@@ -184,7 +247,8 @@ impl Service {
                 page("Internal error.".into())
             })?
             .ok_or_else(|| page(format!("Unknown application {:?}.", req.client_id)))?;
-        if !app.redirect_uris.iter().any(|u| u == &req.redirect_uri) {
+        let first_party = Service::is_first_party(&app) && req.redirect_uri == self.web_redirect_uri();
+        if !first_party && !app.redirect_uris.iter().any(|u| u == &req.redirect_uri) {
             return Err(page(format!("The redirect URI {:?} is not registered for {}.", req.redirect_uri, app.name)));
         }
         if app.disabled {

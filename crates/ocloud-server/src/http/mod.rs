@@ -144,11 +144,17 @@ pub fn router(state: AppState) -> Router {
     let api = api.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
         ApiError::new(ErrorCode::Internal, "a handler panicked").into_response()
     }));
-    api.layer(middleware::from_fn_with_state(state.clone(), gate))
+    let api: Router = api
+        .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(middleware::from_fn_with_state(state.clone(), capacity))
         .layer(middleware::from_fn_with_state(state.clone(), shape_errors))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state.clone());
+    // The web interface calls into `api` as any client would; everything else falls through.
+    let all = match state.svc.cfg.web {
+        true => crate::ui::routes(crate::ui::UiState { app: state, api: api.clone() }).fallback_service(api),
+        false => api,
+    };
+    all.layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 /// axum answers an unknown method with a bare 405; give it the spec's body, keep `Allow`.

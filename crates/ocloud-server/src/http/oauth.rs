@@ -103,6 +103,10 @@ async fn after_login(
     req: &AuthorizeRequest,
     force_consent: bool,
 ) -> Response {
+    if crate::domain::Service::is_first_party(app) {
+        // The service's own web interface: consent is implied.
+        return redirect_code(s, user, app, req).await;
+    }
     match s.svc.has_consent(user, app, req).await {
         Ok(true) if !force_consent => redirect_code(s, user, app, req).await,
         Ok(_) => html(StatusCode::OK, web::consent(&app.name, &user.name, req, csrf)),

@@ -549,6 +549,11 @@ pub trait Grants: Send + Sync + 'static {
     async fn purge_expired(&self, now: i64, tokens_before: i64) -> StoreResult<usize>;
     /// Revokes every token of a grant (a replayed code's tokens).
     async fn revoke_grant(&self, grant: &str) -> StoreResult<()>;
+    /// The consents of a user: `(app id, scopes)`, by app id.
+    async fn consents_of(&self, user_id: i64) -> StoreResult<Vec<(i64, String)>>;
+    /// Forgets a user's consent to an app and revokes every token of theirs for it, in one
+    /// transaction; whether there was anything to forget.
+    async fn forget_access(&self, user_id: i64, app_id: i64) -> StoreResult<bool>;
     /// Stores the tokens of one issue (an access token and its refresh token) together.
     async fn insert_tokens(&self, tokens: Vec<NewToken>) -> StoreResult<()>;
     /// The token whose SHA-256 is `hash`.

@@ -725,6 +725,32 @@ impl Grants for Postgres {
         self.exec("UPDATE tokens SET revoked = TRUE WHERE grant_id = $1", &[&grant]).await.map(drop)
     }
 
+    async fn consents_of(&self, user_id: i64) -> StoreResult<Vec<(i64, String)>> {
+        self.all("SELECT app_id, scope FROM consents WHERE user_id = $1 ORDER BY app_id", &[&user_id], |r| {
+            (r.get(0), r.get(1))
+        })
+        .await
+    }
+
+    async fn forget_access(&self, user_id: i64, app_id: i64) -> StoreResult<bool> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let consents = tx
+            .execute("DELETE FROM consents WHERE user_id = $1 AND app_id = $2", &[&user_id, &app_id])
+            .await
+            .map_err(pg)?;
+        let tokens = tx
+            .execute(
+                "UPDATE tokens SET revoked = TRUE WHERE user_id = $1 AND app_id = $2 AND NOT revoked",
+                &[&user_id, &app_id],
+            )
+            .await
+            .map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        self.bump(&c).await;
+        Ok(consents + tokens > 0)
+    }
+
     async fn insert_tokens(&self, tokens: Vec<NewToken>) -> StoreResult<()> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(pg)?;

@@ -843,6 +843,29 @@ impl Grants for Sqlite {
         .await
     }
 
+    async fn consents_of(&self, user_id: i64) -> StoreResult<Vec<(i64, String)>> {
+        self.quick(move |c| {
+            let mut st = c.prepare_cached("SELECT app_id, scope FROM consents WHERE user_id = ?1 ORDER BY app_id")?;
+            st.query_map([user_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
+    async fn forget_access(&self, user_id: i64, app_id: i64) -> StoreResult<bool> {
+        self.write(move |tx, _| {
+            let consents = tx
+                .execute("DELETE FROM consents WHERE user_id = ?1 AND app_id = ?2", [user_id, app_id])
+                .map_err(backend)?;
+            let tokens = tx
+                .execute(
+                    "UPDATE tokens SET revoked = 1 WHERE user_id = ?1 AND app_id = ?2 AND revoked = 0",
+                    [user_id, app_id],
+                )
+                .map_err(backend)?;
+            Ok(consents + tokens > 0)
+        })
+        .await
+    }
+
     async fn insert_tokens(&self, tokens: Vec<NewToken>) -> StoreResult<()> {
         self.write(move |tx, _| {
             for token in tokens {
