@@ -43,7 +43,10 @@ enum Command {
     /// Run the Orange Cloud service (API, OAuth, uploads, downloads) on this machine.
     Serve(Box<cmd::serve::Args>),
     /// Control a service run with `ocloud serve --emulator`: clock, tokens, faults, journal, settings, snapshots.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Talks to --api-url (OCLOUD_API_URL) with the admin token in OCLOUD_EMULATOR_TOKEN (printed by `ocloud serve --emulator`)."
+    )]
     Emu(cmd::emu::Command),
     /// Administration of a data dir (works while the service runs).
     #[command(subcommand)]

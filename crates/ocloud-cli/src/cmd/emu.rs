@@ -1,5 +1,7 @@
 //! `ocloud emu`: the control plane of a service run with `ocloud serve --emulator`.
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
@@ -152,6 +154,24 @@ pub enum Command {
     },
 }
 
+/// The journal matcher as a query string.
+fn matcher_query(op: &Option<String>, status: &Option<u16>, path: &Option<String>) -> String {
+    let mut u = reqwest::Url::parse("http://x/").expect("a URL");
+    {
+        let mut q = u.query_pairs_mut();
+        if let Some(o) = op {
+            q.append_pair("op", o);
+        }
+        if let Some(s) = status {
+            q.append_pair("status", &s.to_string());
+        }
+        if let Some(p) = path {
+            q.append_pair("path", p);
+        }
+    }
+    u.query().unwrap_or_default().to_owned()
+}
+
 /// Runs one command against the service at `--api-url` (`OCLOUD_API_URL`) with the admin
 /// token of `OCLOUD_EMULATOR_TOKEN`.
 pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Result<()> {
@@ -174,12 +194,19 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
         async move {
             let r = rb.send().await.with_context(|| format!("no answer from {base}"))?;
             let status = r.status();
+            // The service's own words on what was wrong, when it gives them.
+            let detail = r.headers().get("x-ocloud-detail").and_then(|v| v.to_str().ok()).map(str::to_owned);
             let text = r.text().await.unwrap_or_default();
             if !status.is_success() {
-                let why = serde_json::from_str::<Value>(&text)
-                    .ok()
-                    .and_then(|v| v["description"].as_str().or(v["message"].as_str()).map(str::to_owned))
-                    .unwrap_or(text);
+                let why = detail.clone().unwrap_or_else(|| {
+                    serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|v| v["description"].as_str().or(v["message"].as_str()).map(str::to_owned))
+                        .unwrap_or(text)
+                });
+                if status == reqwest::StatusCode::UNAUTHORIZED {
+                    anyhow::bail!("{status}: the emulator refused the admin token in OCLOUD_EMULATOR_TOKEN ({why})");
+                }
                 if status == reqwest::StatusCode::NOT_FOUND && why.contains("no such endpoint") {
                     anyhow::bail!("{base} has no control plane: start it with `ocloud serve --emulator`");
                 }
@@ -211,7 +238,7 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
             )
             .await?;
             if !out.json {
-                println!("{}", v["access_token"].as_str().unwrap_or_default());
+                writeln!(std::io::stdout(), "{}", v["access_token"].as_str().unwrap_or_default())?;
                 return Ok(());
             }
             v
@@ -228,20 +255,22 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
             let v = call(reqwest::Method::GET, "/requests/unmatched", None).await?;
             if !out.json {
                 for e in v["requests"].as_array().into_iter().flatten() {
-                    println!(
+                    writeln!(
+                        std::io::stdout(),
                         "{} {} {} -> nearest: {}",
                         e["id"],
                         e["method"].as_str().unwrap_or_default(),
                         e["path"].as_str().unwrap_or_default(),
                         e["nearest"].as_str().unwrap_or("-")
-                    );
+                    )?;
                 }
                 return Ok(());
             }
             v
         }
-        Command::Requests { har: Some(file), .. } => {
-            let v = call(reqwest::Method::GET, "/requests/har", None).await?;
+        Command::Requests { har: Some(file), op, status, path, .. } => {
+            let v =
+                call(reqwest::Method::GET, &format!("/requests/har?{}", matcher_query(op, status, path)), None).await?;
             std::fs::write(file, serde_json::to_vec_pretty(&v)?)
                 .with_context(|| format!("writing {}", file.display()))?;
             out.note(format!(
@@ -269,16 +298,17 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
                     let Some(data) = line.trim_end().strip_prefix("data: ") else { continue };
                     let e: Value = serde_json::from_str(data).unwrap_or(Value::Null);
                     if out.json {
-                        println!("{data}");
+                        writeln!(std::io::stdout(), "{data}")?;
                     } else {
-                        println!(
+                        writeln!(
+                            std::io::stdout(),
                             "{} {} {} {} {}",
                             e["id"],
                             e["method"].as_str().unwrap_or_default(),
                             e["path"].as_str().unwrap_or_default(),
                             e["status"],
                             e["operation"].as_str().unwrap_or("-")
-                        );
+                        )?;
                     }
                 }
             }
@@ -301,7 +331,7 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
         Command::Code { client_id } => {
             let v = call(reqwest::Method::GET, &format!("/oauth/codes?client_id={client_id}"), None).await?;
             if !out.json {
-                println!("{}", v["code"].as_str().unwrap_or_default());
+                writeln!(std::io::stdout(), "{}", v["code"].as_str().unwrap_or_default())?;
                 return Ok(());
             }
             v
@@ -346,26 +376,17 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
                 anyhow::bail!("{status}: {}", v["description"].as_str().unwrap_or("the archive was refused"));
             }
             if !out.json {
-                println!("{}", v["id"].as_str().unwrap_or_default());
+                writeln!(std::io::stdout(), "{}", v["id"].as_str().unwrap_or_default())?;
                 return Ok(());
             }
             v
         }
         Command::Requests { op, status, path, .. } => {
-            let mut q = Vec::new();
-            if let Some(o) = op {
-                q.push(format!("op={o}"));
-            }
-            if let Some(s) = status {
-                q.push(format!("status={s}"));
-            }
-            if let Some(p) = path {
-                q.push(format!("path={p}"));
-            }
-            let v = call(reqwest::Method::GET, &format!("/requests?{}", q.join("&")), None).await?;
+            let v = call(reqwest::Method::GET, &format!("/requests?{}", matcher_query(op, status, path)), None).await?;
             if !out.json {
                 for e in v["requests"].as_array().into_iter().flatten() {
-                    println!(
+                    writeln!(
+                        std::io::stdout(),
                         "{} {} {} {} {} {}",
                         e["id"],
                         e["method"].as_str().unwrap_or_default(),
@@ -373,7 +394,7 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
                         e["status"],
                         e["operation"].as_str().unwrap_or("-"),
                         e["user"].as_str().unwrap_or("-")
-                    );
+                    )?;
                 }
                 return Ok(());
             }
@@ -394,7 +415,7 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
         Command::Snapshot => {
             let v = call(reqwest::Method::POST, "/snapshots", None).await?;
             if !out.json {
-                println!("{}", v["id"].as_str().unwrap_or_default());
+                writeln!(std::io::stdout(), "{}", v["id"].as_str().unwrap_or_default())?;
                 return Ok(());
             }
             v
@@ -409,9 +430,9 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
     if out.json {
         out.json_out(&v)?;
     } else if let Some(now) = v["now"].as_str() {
-        println!("{now}{}", if v["frozen"] == true { " (frozen)" } else { "" });
+        writeln!(std::io::stdout(), "{now}{}", if v["frozen"] == true { " (frozen)" } else { "" })?;
     } else if !v.is_null() {
-        println!("{v}");
+        writeln!(std::io::stdout(), "{v}")?;
     }
     Ok(())
 }

@@ -165,6 +165,30 @@ async fn corrupt_stall_and_bandwidth_act_on_the_exact_bytes() {
     assert_eq!(diff, [1000, 1001], "exactly the two bytes at the offset");
     assert_eq!(gus.download(&id).await.as_ref(), &content[..], "once only");
 
+    // Cut early: the head and the bytes before the offset arrive, then the body falls short
+    // of its declared length (a JSON answer too), which the client sees as an error.
+    for (op, path, after) in [("content.get", None, 100u64), ("freespace.get", Some("/cloud/v1/freespace"), 5)] {
+        faults(&s, json!([{"match": {"op": op}, "when": {"times": 1}, "action": {"truncate": {"after": after}}}]))
+            .await;
+        let url = match path {
+            Some(p) => format!("{}{p}", s.url),
+            None => gus.get(&format!("/cloud/v1/files/{id}")).await.ok()["downloadUrl"].as_str().unwrap().to_owned(),
+        };
+        let resp = http().get(&url).bearer_auth("OFR-gus").send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{op}: the head arrived");
+        let declared = resp.content_length();
+        assert!(declared.is_some_and(|n| n > after), "{op}: a declared length, {declared:?}");
+        let mut body = resp.bytes_stream();
+        let (mut got, mut failed) = (0, false);
+        while let Some(c) = futures_util::StreamExt::next(&mut body).await {
+            match c {
+                Ok(c) => got += c.len() as u64,
+                Err(_) => failed = true,
+            }
+        }
+        assert_eq!((got, failed), (after, true), "{op}: {after} bytes, then an error");
+    }
+
     // A stall holds the rest back: a reader with a deadline gives up, with the head received.
     faults(&s, json!([{"match": {"op": "content.get"}, "when": {"times": 1}, "action": {"stall": {"after": 10_000}}}]))
         .await;

@@ -50,6 +50,20 @@ pub fn routes(state: AppState) -> axum::Router<AppState> {
         .layer(axum::middleware::from_fn_with_state(state, guard))
 }
 
+/// Query parameters, refused in the spec's error body (400/27… as the API's own are) rather
+/// than axum's plain text.
+pub struct Q<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(t)| Q(t))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidUrlParameter, e.body_text()))
+    }
+}
+
 /// Only a request with the admin token gets through (compared in constant time).
 async fn guard(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let expected = s.svc.cfg.emulator.as_deref().unwrap_or_default();
@@ -87,6 +101,7 @@ async fn clock(State(s): State<AppState>) -> Json<Value> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SetClock {
     /// RFC 3339 time, or…
     now: Option<String>,
@@ -114,6 +129,7 @@ async fn set_clock(State(s): State<AppState>, headers: HeaderMap, body: Body) ->
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Advance {
     seconds: Option<f64>,
     ms: Option<i64>,
@@ -132,6 +148,7 @@ async fn advance(State(s): State<AppState>, headers: HeaderMap, body: Body) -> A
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Mint {
     user: String,
     app: String,
@@ -205,13 +222,14 @@ async fn patch_settings(State(s): State<AppState>, headers: HeaderMap, body: Bod
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CodesQuery {
     client_id: String,
 }
 
 /// `GET /_ocloud/v1/oauth/codes?client_id=…`: the last authorization code issued to that
 /// client, for a headless test that cannot follow the redirect (404/1 if none yet).
-async fn codes(State(s): State<AppState>, Query(q): Query<CodesQuery>) -> ApiResult<Json<Value>> {
+async fn codes(State(s): State<AppState>, Q(q): Q<CodesQuery>) -> ApiResult<Json<Value>> {
     let (code, at) = s
         .svc
         .settings
@@ -271,7 +289,7 @@ async fn clear_faults(State(s): State<AppState>) -> StatusCode {
 }
 
 /// `GET /_ocloud/v1/requests?op=&method=&path=&status=&user=&since=`: the journal, oldest first.
-async fn requests(State(s): State<AppState>, Query(m): Query<super::journal::Matcher>) -> Json<Value> {
+async fn requests(State(s): State<AppState>, Q(m): Q<super::journal::Matcher>) -> Json<Value> {
     let list: Vec<Value> = s.journal.as_ref().map(|j| j.list(&m)).unwrap_or_default().iter().map(entry_json).collect();
     Json(json!({"requests": list}))
 }
@@ -303,7 +321,7 @@ async fn unmatched(State(s): State<AppState>) -> Json<Value> {
 /// `request` event each, the entry as JSON), filtered like `GET …/requests`.
 async fn tail(
     State(s): State<AppState>,
-    Query(m): Query<super::journal::Matcher>,
+    Q(m): Q<super::journal::Matcher>,
 ) -> ApiResult<
     axum::response::sse::Sse<
         impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
@@ -311,12 +329,19 @@ async fn tail(
 > {
     use tokio::sync::broadcast::error::RecvError;
     let rx = s.journal.as_ref().ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no journal"))?.subscribe();
-    let events = futures_util::stream::unfold((rx, m), |(mut rx, m)| async move {
+    let phase = s.phase.clone();
+    let events = futures_util::stream::unfold((rx, m, phase), |(mut rx, m, phase)| async move {
         loop {
-            match rx.recv().await {
+            // Checked every second, so a shutdown does not wait on an open tail.
+            let next = match tokio::time::timeout(std::time::Duration::from_secs(1), rx.recv()).await {
+                Ok(n) => n,
+                Err(_) if phase.load(std::sync::atomic::Ordering::Acquire) == super::phase::READY => continue,
+                Err(_) => return None,
+            };
+            match next {
                 Ok(e) if m.matches(&e) => {
                     let event = axum::response::sse::Event::default().event("request").data(entry_json(&e).to_string());
-                    return Some((Ok(event), (rx, m)));
+                    return Some((Ok(event), (rx, m, phase)));
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return None,
@@ -329,7 +354,7 @@ async fn tail(
 /// `GET /_ocloud/v1/requests/har?op=…`: the journal as an HTTP Archive (HAR 1.2), for browser
 /// tools and proxies. Headers and bodies are not kept, so they are empty; sizes, timings and
 /// the fault that fired (as the entry's comment) are there.
-async fn har(State(s): State<AppState>, Query(m): Query<super::journal::Matcher>) -> Response {
+async fn har(State(s): State<AppState>, Q(m): Q<super::journal::Matcher>) -> Response {
     let base = s.svc.public_url.trim_end_matches('/').to_owned();
     let entries: Vec<Value> = s
         .journal
@@ -432,12 +457,13 @@ async fn delete_snapshot(State(s): State<AppState>, Path(id): Path<String>) -> A
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ResetQuery {
     keep: Option<String>,
 }
 
 /// `POST /_ocloud/v1/reset[?keep=accounts]`.
-async fn reset(State(s): State<AppState>, Query(q): Query<ResetQuery>) -> ApiResult<Json<Value>> {
+async fn reset(State(s): State<AppState>, Q(q): Q<ResetQuery>) -> ApiResult<Json<Value>> {
     let keep_accounts = match q.keep.as_deref() {
         None => false,
         Some("accounts") => true,

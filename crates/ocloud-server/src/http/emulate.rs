@@ -79,7 +79,7 @@ impl Arrival {
             user,
             app,
             bytes_in: self.bytes_in,
-            bytes_out: super::journal::length(res.headers()),
+            bytes_out: super::journal::length(res.headers()).or_else(|| http_body::Body::size_hint(res.body()).exact()),
             duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,
             fault: res.extensions().get::<FaultFired>().map(|f| f.0.clone()),
         });
@@ -189,7 +189,17 @@ where
     let mut res = if let Some((t, side)) = action.tamper() {
         match side {
             Side::Request => run(req.map(|b| tamper::wrap(b, t, side, fd))).await,
-            Side::Response => run(req).await.map(|b| tamper::wrap(b, t, side, fd)),
+            Side::Response => {
+                let mut res = run(req).await;
+                // The length stays declared, so a cut body falls short of it (hyper would
+                // send a body of unknown length chunked, and a cut would look complete).
+                if let Some(n) = http_body::Body::size_hint(res.body()).exact()
+                    && !res.headers().contains_key(axum::http::header::CONTENT_LENGTH)
+                {
+                    res.headers_mut().insert(axum::http::header::CONTENT_LENGTH, n.into());
+                }
+                res.map(|b| tamper::wrap(b, t, side, fd))
+            }
         }
     } else if let Action::Latency { ms, jitter_ms } = action {
         let extra = faults.jitter(jitter_ms);

@@ -233,6 +233,12 @@ impl Faults {
             Action::Bandwidth { bytes_per_s: 0, .. } => return Err("bandwidth: bytes_per_s above 0".into()),
             _ => {}
         }
+        if rule.when.times == Some(0) {
+            return Err("times: at least 1 (leave it out for no limit)".into());
+        }
+        if rule.when.nth.as_ref().is_some_and(|n| n.contains(&0)) {
+            return Err("nth: calls count from 1".into());
+        }
         if let Some(p) = rule.when.probability
             && !(0.0..=1.0).contains(&p)
         {

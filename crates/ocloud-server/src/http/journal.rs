@@ -58,8 +58,10 @@ fn method_str<S: serde::Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error>
 #[derive(Debug, Clone)]
 pub struct FaultFired(pub String);
 
-/// What `GET …/requests` and `POST …/requests/count` match on; every field optional.
+/// What `GET …/requests` and `POST …/requests/count` match on; every field optional (an
+/// unknown one is refused: a typo must not make every assertion pass).
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Matcher {
     /// Operation id.
     pub op: Option<String>,

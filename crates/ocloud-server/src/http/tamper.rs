@@ -70,6 +70,27 @@ fn reset(fd: RawFd) {
     }
 }
 
+/// Waits until the bytes written so far have left: the socket's send queue is empty (plain
+/// TCP), or a moment (TLS). At most 2 s.
+async fn drained(fd: Option<RawFd>) {
+    let Some(fd) = fd else {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    // The first pause lets hyper write what it holds; then the kernel's queue is watched.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    while tokio::time::Instant::now() < deadline {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ writes one int; `fd` is the open socket of this request.
+        let ok = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut queued) } == 0;
+        if !ok || queued == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 struct State {
     inner: BodyDataStream,
     /// A part of a chunk still to send.
@@ -140,6 +161,11 @@ async fn next(mut st: State) -> Option<(Result<Bytes, axum::Error>, State)> {
         return Some((Ok(head), st));
     }
     st.done = true;
+    if st.side == Side::Response && matches!(st.t, Tamper::Reset { .. } | Tamper::Truncate { .. }) {
+        // What came before the offset reaches the peer first: hyper writes it out while the
+        // body is pending, then the kernel sends it.
+        drained(st.fd).await;
+    }
     match st.t {
         Tamper::Stall { ms, .. } => {
             match ms {
