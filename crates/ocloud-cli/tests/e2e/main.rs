@@ -18,5 +18,6 @@ mod hardening;
 mod legacy;
 mod oauth;
 mod tls;
+mod ui;
 mod upgrade;
 mod upload;

@@ -89,6 +89,11 @@ pub async fn home(State(s): State<UiState>, headers: HeaderMap) -> Response {
         return Redirect::to("/ui/signin").into_response();
     };
     let csrf = session.csrf.as_str();
+    // The gauge's whole: the account's quota (the API tells only what is free).
+    let quota = match s.app.svc.authenticate(Some(&session.access)).await {
+        Ok(a) => s.app.svc.quota_of(&a.user),
+        Err(_) => return Redirect::to("/ui/signin").into_response(),
+    };
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -121,7 +126,7 @@ pub async fn home(State(s): State<UiState>, headers: HeaderMap) -> Response {
                     button #view type="button" aria-label="Grid view" aria-pressed="false" { "Grid" }
                     button #help-button type="button" aria-label="Keyboard shortcuts" { "?" }
                 }
-                div #space.space role="meter" aria-label="Free space" aria-valuemin="0" aria-valuemax="100" {
+                div #space.space role="meter" aria-label="Space used" aria-valuemin="0" aria-valuemax="100" aria-valuenow="0" data-quota=(quota) {
                     div.used {}
                     span.label {}
                 }

@@ -35,12 +35,14 @@ function toast(text, kind = 'info') {
   toastTimer = setTimeout(() => { t.className = 'toast'; }, kind === 'error' ? 8000 : 3500);
 }
 
-// The API's words for a failure: its description, else its message, else the status.
-async function apiError(res) {
+// The API's words for a failure: the service's detail (`X-Ocloud-Detail`: "not enough free
+// space: …", "an item named … already exists"), else the error's description, message, status.
+async function apiError(res, detail) {
   let body = {};
   try { body = await res.json(); } catch (_) { /* not JSON */ }
   const e = body.error && typeof body.error === 'object' ? body.error : body;
-  const words = e.description || e.message || (typeof body.error === 'string' ? body.error : '') || res.statusText;
+  const words = detail || res.headers.get('x-ocloud-detail') || e.description || e.message
+    || (typeof body.error === 'string' ? body.error : '') || res.statusText;
   const err = new Error(words || `HTTP ${res.status}`);
   err.status = res.status;
   err.code = e.code;
@@ -133,8 +135,23 @@ function sorted(list) {
 
 function visible() {
   const q = state.search.toLowerCase();
-  const list = q ? state.items.filter((i) => i.name.toLowerCase().includes(q)) : state.items;
+  const list = q ? (state.tree || state.items).filter((i) => i.name.toLowerCase().includes(q)) : state.items;
   return sorted(list);
+}
+
+// Search by name in the whole tree under the current folder: one flat listing, fetched on the
+// first search in this folder.
+async function search(text) {
+  state.search = text;
+  if (text && !state.tree && state.folder) {
+    try {
+      const page = await api('GET', `/folders/${encodeURIComponent(state.folder.id)}?flat=true&showthumbnails=true`);
+      state.tree = itemsOf(page);
+    } catch (e) { toast(`Search: ${e.message}`, 'error'); }
+  }
+  state.selected.clear();
+  state.focus = -1;
+  render();
 }
 
 async function openFolder(id, push = true) {
@@ -146,6 +163,7 @@ async function openFolder(id, push = true) {
   state.anchor = -1;
   state.focus = -1;
   state.search = '';
+  state.tree = null;
   const search = $('#search');
   if (search) search.value = '';
   render();
@@ -200,9 +218,10 @@ async function crumbs(page) {
   });
 }
 
-function icon(item) {
-  if (item.dir) return '📁';
-  return { PICTURE: '🖼', VIDEO: '🎞', AUDIO: '🎵' }[item.type] || '📄';
+// Drawn by the stylesheet (no emoji font is needed).
+function iconClass(item) {
+  if (item.dir) return 'dir';
+  return { PICTURE: 'picture', VIDEO: 'video', AUDIO: 'audio' }[item.type] || 'file';
 }
 
 function render() {
@@ -226,23 +245,37 @@ function render() {
     });
     const thumb = state.grid && item.thumb
       ? el('img', { class: 'thumb', src: item.thumb, alt: '', loading: 'lazy', decoding: 'async' })
-      : el('span', { class: 'icon', 'aria-hidden': 'true', text: icon(item) });
+      : el('span', { class: `icon ${iconClass(item)}`, 'aria-hidden': 'true' });
     row.append(thumb, el('span', { class: 'name', text: item.name }),
       el('span', { class: 'size', text: item.dir ? '' : human(item.size) }),
       el('span', { class: 'date', text: item.dir ? '' : date(item.date) }));
     frag.append(row);
   });
   list.replaceChildren(frag);
-  if (state.focus >= 0) list.setAttribute('aria-activedescendant', `item-${state.focus}`);
   $('#empty').hidden = items.length > 0 || state.loading;
+  const sort = $('#sort');
+  if (sort) sort.value = state.sort;
+  renderSelection();
+}
+
+// The selection and focus shown on the rows as they are (a click does not rebuild the list:
+// a double click must land on the row its first click hit).
+function renderSelection() {
+  const list = $('#list');
+  for (const row of list.children) {
+    const selected = state.selected.has(row.dataset.id);
+    row.classList.toggle('selected', selected);
+    row.classList.toggle('focus', Number(row.dataset.index) === state.focus);
+    row.setAttribute('aria-selected', String(selected));
+  }
+  if (state.focus >= 0) list.setAttribute('aria-activedescendant', `item-${state.focus}`);
+  else list.removeAttribute('aria-activedescendant');
   const n = state.selected.size;
   const one = n === 1;
   for (const [sel, on] of [['#rename', one], ['#move', n > 0], ['#copy', n > 0], ['#delete', n > 0], ['#download', n > 0], ['#details', one]]) {
     const b = $(sel);
     if (b) b.disabled = !on;
   }
-  const sort = $('#sort');
-  if (sort) sort.value = state.sort;
 }
 
 function selectedItems() {
@@ -268,7 +301,7 @@ function clickItem(ev) {
     state.anchor = i;
   }
   state.focus = i;
-  render();
+  renderSelection();
 }
 
 function openItem(item) {
@@ -314,7 +347,7 @@ async function pickFolder(title, okText) {
       ? el('li', {}, el('button', { type: 'button', class: 'link', text: '‹ Up', onclick: () => show(page.parentId) }))
       : null;
     listBox.replaceChildren(...[up].filter(Boolean), ...(page.subfolders || []).map((f) =>
-      el('li', {}, el('button', { type: 'button', class: 'link', text: `📁 ${f.name}`, 'aria-label': `Open ${f.name}`, onclick: () => show(f.id) }))));
+      el('li', {}, el('button', { type: 'button', class: 'link', text: `${f.name}/`, 'aria-label': `Open ${f.name}`, onclick: () => show(f.id) }))));
   }
   await show(current);
   const ok = await ask(title, [where, listBox], okText);
@@ -552,7 +585,7 @@ async function send(job) {
       xhr.onload = () => {
         const res = new Response(xhr.responseText, { status: xhr.status, statusText: xhr.statusText });
         if (xhr.status >= 200 && xhr.status < 300) resolve(JSON.parse(xhr.responseText || '{}'));
-        else apiError(res).then(reject);
+        else apiError(res, xhr.getResponseHeader('x-ocloud-detail')).then(reject);
       };
       xhr.onerror = () => reject(new Error('The connection was lost; the service may be restarting.'));
       xhr.onabort = () => reject(new Error('cancelled'));
@@ -613,8 +646,8 @@ const KEYS = [
   ['i', 'Details', () => details()],
   ['g', 'Grid or list view', () => toggleView()],
   ['t', 'Dark or light theme', () => toggleTheme()],
-  ['Ctrl+a', 'Select all', () => { visible().forEach((i) => state.selected.add(i.id)); render(); }],
-  ['Escape', 'Clear the selection', () => { state.selected.clear(); render(); }],
+  ['Ctrl+a', 'Select all', () => { visible().forEach((i) => state.selected.add(i.id)); renderSelection(); }],
+  ['Escape', 'Clear the selection', () => { state.selected.clear(); renderSelection(); }],
   ['ArrowDown', 'Next item', () => moveFocus(1)],
   ['ArrowUp', 'Previous item', () => moveFocus(-1)],
   ['Enter', 'Open', () => openItem(visible()[state.focus])],
@@ -638,7 +671,7 @@ function moveFocus(n) {
   state.selected.clear();
   state.selected.add(items[state.focus].id);
   state.anchor = state.focus;
-  render();
+  renderSelection();
   document.getElementById(`item-${state.focus}`)?.scrollIntoView({ block: 'nearest' });
 }
 
@@ -719,7 +752,11 @@ function start() {
   $('#view').addEventListener('click', toggleView);
   $('#help-button').addEventListener('click', showHelp);
   $('#sort').addEventListener('change', (ev) => { state.sort = ev.target.value; localStorage.setItem('ocloud-sort', state.sort); render(); });
-  $('#search').addEventListener('input', (ev) => { state.search = ev.target.value; render(); });
+  let searchTimer;
+  $('#search').addEventListener('input', (ev) => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => search(ev.target.value), 150);
+  });
   $('#pick-files').addEventListener('change', (ev) => { upload([...ev.target.files].map((file) => ({ file }))); ev.target.value = ''; });
   $('#pick-folder').addEventListener('change', (ev) => {
     upload([...ev.target.files].map((file) => ({ file, path: file.webkitRelativePath || file.name })));
@@ -739,7 +776,9 @@ function start() {
     depth = 0;
     drop.hidden = true;
     const items = ev.dataTransfer?.items;
-    const files = items && items.length && items[0].webkitGetAsEntry ? await dropped(items) : [...(ev.dataTransfer?.files || [])].map((file) => ({ file }));
+    let files = items && items.length && items[0].webkitGetAsEntry ? await dropped(items) : [];
+    // No entries (a synthetic drop, an old browser): the files, with their relative paths.
+    if (!files.length) files = [...(ev.dataTransfer?.files || [])].map((file) => ({ file, path: file.webkitRelativePath || file.name }));
     upload(files);
   });
   document.addEventListener('keydown', onKey);
@@ -753,8 +792,13 @@ async function space() {
   try {
     const { freespace } = await api('GET', '/freespace');
     const m = $('#space');
-    m.querySelector('.label').textContent = `${human(freespace)} free`;
-    m.setAttribute('aria-valuetext', `${human(freespace)} free`);
+    const quota = Number(m.dataset.quota) || freespace;
+    const used = Math.max(0, quota - freespace);
+    const pct = quota ? Math.min(100, Math.round((used / quota) * 100)) : 0;
+    m.querySelector('.used').style.width = `${pct}%`;
+    m.querySelector('.label').textContent = `${human(used)} used · ${human(freespace)} free`;
+    m.setAttribute('aria-valuenow', String(pct));
+    m.setAttribute('aria-valuetext', `${human(used)} used, ${human(freespace)} free`);
   } catch (e) { toast(e.message, 'error'); }
 }
 
