@@ -202,6 +202,16 @@ impl Browser {
         self.cookies.push((name.to_owned(), value.to_owned()));
     }
 
+    /// A cookie's value.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    /// A request carrying the cookies (sent with `Api::send`).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).header("cookie", self.cookie_header())
+    }
+
     pub fn has_cookie(&self, name: &str) -> bool {
         self.cookies.iter().any(|(k, _)| k == name)
     }

@@ -103,3 +103,90 @@ async fn the_web_interface_in_chromium() {
         assert!(shots.join(shot).metadata().unwrap().len() > 1000, "{shot}");
     }
 }
+
+/// Signs `alice` in to the web interface over plain HTTP, as a browser would.
+async fn ui_session(s: &Setup) -> crate::oauth::Browser {
+    let mut b = s.browser();
+    let to_authorize = b.get("/ui/signin").await;
+    let authorize = to_authorize.header("location").expect("to the authorization server").to_owned();
+    let login = b.get(&authorize).await;
+    assert_eq!(login.status, 200, "the login page");
+    let back = b.submit(&login, "/oauth/v2/login", &[("username", "alice"), ("password", "correct horse")]).await;
+    let callback = back.header("location").expect("a code for the web interface, no consent page").to_owned();
+    let callback = callback.strip_prefix(&s.server.url).unwrap_or(&callback).to_owned();
+    let home = b.get(&callback).await;
+    assert_eq!(home.header("location"), Some("/"));
+    assert!(b.cookie("ocloud_ui").is_some() && b.cookie("ocloud_ui_csrf").is_some());
+    b
+}
+
+#[tokio::test]
+async fn ui_gateway_refuses_changes_without_origin_and_csrf_token() {
+    let s = Setup::new(&[], "openid cloud offline_access", None);
+    let b = ui_session(&s).await;
+    let csrf = b.cookie("ocloud_ui_csrf").unwrap();
+    let origin = s.server.url.clone();
+    let mkdir = |origin: Option<&str>, token: Option<&str>| {
+        let mut rb = b.request(reqwest::Method::POST, "/ui/api/folders").json(&serde_json::json!({"name": "x"}));
+        if let Some(o) = origin {
+            rb = rb.header("origin", o);
+        }
+        if let Some(t) = token {
+            rb = rb.header("x-csrf-token", t);
+        }
+        Api::send(rb)
+    };
+    mkdir(None, Some(&csrf)).await.assert_error(403, 50);
+    mkdir(Some(&origin), None).await.assert_error(403, 50);
+    mkdir(Some(&origin), Some("forged")).await.assert_error(403, 50);
+    mkdir(Some("http://evil.example"), Some(&csrf)).await.assert_error(403, 50);
+    let made = mkdir(Some(&origin), Some(&csrf)).await;
+    assert!(made.status == 200 || made.status == 201, "{} {}", made.status, String::from_utf8_lossy(&made.body));
+    // Reads need the session only; no session, no access; the API's own bodies throughout.
+    assert_eq!(Api::send(b.request(reqwest::Method::GET, "/ui/api/freespace")).await.status, 200);
+    Api::send(http().get(format!("{}/ui/api/freespace", s.server.url))).await.assert_error(401, 40);
+    // The page itself: a CSP with no inline script, and the signed-out visitor sent to sign in.
+    let page = Api::send(b.request(reqwest::Method::GET, "/")).await;
+    assert!(page.header("content-security-policy").unwrap().contains("script-src 'self'"));
+    let anon = Api::send(http().get(format!("{}/", s.server.url))).await;
+    assert!(String::from_utf8_lossy(&anon.body).contains("username"), "the login page after the redirects");
+    // Sign-out needs the token too.
+    let out = Api::send(b.request(reqwest::Method::POST, "/ui/signout").header("origin", &origin).form(&[("csrf", "forged")])).await;
+    assert_eq!(out.status, 403);
+}
+
+#[tokio::test]
+async fn ui_zip_streams_a_folder_and_a_file() {
+    let s = Setup::new(&[], "openid cloud offline_access", None);
+    let b = ui_session(&s).await;
+    let api = s.server.api_as("alice", "tests", "openid cloud cloudfullwrite");
+    let dir = api.mkdir("album", None).await;
+    let dir_id = dir["id"].as_str().unwrap();
+    let sub = api.mkdir("inner", Some(dir_id)).await;
+    let big: Vec<u8> = (0..12_000_000u32).map(|i| (i % 239) as u8).collect();
+    api.upload("big.bin", &big, Some(dir_id)).await.ok();
+    api.upload("deep.txt", b"deep", Some(sub["id"].as_str().unwrap())).await.ok();
+    let lone = api.upload("lone.txt", b"lone", None).await.ok();
+    let q = format!("/ui/zip?d={dir_id}&f={}&name=mine", lone["fileId"].as_str().unwrap());
+    let res = b.request(reqwest::Method::GET, &q).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/zip");
+    assert!(res.headers().get("content-length").is_none(), "streamed, not built first");
+    assert!(res.headers()["content-disposition"].to_str().unwrap().contains("mine.zip"));
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("z.zip");
+    std::fs::write(&file, res.bytes().await.unwrap()).unwrap();
+    let check = Command::new("python3")
+        .args(["-c", "import sys,zipfile,hashlib,json; z=zipfile.ZipFile(sys.argv[1]); print(json.dumps({n: hashlib.sha256(z.read(n)).hexdigest() for n in z.namelist() if not n.endswith('/')}))"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let got: Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(got, serde_json::json!({
+        "lone.txt": sha256(b"lone"), "album/big.bin": sha256(&big), "album/inner/deep.txt": sha256(b"deep"),
+    }));
+    // An id it cannot see: a clear error before any byte of a zip.
+    let bad = Api::send(b.request(reqwest::Method::GET, "/ui/zip?f=bm9wZQ")).await;
+    assert_eq!(bad.status, 404);
+}

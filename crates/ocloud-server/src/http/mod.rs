@@ -151,7 +151,10 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     // The web interface calls into `api` as any client would; everything else falls through.
     let all = match state.svc.cfg.web {
-        true => crate::ui::routes(crate::ui::UiState { app: state, api: api.clone() }).fallback_service(api),
+        true => crate::ui::routes(crate::ui::UiState { app: state.clone(), api: api.clone() })
+            // Its own refusals in the configured shape too (the API's are shaped already).
+            .layer(middleware::from_fn_with_state(state, shape_errors))
+            .fallback_service(api),
         false => api,
     };
     all.layer(tower_http::trace::TraceLayer::new_for_http())
