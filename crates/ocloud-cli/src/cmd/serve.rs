@@ -156,6 +156,7 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
     cfg.rotate_refresh_tokens = args.rotate_refresh_tokens;
     cfg.dev_account = !args.no_dev_account;
     cfg.web = !args.no_web;
+    let web = cfg.web;
     cfg.cache = !args.no_cache;
     cfg.upload_url_ttl = Duration::from_secs(args.upload_url_ttl);
     let data_dir = cfg.data_dir.clone();
@@ -187,6 +188,9 @@ pub async fn run(args: Args, json: bool) -> anyhow::Result<()> {
                 return;
             }
             let _ = writeln!(out, "ocloud: listening on {scheme}://{addr} (data in {location})");
+            if web {
+                let _ = writeln!(out, "ocloud: web interface at {scheme}://{addr}/");
+            }
             if let Some(ca) = &ready.tls_ca {
                 let _ = writeln!(
                     out,

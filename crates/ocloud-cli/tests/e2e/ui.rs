@@ -151,7 +151,10 @@ async fn ui_gateway_refuses_changes_without_origin_and_csrf_token() {
     let anon = Api::send(http().get(format!("{}/", s.server.url))).await;
     assert!(String::from_utf8_lossy(&anon.body).contains("username"), "the login page after the redirects");
     // Sign-out needs the token too.
-    let out = Api::send(b.request(reqwest::Method::POST, "/ui/signout").header("origin", &origin).form(&[("csrf", "forged")])).await;
+    let out = Api::send(
+        b.request(reqwest::Method::POST, "/ui/signout").header("origin", &origin).form(&[("csrf", "forged")]),
+    )
+    .await;
     assert_eq!(out.status, 403);
 }
 
@@ -183,9 +186,12 @@ async fn ui_zip_streams_a_folder_and_a_file() {
         .unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
     let got: Value = serde_json::from_slice(&check.stdout).unwrap();
-    assert_eq!(got, serde_json::json!({
-        "lone.txt": sha256(b"lone"), "album/big.bin": sha256(&big), "album/inner/deep.txt": sha256(b"deep"),
-    }));
+    assert_eq!(
+        got,
+        serde_json::json!({
+            "lone.txt": sha256(b"lone"), "album/big.bin": sha256(&big), "album/inner/deep.txt": sha256(b"deep"),
+        })
+    );
     // An id it cannot see: a clear error before any byte of a zip.
     let bad = Api::send(b.request(reqwest::Method::GET, "/ui/zip?f=bm9wZQ")).await;
     assert_eq!(bad.status, 404);

@@ -210,10 +210,10 @@ pub async fn signout(State(s): State<UiState>, headers: HeaderMap, axum::Form(f)
             )
                 .into_response();
         }
-        if let (Ok(app), Some(r)) = (svc.web_app().await, session.refresh.as_deref()) {
-            if let Err(e) = svc.revoke(&app, r).await {
-                tracing::warn!(error = %crate::logsafe::Esc(&e), "web interface: revoking on sign-out");
-            }
+        if let (Ok(app), Some(r)) = (svc.web_app().await, session.refresh.as_deref())
+            && let Err(e) = svc.revoke(&app, r).await
+        {
+            tracing::warn!(error = %crate::logsafe::Esc(&e), "web interface: revoking on sign-out");
         }
     }
     if let Some(sid) = cookie(&headers, "ocloud_session") {
