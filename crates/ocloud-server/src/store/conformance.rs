@@ -129,6 +129,15 @@ async fn consents_merge_and_token_pairs_land_together(db: &dyn Metadata) {
     assert!(db.revoke_token(&[9, 2], app.id, true).await.unwrap());
     assert!(db.token(&[9, 1]).await.unwrap().unwrap().revoked, "the grant went with its refresh token");
     assert!(!db.revoke_token(&[9, 1], app.id + 1, false).await.unwrap(), "another app's token is not found");
+    // Ending an app's access: its consent forgotten, every token of the user's revoked.
+    db.insert_tokens(vec![NewToken { hash: vec![9, 3], record: TokenRecord { grant: "g2".into(), ..rec("access") } }])
+        .await
+        .unwrap();
+    assert_eq!(db.consents_of(u.id).await.unwrap(), [(app.id, "openid cloud offline_access".to_owned())]);
+    assert!(db.forget_access(u.id, app.id).await.unwrap());
+    assert!(db.consents_of(u.id).await.unwrap().is_empty());
+    assert!(db.token(&[9, 3]).await.unwrap().unwrap().revoked);
+    assert!(!db.forget_access(u.id, app.id).await.unwrap(), "nothing left to forget");
 }
 
 async fn login_failures_are_kept_where_the_backend_shares_them(db: &dyn Metadata) {
