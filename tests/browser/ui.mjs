@@ -119,7 +119,8 @@ await step('upload files, a name clash shown as renamed', async () => {
 await step('rename in place', async () => {
   await select(page, 'note(1).txt');
   await page.keyboard.press('F2');
-  await dialog(page, 'renamed.txt');
+  await page.fill('#list input.rename', 'renamed.txt');
+  await page.keyboard.press('Enter');
   await waitNames(page, (ns) => ns.includes('renamed.txt') && !ns.includes('note(1).txt'), 'the rename');
 });
 
@@ -199,7 +200,7 @@ await step('every key of the ? overlay', async () => {
     '/': async () => { await page.waitForFunction(() => document.activeElement?.id === 'search'); await page.keyboard.press('Escape'); },
     n: async () => open('#dialog'),
     u: async () => {},
-    F2: async () => open('#dialog'),
+    F2: async () => { await page.waitForSelector('#list input.rename'); await page.keyboard.press('Escape'); await page.waitForSelector('#list input.rename', { state: 'detached' }); },
     m: async () => open('#dialog'),
     c: async () => open('#dialog'),
     Delete: async () => open('#dialog'),

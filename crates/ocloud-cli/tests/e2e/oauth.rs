@@ -202,6 +202,11 @@ impl Browser {
         self.cookies.push((name.to_owned(), value.to_owned()));
     }
 
+    /// Drops the open connections (the service was restarted), keeping the cookies.
+    pub fn reconnect(&mut self) {
+        self.http = reqwest::Client::builder().redirect(Policy::none()).timeout(TEST_TIMEOUT).build().unwrap();
+    }
+
     /// A cookie's value.
     pub fn cookie(&self, name: &str) -> Option<String> {
         self.cookies.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())

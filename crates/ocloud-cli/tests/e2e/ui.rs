@@ -122,11 +122,11 @@ async fn ui_session(s: &Setup) -> crate::oauth::Browser {
 
 #[tokio::test]
 async fn ui_gateway_refuses_changes_without_origin_and_csrf_token() {
-    let s = Setup::new(&[], "openid cloud offline_access", None);
-    let b = ui_session(&s).await;
+    let mut s = Setup::new(&[], "openid cloud offline_access", None);
+    let mut b = ui_session(&s).await;
     let csrf = b.cookie("ocloud_ui_csrf").unwrap();
     let origin = s.server.url.clone();
-    let mkdir = |origin: Option<&str>, token: Option<&str>| {
+    let mkdir = |b: &crate::oauth::Browser, origin: Option<&str>, token: Option<&str>| {
         let mut rb = b.request(reqwest::Method::POST, "/ui/api/folders").json(&serde_json::json!({"name": "x"}));
         if let Some(o) = origin {
             rb = rb.header("origin", o);
@@ -136,11 +136,11 @@ async fn ui_gateway_refuses_changes_without_origin_and_csrf_token() {
         }
         Api::send(rb)
     };
-    mkdir(None, Some(&csrf)).await.assert_error(403, 50);
-    mkdir(Some(&origin), None).await.assert_error(403, 50);
-    mkdir(Some(&origin), Some("forged")).await.assert_error(403, 50);
-    mkdir(Some("http://evil.example"), Some(&csrf)).await.assert_error(403, 50);
-    let made = mkdir(Some(&origin), Some(&csrf)).await;
+    mkdir(&b, None, Some(&csrf)).await.assert_error(403, 50);
+    mkdir(&b, Some(&origin), None).await.assert_error(403, 50);
+    mkdir(&b, Some(&origin), Some("forged")).await.assert_error(403, 50);
+    mkdir(&b, Some("http://evil.example"), Some(&csrf)).await.assert_error(403, 50);
+    let made = mkdir(&b, Some(&origin), Some(&csrf)).await;
     assert!(made.status == 200 || made.status == 201, "{} {}", made.status, String::from_utf8_lossy(&made.body));
     // Reads need the session only; no session, no access; the API's own bodies throughout.
     assert_eq!(Api::send(b.request(reqwest::Method::GET, "/ui/api/freespace")).await.status, 200);
@@ -156,6 +156,20 @@ async fn ui_gateway_refuses_changes_without_origin_and_csrf_token() {
     )
     .await;
     assert_eq!(out.status, 403);
+    // The session outlives a restart of the service: its tokens are in the database.
+    let addr = s.server.addr();
+    s.server.kill();
+    let _again = Server::start_in(&s.server.data, &["--listen", &addr]);
+    b.reconnect();
+    assert_eq!(Api::send(b.request(reqwest::Method::GET, "/ui/api/freespace")).await.status, 200);
+    let after = Api::send(
+        b.request(reqwest::Method::POST, "/ui/api/folders")
+            .header("origin", &origin)
+            .header("x-csrf-token", &csrf)
+            .json(&serde_json::json!({"name": "after the restart"})),
+    )
+    .await;
+    assert!(after.status == 200 || after.status == 201, "a change after the restart: {}", after.status);
 }
 
 #[tokio::test]

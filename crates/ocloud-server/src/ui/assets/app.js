@@ -365,16 +365,38 @@ async function newFolder() {
   } catch (e) { toast(`New folder: ${e.message}`, 'error'); }
 }
 
-async function rename() {
+// Rename in place: the name becomes a text field; Enter keeps the new name, Escape the old.
+function rename() {
   const [item] = selectedItems();
-  if (!item) return;
-  const name = await promptName(`Rename “${item.name}”`, item.name, 'Rename');
-  if (!name || name === item.name) return;
-  try {
-    await api('POST', `/${item.dir ? 'folders' : 'files'}/${encodeURIComponent(item.id)}`, { name });
-    toast(`Renamed to “${name}”`);
-    reload();
-  } catch (e) { toast(`Rename: ${e.message}`, 'error'); }
+  const row = item && document.querySelector(`#list .item[data-id="${CSS.escape(item.id)}"]`);
+  if (!row) return;
+  const label = row.querySelector('.name');
+  const input = el('input', { type: 'text', class: 'rename', value: item.name, 'aria-label': `New name for ${item.name}`, autocomplete: 'off' });
+  label.replaceWith(input);
+  input.focus();
+  // The name without its extension is selected, as file managers do.
+  const dot = item.dir ? -1 : item.name.lastIndexOf('.');
+  input.setSelectionRange(0, dot > 0 ? dot : item.name.length);
+  let done = false;
+  const finish = async (keep) => {
+    if (done) return;
+    done = true;
+    const name = input.value.trim();
+    input.replaceWith(label);
+    if (!keep || !name || name === item.name) return;
+    try {
+      await api('POST', `/${item.dir ? 'folders' : 'files'}/${encodeURIComponent(item.id)}`, { name });
+      toast(`Renamed to “${name}”`);
+      reload();
+    } catch (e) { toast(`Rename: ${e.message}`, 'error'); }
+  };
+  input.addEventListener('keydown', (ev) => {
+    ev.stopPropagation();
+    if (ev.key === 'Enter') { ev.preventDefault(); finish(true); }
+    if (ev.key === 'Escape') { ev.preventDefault(); finish(false); }
+  });
+  input.addEventListener('blur', () => finish(true));
+  input.addEventListener('click', (ev) => ev.stopPropagation());
 }
 
 async function moveOrCopy(copy) {
