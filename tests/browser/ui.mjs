@@ -62,6 +62,8 @@ async function select(page, ...ns) {
 const context = await browser.newContext({ acceptDownloads: true, viewport: { width: 1280, height: 800 } });
 const page = await context.newPage();
 page.on('pageerror', (e) => errors.push(String(e)));
+// Confirmations (Revoke) are accepted, as the person would.
+page.on('dialog', (d) => d.accept());
 page.on('response', (r) => { if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) errors.push(`${r.status()} ${r.request().method()} ${r.url()}`); });
 
 await step('sign in', async () => {
@@ -71,7 +73,7 @@ await step('sign in', async () => {
   await page.click('button[type=submit]');
   await page.waitForURL(`${BASE_URL}/`);
   await page.waitForSelector('#space[aria-valuetext]');
-  check((await page.title()).startsWith('Files'), 'the file page');
+  check((await page.title()) === 'My files · ocloud', `the file page: ${await page.title()}`);
 });
 
 await step('new folder', async () => {
@@ -214,6 +216,8 @@ await step('every key of the ? overlay', async () => {
     ArrowUp: async () => page.waitForFunction(() => document.querySelector('#list .item.focus')),
     Enter: async () => page.waitForFunction(() => document.querySelector('#crumbs [aria-current]')),
     Backspace: async () => page.waitForFunction(() => !document.querySelector('#crumbs [aria-current]')),
+    ArrowRight: async () => {},
+    ArrowLeft: async () => {},
   };
   for (const k of keys) {
     check(effects[k], `a check for the listed key ${k}`);
@@ -222,6 +226,19 @@ await step('every key of the ? overlay', async () => {
     if (['F2', 'm', 'c', 'Delete', 'd', 'i', 'Enter'].includes(k)) await select(page, 'Photos');
     if (k === 'ArrowUp') await page.keyboard.press('ArrowDown');
     if (k === 'Escape') await select(page, 'Photos');
+    if (k === 'ArrowRight' || k === 'ArrowLeft') {
+      // Bound in the viewer: from the picture to the text file, shown inline.
+      await select(page, 'a.png');
+      await page.keyboard.press('Enter');
+      await page.waitForSelector('#viewer[open] img');
+      await page.keyboard.press(k);
+      await page.waitForFunction(() => document.querySelector('#viewer-title').textContent === 'note.txt');
+      const text = await page.frameLocator('#viewer-body iframe').locator('body').textContent({ timeout: 5000 });
+      check(text.includes('a note'), `the text file in the viewer: ${text}`);
+      await page.keyboard.press('Escape');
+      await page.waitForFunction(() => !document.querySelector('#viewer').open);
+      continue;
+    }
     if (k === 'u') {
       const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('u')]);
       check(chooser.isMultiple(), 'the upload picker');

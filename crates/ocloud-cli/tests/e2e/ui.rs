@@ -86,7 +86,7 @@ async fn the_web_interface_in_chromium() {
     assert!(facts["zip_name"].as_str().unwrap().ends_with(".zip"));
     let lightbox = facts["lightbox"].as_array().unwrap();
     assert!(lightbox[0] != lightbox[1], "the arrow key moved to another picture: {lightbox:?}");
-    assert_eq!(facts["keys"].as_array().unwrap().len(), 18, "{}", facts["keys"]);
+    assert_eq!(facts["keys"].as_array().unwrap().len(), 20, "{}", facts["keys"]);
     let paint = facts["first_paint_ms"].as_u64().unwrap();
     assert!(paint < 1000, "first paint of the 10,000-entry folder took {paint} ms");
     assert_eq!(facts["big_first_page"], 200, "the first page only");

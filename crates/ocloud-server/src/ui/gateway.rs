@@ -55,10 +55,38 @@ pub async fn forward(State(s): State<UiState>, req: Request) -> Response {
     }
     let (parts, body) = req.into_parts();
     let rest = parts.uri.path().strip_prefix("/ui/api/").unwrap_or_default();
-    let target = match parts.uri.query() {
-        Some(q) => format!("/cloud/v1/{rest}?{q}"),
-        None => format!("/cloud/v1/{rest}"),
+    // `inline=1` is the page's own: content shown in its viewer rather than saved.
+    let query: Vec<&str> = parts.uri.query().unwrap_or_default().split('&').filter(|p| !p.is_empty()).collect();
+    let inline = query.contains(&"inline=1");
+    let rest_query: Vec<&str> = query.into_iter().filter(|p| *p != "inline=1").collect();
+    let target = match rest_query.is_empty() {
+        false => format!("/cloud/v1/{rest}?{}", rest_query.join("&")),
+        true => format!("/cloud/v1/{rest}"),
     };
-    let res = send(&s, &session, parts, &target, body).await;
+    let mut res = send(&s, &session, parts, &target, body).await;
+    if inline && res.status().is_success() {
+        show_inline(&mut res);
+    }
     with_cookies(res, &session.renewed)
+}
+
+/// Content to display, not to save: `inline`, and (but for PDF, which the browser's own viewer
+/// shows) sandboxed by its CSP, so a user's HTML never runs script in the interface's origin,
+/// even opened directly.
+fn show_inline(res: &mut Response) {
+    let h = res.headers_mut();
+    if let Some(v) = h.get(header::CONTENT_DISPOSITION).and_then(|v| v.to_str().ok())
+        && let Ok(inline) = HeaderValue::from_str(&v.replacen("attachment", "inline", 1))
+    {
+        h.insert(header::CONTENT_DISPOSITION, inline);
+    }
+    let pdf =
+        h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.starts_with("application/pdf"));
+    if !pdf {
+        h.insert(
+            "content-security-policy",
+            HeaderValue::from_static("sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"),
+        );
+    }
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
 }

@@ -42,6 +42,7 @@ pub fn routes(state: UiState) -> Router {
         .route("/ui/signin", get(session::signin))
         .route("/ui/callback", get(session::callback))
         .route("/ui/signout", post(session::signout))
+        .route("/ui/signedout", get(session::signed_out))
         .route("/ui/account", get(account::page))
         .route("/ui/grants/{client_id}/revoke", post(account::revoke))
         .route("/ui/api/{*rest}", any(gateway::forward))

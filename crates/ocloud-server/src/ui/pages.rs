@@ -136,7 +136,11 @@ pub async fn home(State(s): State<UiState>, headers: HeaderMap) -> Response {
                 }
                 div #drop.drop hidden { "Drop to upload here" }
                 aside #queue.queue aria-label="Uploads" hidden {
-                    h2 { "Uploads" }
+                    div.queue-head {
+                        h2 { "Uploads" }
+                        button #queue-clear type="button" aria-label="Clear finished uploads" { "Clear" }
+                        button #queue-hide type="button" aria-label="Hide uploads" { "✕" }
+                    }
                     ul #queue-list {}
                 }
                 div #toast.toast role="status" aria-live="polite" {}

@@ -85,8 +85,14 @@ impl Session {
             renewed: Vec::new(),
         };
         if s.expires_at - svc.clock.now_s() < REFRESH_AHEAD {
-            let app = svc.web_app().await.ok()?;
-            let grant = svc.refresh(&app, s.refresh.as_deref()?).await.ok()?;
+            let still_valid = s.expires_at > svc.clock.now_s();
+            // A refresh that fails (another request of the page refreshed first, with rotation
+            // on) leaves a token that still works in use.
+            let refreshed = match (svc.web_app().await, s.refresh.as_deref()) {
+                (Ok(app), Some(r)) => svc.refresh(&app, r).await.ok(),
+                _ => None,
+            };
+            let Some(grant) = refreshed else { return still_valid.then_some(s) };
             s.access = grant.access_token;
             s.expires_at = svc.clock.now_s() + grant.expires_in as i64;
             if grant.refresh_token.is_some() {
@@ -118,8 +124,17 @@ fn b64(bytes: &[u8]) -> String {
 
 /// `GET /ui/signin`: to the authorization server, with `state` and a PKCE challenge kept in
 /// a short-lived cookie.
-pub async fn signin(State(s): State<UiState>) -> Response {
+pub async fn signin(State(s): State<UiState>, headers: HeaderMap) -> Response {
     let svc = &s.app.svc;
+    // Reached under another name (localhost for 127.0.0.1…): sign in under the public URL,
+    // where the callback and the cookies will be.
+    let public = svc.public_url.trim_end_matches('/');
+    let authority = public.split_once("://").map(|(_, a)| a).unwrap_or(public);
+    if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok())
+        && host != authority
+    {
+        return Redirect::to(&format!("{public}/ui/signin")).into_response();
+    }
     if let Err(e) = svc.web_app().await {
         tracing::error!(error = %crate::logsafe::Esc(&e), "web interface: its OAuth client");
         return (StatusCode::INTERNAL_SERVER_ERROR, super::pages::message("Internal error.", "Try again later."))
@@ -202,6 +217,15 @@ pub struct SignoutForm {
 /// login pages' session cleared.
 pub async fn signout(State(s): State<UiState>, headers: HeaderMap, axum::Form(f): axum::Form<SignoutForm>) -> Response {
     let svc = &s.app.svc;
+    // From this service's own pages only, signed in or not: no other site may sign one out.
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if origin != Some(svc.public_url.trim_end_matches('/')) {
+        return (
+            StatusCode::FORBIDDEN,
+            super::pages::message("Not signed out", "The request did not come from this page."),
+        )
+            .into_response();
+    }
     if let Some(session) = Session::of(svc, &headers).await {
         if !session.allows(svc, &Method::POST, &headers, f.csrf.as_deref()) {
             return (
@@ -221,5 +245,11 @@ pub async fn signout(State(s): State<UiState>, headers: HeaderMap, axum::Form(f)
     }
     let mut cookies = cleared(svc);
     cookies.extend(set_cookie(svc, "ocloud_session", "", 0, "Lax"));
-    with_cookies(super::pages::message("Signed out", "You are signed out.").into_response(), &cookies)
+    // On to a page of its own, so a reload does not post again.
+    with_cookies(Redirect::to("/ui/signedout").into_response(), &cookies)
+}
+
+/// `GET /ui/signedout`.
+pub async fn signed_out() -> Response {
+    super::pages::message("Signed out", "You are signed out.")
 }

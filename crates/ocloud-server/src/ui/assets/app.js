@@ -181,6 +181,7 @@ async function loadMore(id) {
     const page = await api('GET', `${base}?showthumbnails=true&limit=${PAGE}&offset=${state.loaded}`);
     if (!state.folder) {
       state.folder = { id: page.id, name: page.name, parentId: page.parentId };
+      document.title = `${page.name || 'My files'} · ocloud`;
       if (!state.rootId && !fid) state.rootId = page.id;
       await crumbs(page);
     }
@@ -190,9 +191,25 @@ async function loadMore(id) {
     state.done = got.length < PAGE;
     render();
   } catch (e) {
+    if (!state.folder && id) {
+      // A folder that is gone (renamed, deleted, a stale bookmark): back to the root.
+      toast(`That folder cannot be opened (${e.message}); showing your files.`, 'error');
+      state.loading = false;
+      history.replaceState(null, '', '/');
+      return loadMore(null);
+    }
     toast(e.message, 'error');
   } finally {
     state.loading = false;
+  }
+}
+
+// The rest of the folder (a sort by size or date, select all, act on every entry).
+async function loadAll() {
+  while (!state.done && state.folder) {
+    const before = state.loaded;
+    await loadMore();
+    if (state.loaded === before && !state.done) break;
   }
 }
 
@@ -252,7 +269,9 @@ function render() {
     frag.append(row);
   });
   list.replaceChildren(frag);
-  $('#empty').hidden = items.length > 0 || state.loading;
+  const empty = $('#empty');
+  empty.hidden = items.length > 0 || state.loading;
+  empty.textContent = state.search ? `Nothing named like “${state.search}” here.` : 'This folder is empty. Drop files here or use Upload.';
   const sort = $('#sort');
   if (sort) sort.value = state.sort;
   renderSelection();
@@ -279,7 +298,8 @@ function renderSelection() {
 }
 
 function selectedItems() {
-  return state.items.filter((i) => state.selected.has(i.id));
+  const pool = state.search && state.tree ? state.tree : state.items;
+  return pool.filter((i) => state.selected.has(i.id));
 }
 
 function clickItem(ev) {
@@ -333,8 +353,8 @@ async function promptName(title, value, okText) {
 }
 
 // A folder picker: browse folders from the root, choose one.
-async function pickFolder(title, okText) {
-  let current = state.rootId || null;
+async function pickFolder(title, okText, exclude = new Set()) {
+  let current = state.folder?.id || null;
   let chosen = state.folder?.id;
   const listBox = el('ul', { class: 'picker', role: 'listbox', 'aria-label': 'Folders' });
   const where = el('p', { class: 'where' });
@@ -346,7 +366,7 @@ async function pickFolder(title, okText) {
     const up = page.parentId !== page.id
       ? el('li', {}, el('button', { type: 'button', class: 'link', text: '‹ Up', onclick: () => show(page.parentId) }))
       : null;
-    listBox.replaceChildren(...[up].filter(Boolean), ...(page.subfolders || []).map((f) =>
+    listBox.replaceChildren(...[up].filter(Boolean), ...(page.subfolders || []).filter((f) => !exclude.has(f.id)).map((f) =>
       el('li', {}, el('button', { type: 'button', class: 'link', text: `${f.name}/`, 'aria-label': `Open ${f.name}`, onclick: () => show(f.id) }))));
   }
   await show(current);
@@ -402,8 +422,10 @@ function rename() {
 async function moveOrCopy(copy) {
   const items = selectedItems();
   if (!items.length) return;
-  const dest = await pickFolder(`${copy ? 'Copy' : 'Move'} ${items.length} item${items.length > 1 ? 's' : ''}`, copy ? 'Copy here' : 'Move here');
+  const moved = new Set(items.filter((i) => i.dir).map((i) => i.id));
+  const dest = await pickFolder(`${copy ? 'Copy' : 'Move'} ${items.length} item${items.length > 1 ? 's' : ''}`, copy ? 'Copy here' : 'Move here', moved);
   if (!dest) return;
+  if (!copy && dest === state.folder?.id) { toast('They are in that folder already'); return; }
   let failed = 0;
   for (const item of items) {
     const body = { parentFolderId: dest };
@@ -463,6 +485,7 @@ async function details() {
 }
 
 function reload() {
+  space();
   const id = state.folder?.id;
   state.folder = null;
   openFolder(id, false);
@@ -494,7 +517,10 @@ function showViewer() {
   } else if (item.type === 'AUDIO') {
     node = el('audio', { src: item.url, controls: true, preload: 'metadata' });
   } else if (/\.(txt|md|csv|log|json|xml|pdf|html?)$/i.test(item.name)) {
-    node = el('iframe', { src: item.url, title: item.name, sandbox: /\.pdf$/i.test(item.name) ? false : '' });
+    // Shown inline (the gateway's `inline`: the service's content is otherwise an attachment),
+    // in a sandbox: a document of the user's never runs script in this page's origin.
+    const pdf = /\.pdf$/i.test(item.name);
+    node = el('iframe', { src: `${item.url}${item.url.includes('?') ? '&' : '?'}inline=1`, title: item.name, sandbox: pdf ? false : '' });
   } else {
     node = el('p', { class: 'noview' }, 'No preview for this file. ', el('a', { href: item.url, download: item.name, text: 'Download it' }));
   }
@@ -503,7 +529,7 @@ function showViewer() {
 }
 function step(n) {
   const files = viewable();
-  if (!files.length) return;
+  if (!files.length || !$('#viewer').open) return;
   viewing = (viewing + n + files.length) % files.length;
   showViewer();
 }
@@ -518,7 +544,7 @@ function queueItem(job) {
   const status = el('span', { class: 'status', text: 'waiting' });
   const cancel = el('button', { type: 'button', class: 'link', text: 'Cancel', 'aria-label': `Cancel ${job.name}`, onclick: () => cancelJob(job) });
   const retry = el('button', { type: 'button', class: 'link', text: 'Retry', 'aria-label': `Retry ${job.name}`, hidden: true, onclick: () => retryJob(job) });
-  const li = el('li', { class: 'job' }, el('span', { class: 'name', text: job.path }), bar, status, cancel, retry);
+  const li = el('li', { class: 'job', 'data-state': 'waiting' }, el('span', { class: 'name', text: job.path }), bar, status, cancel, retry);
   Object.assign(job, { li, bar, status, cancel, retry });
   $('#queue-list').append(li);
   $('#queue').hidden = false;
@@ -526,6 +552,8 @@ function queueItem(job) {
 
 function cancelJob(job) {
   job.cancelled = true;
+  const waiting = queue.indexOf(job);
+  if (waiting >= 0) queue.splice(waiting, 1);
   if (job.xhr) job.xhr.abort();
   job.status.textContent = 'cancelled';
   job.cancel.hidden = true;
@@ -668,12 +696,14 @@ const KEYS = [
   ['i', 'Details', () => details()],
   ['g', 'Grid or list view', () => toggleView()],
   ['t', 'Dark or light theme', () => toggleTheme()],
-  ['Ctrl+a', 'Select all', () => { visible().forEach((i) => state.selected.add(i.id)); renderSelection(); }],
+  ['Ctrl+a', 'Select all', async () => { await loadAll(); visible().forEach((i) => state.selected.add(i.id)); renderSelection(); }],
   ['Escape', 'Clear the selection', () => { state.selected.clear(); renderSelection(); }],
   ['ArrowDown', 'Next item', () => moveFocus(1)],
   ['ArrowUp', 'Previous item', () => moveFocus(-1)],
   ['Enter', 'Open', () => openItem(visible()[state.focus])],
   ['Backspace', 'Parent folder', () => up()],
+  ['ArrowRight', 'Next file (in the viewer)', () => step(1)],
+  ['ArrowLeft', 'Previous file (in the viewer)', () => step(-1)],
 ];
 
 function keyName(ev) {
@@ -710,9 +740,10 @@ function toggleView() {
 
 function onKey(ev) {
   if (document.querySelector('dialog[open]')) {
-    if ($('#viewer').open && (ev.key === 'ArrowRight' || ev.key === 'ArrowLeft')) {
+    const viewerKey = KEYS.find(([k]) => k === ev.key && k.startsWith('Arrow') && k !== 'ArrowDown' && k !== 'ArrowUp');
+    if ($('#viewer').open && viewerKey) {
       ev.preventDefault();
-      step(ev.key === 'ArrowRight' ? 1 : -1);
+      viewerKey[2]();
     }
     return;
   }
@@ -721,6 +752,8 @@ function onKey(ev) {
     if (ev.key === 'Escape') ev.target.blur();
     return;
   }
+  // A focused button or link keeps its own Enter and Space.
+  if ((ev.key === 'Enter' || ev.key === ' ') && ev.target.closest('button, a, label, summary')) return;
   const k = keyName(ev);
   const bound = KEYS.find(([key]) => key === k || (key.length === 1 && key === ev.key && !ev.ctrlKey && !ev.metaKey));
   if (bound) {
@@ -733,11 +766,14 @@ function onKey(ev) {
 function accountPage() {
   for (const b of document.querySelectorAll('button.revoke')) {
     b.addEventListener('click', async () => {
+      if (!confirm(`Revoke the access of ${b.closest('li').querySelector('.app-name').textContent}?`)) return;
       const res = await fetch(`/ui/grants/${encodeURIComponent(b.dataset.client)}/revoke`, {
         method: 'POST', headers: { 'X-Csrf-Token': csrf() }, credentials: 'same-origin',
       });
       if (res.ok) {
+        const list = b.closest('ul');
         b.closest('li').remove();
+        if (!list.children.length) list.replaceWith(el('p', { text: 'No application is connected to your account.' }));
         toast('Access revoked');
       } else {
         toast(`Revoke: ${(await apiError(res)).message}`, 'error');
@@ -773,7 +809,12 @@ function start() {
   $('#details').addEventListener('click', details);
   $('#view').addEventListener('click', toggleView);
   $('#help-button').addEventListener('click', showHelp);
-  $('#sort').addEventListener('change', (ev) => { state.sort = ev.target.value; localStorage.setItem('ocloud-sort', state.sort); render(); });
+  $('#sort').addEventListener('change', async (ev) => {
+    state.sort = ev.target.value;
+    localStorage.setItem('ocloud-sort', state.sort);
+    if (state.sort !== 'name') await loadAll();
+    render();
+  });
   let searchTimer;
   $('#search').addEventListener('input', (ev) => {
     clearTimeout(searchTimer);
@@ -784,6 +825,11 @@ function start() {
     upload([...ev.target.files].map((file) => ({ file, path: file.webkitRelativePath || file.name })));
     ev.target.value = '';
   });
+  $('#queue-clear').addEventListener('click', () => {
+    for (const li of [...document.querySelectorAll('#queue-list .job.done')]) li.remove();
+    if (!document.querySelector('#queue-list .job')) $('#queue').hidden = true;
+  });
+  $('#queue-hide').addEventListener('click', () => { $('#queue').hidden = true; });
   $('#viewer-prev').addEventListener('click', () => step(-1));
   $('#viewer-next').addEventListener('click', () => step(1));
   $('#viewer-close').addEventListener('click', () => $('#viewer').close());
