@@ -154,6 +154,19 @@ pub enum Command {
     },
 }
 
+/// One journal entry on one line: id, method, path, status, operation, user.
+fn entry_line(e: &Value) -> String {
+    format!(
+        "{} {} {} {} {} {}",
+        e["id"],
+        e["method"].as_str().unwrap_or_default(),
+        e["path"].as_str().unwrap_or_default(),
+        e["status"],
+        e["operation"].as_str().unwrap_or("-"),
+        e["user"].as_str().unwrap_or("-")
+    )
+}
+
 /// The journal matcher as a query string.
 fn matcher_query(op: &Option<String>, status: &Option<u16>, path: &Option<String>) -> String {
     let mut u = reqwest::Url::parse("http://x/").expect("a URL");
@@ -257,10 +270,8 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
                 for e in v["requests"].as_array().into_iter().flatten() {
                     writeln!(
                         std::io::stdout(),
-                        "{} {} {} -> nearest: {}",
-                        e["id"],
-                        e["method"].as_str().unwrap_or_default(),
-                        e["path"].as_str().unwrap_or_default(),
+                        "{} -> nearest: {}",
+                        entry_line(e),
                         e["nearest"].as_str().unwrap_or("-")
                     )?;
                 }
@@ -300,15 +311,7 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
                     if out.json {
                         writeln!(std::io::stdout(), "{data}")?;
                     } else {
-                        writeln!(
-                            std::io::stdout(),
-                            "{} {} {} {} {}",
-                            e["id"],
-                            e["method"].as_str().unwrap_or_default(),
-                            e["path"].as_str().unwrap_or_default(),
-                            e["status"],
-                            e["operation"].as_str().unwrap_or("-")
-                        )?;
+                        writeln!(std::io::stdout(), "{}", entry_line(&e))?;
                     }
                 }
             }
@@ -385,16 +388,7 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
             let v = call(reqwest::Method::GET, &format!("/requests?{}", matcher_query(op, status, path)), None).await?;
             if !out.json {
                 for e in v["requests"].as_array().into_iter().flatten() {
-                    writeln!(
-                        std::io::stdout(),
-                        "{} {} {} {} {} {}",
-                        e["id"],
-                        e["method"].as_str().unwrap_or_default(),
-                        e["path"].as_str().unwrap_or_default(),
-                        e["status"],
-                        e["operation"].as_str().unwrap_or("-"),
-                        e["user"].as_str().unwrap_or("-")
-                    )?;
+                    writeln!(std::io::stdout(), "{}", entry_line(e))?;
                 }
                 return Ok(());
             }

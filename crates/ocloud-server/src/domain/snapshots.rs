@@ -26,6 +26,19 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
+    /// Keeps `tables` as a new snapshot; its id.
+    fn register(&self, tables: Vec<(&'static TableSpec, Vec<Vec<Cell>>)>) -> String {
+        let keys = tables.iter().find(|(t, _)| t.name == "blobs").map(|(_, r)| keys_of(r)).unwrap_or_default();
+        self.register_with(tables, keys)
+    }
+
+    fn register_with(&self, tables: Vec<(&'static TableSpec, Vec<Vec<Cell>>)>, keys: HashSet<String>) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let id = format!("snap-{n}");
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), Arc::new(Snapshot { tables, keys }));
+        id
+    }
+
     /// Whether some snapshot names this content key (its object must stay).
     pub fn pins(&self, key: &str) -> bool {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).values().any(|s| s.keys.contains(key))
@@ -64,15 +77,7 @@ impl Service {
         for t in TABLES {
             tables.push((t, all_rows(self, t).await?));
         }
-        let keys = tables.iter().find(|(t, _)| t.name == "blobs").map(|(_, r)| keys_of(r)).unwrap_or_default();
-        let n = self.snapshots.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let id = format!("snap-{n}");
-        self.snapshots
-            .map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), Arc::new(Snapshot { tables, keys }));
-        Ok(id)
+        Ok(self.snapshots.register(tables))
     }
 
     /// Puts everything back as it was when snapshot `id` was taken; `NotFound` if unknown.
@@ -194,13 +199,6 @@ impl Service {
         if let Some(k) = keys.iter().find(|k| !is_content_key(k)) {
             return Err(bad(format!("content key {k:?}")));
         }
-        let n = self.snapshots.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let id = format!("snap-{n}");
-        self.snapshots
-            .map
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), Arc::new(Snapshot { tables, keys }));
-        Ok(id)
+        Ok(self.snapshots.register_with(tables, keys))
     }
 }
