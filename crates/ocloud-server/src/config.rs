@@ -139,17 +139,29 @@ pub enum ErrorShape {
     Legacy,
 }
 
+impl ErrorShape {
+    /// Every shape, in the order of [`ErrorShape::name`]'s list.
+    pub const ALL: [ErrorShape; 4] = [ErrorShape::Flat, ErrorShape::Wrapped, ErrorShape::Both, ErrorShape::Legacy];
+
+    /// Its name, as `--error-shape` and the emulator's settings take it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorShape::Flat => "flat",
+            ErrorShape::Wrapped => "wrapped",
+            ErrorShape::Both => "both",
+            ErrorShape::Legacy => "legacy",
+        }
+    }
+}
+
 impl std::str::FromStr for ErrorShape {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "flat" => Ok(ErrorShape::Flat),
-            "wrapped" => Ok(ErrorShape::Wrapped),
-            "both" => Ok(ErrorShape::Both),
-            "legacy" => Ok(ErrorShape::Legacy),
-            _ => Err(format!("unknown error shape {s:?}: flat, wrapped, both or legacy")),
-        }
+        ErrorShape::ALL
+            .into_iter()
+            .find(|shape| shape.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown error shape {s:?}: flat, wrapped, both or legacy"))
     }
 }
 

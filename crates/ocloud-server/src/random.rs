@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rand::{Rng as _, SeedableRng as _};
+use rand::SeedableRng as _;
 
 static SEEDED: AtomicBool = AtomicBool::new(false);
 static RNG: Mutex<Option<(u64, rand::rngs::StdRng)>> = Mutex::new(None);
@@ -53,9 +53,4 @@ pub fn hex_id() -> String {
     let mut b = [0u8; 16];
     fill(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A random number below `n`.
-pub fn below(n: u64) -> u64 {
-    with(|r| r.random_range(0..n.max(1)))
 }

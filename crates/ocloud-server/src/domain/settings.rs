@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ErrorShape};
 
-const SHAPES: [ErrorShape; 4] = [ErrorShape::Flat, ErrorShape::Wrapped, ErrorShape::Both, ErrorShape::Legacy];
-const SHAPE_NAMES: [&str; 4] = ["flat", "wrapped", "both", "legacy"];
+/// A shape as the atomic holds it: its place in [`ErrorShape::ALL`].
+fn shape_index(shape: ErrorShape) -> u8 {
+    ErrorShape::ALL.iter().position(|s| *s == shape).unwrap_or(2) as u8
+}
 
 /// The live values.
 pub struct Settings {
@@ -77,13 +79,12 @@ mod serde_with_null {
 impl Settings {
     /// The values of `cfg`.
     pub fn new(cfg: &Config) -> Settings {
-        let shape = SHAPES.iter().position(|s| *s == cfg.error_shape).unwrap_or(2) as u8;
         Settings {
             token_ttl_s: AtomicU64::new(cfg.token_ttl.as_secs()),
             quota: AtomicU64::new(cfg.quota),
             rate_limit: AtomicU32::new(cfg.rate_limit),
             max_upload_size: AtomicU64::new(cfg.max_upload_size),
-            error_shape: AtomicU8::new(shape),
+            error_shape: AtomicU8::new(shape_index(cfg.error_shape)),
             expired_token_code: AtomicU16::new(cfg.expired_token_code),
             auto_consent: AtomicBool::new(false),
             auto_login: Mutex::new(None),
@@ -109,7 +110,7 @@ impl Settings {
     }
     /// The shape of error answers.
     pub fn error_shape(&self) -> ErrorShape {
-        SHAPES[usize::from(self.error_shape.load(Ordering::Relaxed)) % SHAPES.len()]
+        ErrorShape::ALL[usize::from(self.error_shape.load(Ordering::Relaxed)) % ErrorShape::ALL.len()]
     }
     /// The code of an expired token.
     pub fn expired_token_code(&self) -> u16 {
@@ -152,8 +153,7 @@ impl Settings {
             self.max_upload_size.store(v, Ordering::Relaxed);
         }
         if let Some(s) = shape {
-            let i = SHAPES.iter().position(|x| *x == s).unwrap_or(2) as u8;
-            self.error_shape.store(i, Ordering::Relaxed);
+            self.error_shape.store(shape_index(s), Ordering::Relaxed);
         }
         if let Some(c) = p.expired_token_code {
             self.expired_token_code.store(c, Ordering::Relaxed);
@@ -177,7 +177,7 @@ impl Settings {
             quota: Some(self.quota()),
             rate_limit: Some(self.rate_limit()),
             max_upload_size: Some(self.max_upload_size()),
-            error_shape: Some(SHAPE_NAMES[usize::from(self.error_shape.load(Ordering::Relaxed)) % 4].to_owned()),
+            error_shape: Some(self.error_shape().name().to_owned()),
             expired_token_code: Some(self.expired_token_code()),
             auto_login: Some(self.auto_login()),
             auto_consent: Some(self.auto_consent()),

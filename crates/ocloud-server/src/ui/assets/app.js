@@ -544,7 +544,7 @@ function queueItem(job) {
   const status = el('span', { class: 'status', text: 'waiting' });
   const cancel = el('button', { type: 'button', class: 'link', text: 'Cancel', 'aria-label': `Cancel ${job.name}`, onclick: () => cancelJob(job) });
   const retry = el('button', { type: 'button', class: 'link', text: 'Retry', 'aria-label': `Retry ${job.name}`, hidden: true, onclick: () => retryJob(job) });
-  const li = el('li', { class: 'job', 'data-state': 'waiting' }, el('span', { class: 'name', text: job.path }), bar, status, cancel, retry);
+  const li = el('li', { class: 'job' }, el('span', { class: 'name', text: job.path }), bar, status, cancel, retry);
   Object.assign(job, { li, bar, status, cancel, retry });
   $('#queue-list').append(li);
   $('#queue').hidden = false;
