@@ -10,7 +10,7 @@ use maud::{DOCTYPE, html};
 use ocloud_wire::ErrorCode;
 
 use super::UiState;
-use super::pages::{respond, top_bar};
+use super::pages::{head, respond, top_bar};
 use super::session::{Session, with_cookies};
 use crate::http::error::ApiError;
 
@@ -45,14 +45,7 @@ pub async fn page(State(s): State<UiState>, headers: HeaderMap) -> Response {
     let page = html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="csrf-token" content=(session.csrf);
-                title { "Account · ocloud" }
-                link rel="stylesheet" href={ "/ui/assets/" (super::assets::STYLE.name) };
-                script defer src={ "/ui/assets/" (super::assets::SCRIPT.name) } {}
-            }
+            (head("Account", Some(&session.csrf)))
             body.account-page {
                 (top_bar(&session.csrf, html! { h1.title { "Account" } }))
                 main.card {

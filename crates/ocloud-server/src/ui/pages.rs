@@ -29,7 +29,8 @@ pub fn respond(markup: Markup) -> Response {
     res
 }
 
-fn head(title: &str, csrf: Option<&str>) -> Markup {
+/// A page's `<head>`: the stylesheet and script, and the CSRF token of a signed-in page.
+pub fn head(title: &str, csrf: Option<&str>) -> Markup {
     html! {
         head {
             meta charset="utf-8";

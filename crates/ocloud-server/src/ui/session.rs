@@ -110,12 +110,15 @@ impl Session {
         if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
             return true;
         }
-        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        let expected = svc.public_url.trim_end_matches('/');
         let token = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).or(form_token);
-        origin == Some(expected)
+        same_origin(svc, headers)
             && token.is_some_and(|t| bool::from(subtle::ConstantTimeEq::ct_eq(t.as_bytes(), self.csrf.as_bytes())))
     }
+}
+
+/// Whether a request comes from a page of this service (its `Origin` is the public URL's).
+fn same_origin(svc: &Service, headers: &HeaderMap) -> bool {
+    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) == Some(svc.public_url.trim_end_matches('/'))
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -218,8 +221,7 @@ pub struct SignoutForm {
 pub async fn signout(State(s): State<UiState>, headers: HeaderMap, axum::Form(f): axum::Form<SignoutForm>) -> Response {
     let svc = &s.app.svc;
     // From this service's own pages only, signed in or not: no other site may sign one out.
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    if origin != Some(svc.public_url.trim_end_matches('/')) {
+    if !same_origin(svc, &headers) {
         return (
             StatusCode::FORBIDDEN,
             super::pages::message("Not signed out", "The request did not come from this page."),

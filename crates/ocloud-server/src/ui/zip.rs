@@ -50,15 +50,15 @@ fn id_path(kind: &str, id: &str) -> String {
     format!("/cloud/v1/{kind}/{id}")
 }
 
-async fn json(s: &UiState, session: &Session, path: &str) -> Result<Value, ApiError> {
+/// The API's JSON answer to a `GET`; else its refusal, passed on as it is.
+async fn json(s: &UiState, session: &Session, path: &str) -> Result<Value, Response> {
     let res = super::gateway::get(s, session, path).await;
     if !res.status().is_success() {
-        return Err(ApiError::new(ErrorCode::NotFound, format!("{path}: {}", res.status())));
+        return Err(res);
     }
-    let bytes = axum::body::to_bytes(res.into_body(), 64 << 20)
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("{path}: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(ErrorCode::Internal, format!("{path}: {e}")))
+    let internal = |e: String| ApiError::new(ErrorCode::Internal, format!("{path}: {e}")).into_response();
+    let bytes = axum::body::to_bytes(res.into_body(), 64 << 20).await.map_err(|e| internal(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| internal(e.to_string()))
 }
 
 /// The download.
@@ -71,22 +71,27 @@ pub async fn download(State(s): State<UiState>, headers: HeaderMap, RawQuery(q):
         return ApiError::new(ErrorCode::InvalidUrlParameter, "nothing to zip: give f=FILE_ID or d=FOLDER_ID")
             .into_response();
     }
-    // Checked before the answer starts, so a wrong id is a clear error rather than a cut zip.
+    // Read before the answer starts, so a wrong id is a clear error rather than a cut zip;
+    // the writer starts from what was read.
+    let mut files = Vec::with_capacity(w.files.len());
     for id in &w.files {
-        if let Err(e) = json(&s, &session, &id_path("files", id)).await {
-            return e.into_response();
+        match json(&s, &session, &id_path("files", id)).await {
+            Ok(info) => files.push(info),
+            Err(res) => return res,
         }
     }
+    let mut folders = Vec::with_capacity(w.folders.len());
     for id in &w.folders {
-        if let Err(e) = json(&s, &session, &format!("{}?limit=1", id_path("folders", id))).await {
-            return e.into_response();
+        match json(&s, &session, &format!("{}?limit=1", id_path("folders", id))).await {
+            Ok(top) => folders.push((id.clone(), format!("{}/", top["name"].as_str().unwrap_or("folder")))),
+            Err(res) => return res,
         }
     }
     let (tx, rx) = tokio::io::duplex(256 << 10);
     let renewed = session.renewed.clone();
-    let name = w.name.clone();
+    let name = w.name;
     tokio::spawn(async move {
-        if let Err(e) = write(&s, &session, w, tx).await {
+        if let Err(e) = write(&s, &session, files, folders, tx).await {
             tracing::warn!(error = %crate::logsafe::Esc(&e), "zip cut short");
         }
     });
@@ -103,27 +108,29 @@ pub async fn download(State(s): State<UiState>, headers: HeaderMap, RawQuery(q):
     with_cookies(res, &renewed)
 }
 
-/// Writes the archive into `out`.
-async fn write(s: &UiState, session: &Session, w: Wanted, out: tokio::io::DuplexStream) -> Result<(), String> {
+/// Writes the archive into `out`: the `files` (as the API described them), then the
+/// `folders` (id, path in the archive) with everything under them.
+async fn write(
+    s: &UiState,
+    session: &Session,
+    files: Vec<Value>,
+    folders: Vec<(String, String)>,
+    out: tokio::io::DuplexStream,
+) -> Result<(), String> {
     let mut zip = ZipFileWriter::new(out.compat_write());
-    for id in &w.files {
-        let info = json(s, session, &id_path("files", id)).await.map_err(|e| e.detail)?;
+    for info in &files {
         let name = info["name"].as_str().unwrap_or("file").to_owned();
-        add_file(s, session, &mut zip, &name, &info).await?;
+        add_file(s, session, &mut zip, &name, info).await?;
     }
-    // Depth first, a page of each folder at a time: (folder id, path in the archive).
-    let mut stack: Vec<(String, String)> = Vec::new();
-    for id in &w.folders {
-        let top = json(s, session, &format!("{}?limit=1", id_path("folders", id))).await.map_err(|e| e.detail)?;
-        stack.push((id.clone(), format!("{}/", top["name"].as_str().unwrap_or("folder"))));
-    }
+    // Depth first, a page of each folder at a time.
+    let mut stack = folders;
     while let Some((id, prefix)) = stack.pop() {
         let dir = ZipEntryBuilder::new(prefix.clone().into(), Compression::Stored);
         zip.write_entry_whole(dir, &[]).await.map_err(|e| e.to_string())?;
         let mut offset = 0;
         loop {
             let path = format!("{}?showthumbnails=true&limit={PAGE}&offset={offset}", id_path("folders", &id));
-            let page = json(s, session, &path).await.map_err(|e| e.detail)?;
+            let page = json(s, session, &path).await.map_err(|res| format!("{path}: {}", res.status()))?;
             let subs = page["subfolders"].as_array().cloned().unwrap_or_default();
             let files = page["files"].as_array().cloned().unwrap_or_default();
             for f in &subs {
