@@ -13,7 +13,14 @@ fn emulator() -> Server {
     Server::start(&["--emulator", "--emulator-token", ADMIN])
 }
 
-async fn control(s: &Server, method: reqwest::Method, path: &str, body: Option<Value>, token: Option<&str>) -> Resp {
+/// A control-plane call, with `token` as the admin token (none: without one).
+pub async fn control(
+    s: &Server,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    token: Option<&str>,
+) -> Resp {
     let mut rb = http().request(method, format!("{}/_ocloud/v1{path}", s.url));
     if let Some(t) = token {
         rb = rb.bearer_auth(t);

@@ -28,11 +28,7 @@ async fn setup() -> Server {
 }
 
 async fn control(s: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> Resp {
-    let mut rb = http().request(method, format!("{}/_ocloud/v1{path}", s.url)).bearer_auth(ADMIN);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    Api::send(rb).await
+    crate::emulator::control(s, method, path, body, Some(ADMIN)).await
 }
 
 async fn faults(s: &Server, rules: Value) {

@@ -14,11 +14,7 @@ fn emulator(extra: &[&str]) -> Server {
 }
 
 async fn control(s: &Server, method: reqwest::Method, path: &str, body: Option<Value>) -> Resp {
-    let mut rb = http().request(method, format!("{}/_ocloud/v1{path}", s.url)).bearer_auth(ADMIN);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    Api::send(rb).await
+    crate::emulator::control(s, method, path, body, Some(ADMIN)).await
 }
 
 async fn mint(s: &Server, user: &str) -> Api {

@@ -193,15 +193,21 @@ pub async fn load(s: &AppState, fixture: &crate::domain::seed::Fixture) -> ApiRe
         None => None,
     };
     if let Some(p) = &fixture.settings {
-        s.svc.settings.apply(p).map_err(|e| bad(format!("settings: {e}")))?;
-        if let (Some(seed), Some(f)) = (p.seed, &s.faults) {
-            f.reseed(seed);
-        }
+        apply_settings(s, p).map_err(|e| bad(format!("settings: {e}")))?;
     }
     if let (Some(rules), Some(f)) = (rules, &s.faults) {
         f.replace(rules).map_err(|e| bad(format!("faults: {e}")))?;
     }
     Ok(s.svc.seed(fixture).await?)
+}
+
+/// Applies settings (all or nothing); a `seed` reseeds the fault rules' generator too.
+fn apply_settings(s: &AppState, p: &crate::domain::settings::Patch) -> Result<(), String> {
+    s.svc.settings.apply(p)?;
+    if let (Some(seed), Some(f)) = (p.seed, &s.faults) {
+        f.reseed(seed);
+    }
+    Ok(())
 }
 
 /// `GET /_ocloud/v1/settings`: the settings in force.
@@ -213,10 +219,7 @@ async fn settings(State(s): State<AppState>) -> Json<Value> {
 /// all or nothing; answers the settings in force.
 async fn patch_settings(State(s): State<AppState>, headers: HeaderMap, body: Body) -> ApiResult<Json<Value>> {
     let p: crate::domain::settings::Patch = json_body(&s, &headers, body).await?;
-    s.svc.settings.apply(&p).map_err(bad)?;
-    if let (Some(seed), Some(f)) = (p.seed, &s.faults) {
-        f.reseed(seed);
-    }
+    apply_settings(&s, &p).map_err(bad)?;
     tracing::info!("emulator: settings changed");
     Ok(settings(State(s)).await)
 }

@@ -183,6 +183,11 @@ async fn front(State(s): State<AppState>, req: Request, next: Next) -> Response 
             ApiError::new(ErrorCode::OverCapacity, "too many requests in flight").into_response()
         }
     };
+    shaped(&s, res)
+}
+
+/// An answer in its final shape: errors rendered as the settings say.
+fn shaped(s: &AppState, res: Response) -> Response {
     error::render(res, s.svc.settings.error_shape(), s.svc.settings.expired_token_code())
 }
 
@@ -211,7 +216,7 @@ async fn gate(s: &AppState, req: Request, next: Next) -> Response {
 
 /// Every error answer of a router's own (the web interface's) gets its final shape here.
 async fn shape_errors(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    error::render(next.run(req).await, s.svc.settings.error_shape(), s.svc.settings.expired_token_code())
+    shaped(&s, next.run(req).await)
 }
 
 #[cfg(test)]
