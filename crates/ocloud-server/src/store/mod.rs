@@ -19,7 +19,7 @@ use ocloud_wire::model::FileType;
 pub type NodeId = i64;
 
 /// Errors of a metadata backend, by meaning.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The named thing does not exist (any more).

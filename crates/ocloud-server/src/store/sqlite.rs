@@ -1,16 +1,24 @@
 //! The embedded metadata backend: one SQLite file in WAL mode.
 //!
-//! One writer connection behind a mutex, held only for the length of one short transaction
-//! (never during a transfer), and a small pool of reader connections; WAL lets readers run
-//! beside the writer and lets `ocloud admin` work on the file while the service runs.
-//! `synchronous=FULL`: a commit that returned is on disk.
+//! One writer thread owns the writing connection and a small pool of reader connections
+//! serves reads; WAL lets readers run beside the writer and lets `ocloud admin` work on the
+//! file while the service runs. `synchronous=FULL`: a commit that returned is on disk.
+//!
+//! **Group commit.** Every write is a job sent to the writer thread. The thread takes all the
+//! jobs waiting when it is free (up to [`MAX_BATCH`]), runs each in a savepoint of one
+//! transaction and commits once: concurrent uploads share one WAL fsync instead of queueing
+//! for one each. It never waits for more jobs to arrive, so a lone write costs what it did.
+//! A job that fails is rolled back to its savepoint and leaves the others alone; each caller
+//! hears back only once the batch's commit is on disk (or failed: then every job of the
+//! batch that had succeeded gets the commit's error, as nothing of it was kept).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::*;
 use crate::clock::Clock;
@@ -21,11 +29,11 @@ const NODE_COLS: &str = "id, user_id, parent_id, name, is_dir, size, blob, file_
 #[derive(Clone)]
 pub struct Sqlite {
     path: PathBuf,
-    writer: Arc<Mutex<Connection>>,
+    writer: mpsc::Sender<Job>,
+    stats: Arc<WriterStats>,
     readers: Arc<Mutex<Vec<Connection>>>,
     // Never writes: its `PRAGMA data_version` changes on every commit of any connection.
     watcher: Arc<Mutex<Connection>>,
-    clock: Clock,
     // Deep-offset paging: per folder, the key of every `STRIDE`-th entry, for a generation.
     checkpoints: Arc<Mutex<HashMap<NodeId, (u64, Checkpoints)>>>,
 }
@@ -36,16 +44,107 @@ type Checkpoints = Vec<(bool, String)>;
 /// Distance between two paging checkpoints.
 const STRIDE: u64 = 1000;
 
+/// Most writes committed by one transaction: bounds how long the writer holds its lock and
+/// how much one failed commit takes down with it.
+pub const MAX_BATCH: usize = 256;
+
+/// A write waiting for the writer thread. Called with the batch's connection (inside a
+/// savepoint) and time, or with the error that kept the batch from starting.
+type Job = Box<dyn FnOnce(Result<(&Connection, i64), StoreError>) -> Option<Ran> + Send>;
+
+/// A job that ran: its own error if it failed, and how to answer its caller once the
+/// batch's commit is known (`Some`: the commit failed).
+struct Ran {
+    failed: Option<StoreError>,
+    answer: Answer,
+}
+
+/// Answers a job's caller, given the batch commit's error if it failed.
+type Answer = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// Counters of the writer thread, for tests and logs.
+#[derive(Debug, Default)]
+struct WriterStats {
+    /// Jobs sent and not yet taken by the writer.
+    queued: AtomicU64,
+    /// Transactions committed (or attempted).
+    batches: AtomicU64,
+}
+
+/// The writer thread: takes every job waiting, runs them in one transaction, commits once,
+/// then answers. Ends when the last [`Sqlite`] handle is dropped.
+fn write_batches(mut conn: Connection, clock: Clock, jobs: mpsc::Receiver<Job>, stats: Arc<WriterStats>) {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        batch.extend(jobs.try_iter().take(MAX_BATCH - 1));
+        stats.queued.fetch_sub(batch.len() as u64, Ordering::Relaxed);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let e = backend(e);
+                batch.into_iter().for_each(|job| drop(job(Err(e.clone()))));
+                continue;
+            }
+        };
+        // The time of the transaction, read once the writer holds the database: rows written
+        // in commit order carry non-decreasing times.
+        let now = clock.now_ms();
+        let size = batch.len();
+        let mut answers = Vec::with_capacity(size);
+        // Set when the transaction itself is lost (SQLite rolls it all back on a full disk or
+        // an I/O error): the rest of the batch is refused with that error.
+        let mut broken: Option<StoreError> = None;
+        for job in batch {
+            if let Some(e) = &broken {
+                drop(job(Err(e.clone())));
+                continue;
+            }
+            if let Err(e) = tx.prepare_cached("SAVEPOINT job").and_then(|mut st| st.execute([])) {
+                let e = backend(e);
+                drop(job(Err(e.clone())));
+                broken = Some(e);
+                continue;
+            }
+            // A panicking job drops its answer channel (its caller hears of a failed task)
+            // and is rolled back like a failed one; the writer lives on.
+            let ran = catch_unwind(AssertUnwindSafe(|| job(Ok((&tx, now))))).ok().flatten();
+            let ok = ran.as_ref().is_some_and(|r| r.failed.is_none());
+            let end = |sql| tx.prepare_cached(sql).and_then(|mut st| st.execute([]));
+            let ended = if ok { end("RELEASE job") } else { end("ROLLBACK TO job").and_then(|_| end("RELEASE job")) };
+            if let Err(e) = ended {
+                broken = Some(ran.as_ref().and_then(|r| r.failed.clone()).unwrap_or_else(|| backend(e)));
+            }
+            answers.extend(ran);
+        }
+        let failed = match broken {
+            Some(e) => Some(e),
+            None => tx.commit().err().map(backend),
+        };
+        if size > 1 {
+            tracing::trace!(writes = size, "group commit");
+        }
+        for r in answers {
+            (r.answer)(failed.as_ref());
+        }
+    }
+}
+
 impl Sqlite {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path, clock: Clock) -> anyhow::Result<Sqlite> {
         let mut conn = connect(path)?;
         migrate(&mut conn, &path.display().to_string())?;
         let watcher = Arc::new(Mutex::new(connect(path)?));
+        let (writer, jobs) = mpsc::channel();
+        let stats = Arc::new(WriterStats::default());
+        let s = stats.clone();
+        std::thread::Builder::new().name("sqlite-writer".into()).spawn(move || write_batches(conn, clock, jobs, s))?;
         Ok(Sqlite {
             path: path.to_owned(),
-            clock,
-            writer: Arc::new(Mutex::new(conn)),
+            writer,
+            stats,
             readers: Arc::default(),
             watcher,
             checkpoints: Arc::default(),
@@ -170,21 +269,39 @@ impl Sqlite {
         })
     }
 
+    /// Runs `f` as one write of the next batch (see the module's notes on group commit) and
+    /// returns its result once that batch is durable.
     async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Transaction, i64) -> StoreResult<T> + Send + 'static,
+        f: impl FnOnce(&Connection, i64) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let (writer, clock) = (self.writer.clone(), self.clock.clone());
-        blocking(move || {
-            let mut conn = writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
-            // The time of the transaction, read once the writer lock is held: rows written in
-            // commit order carry non-decreasing times.
-            let out = f(&tx, clock.now_ms())?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
-        })
-        .await
+        let (send, recv) = tokio::sync::oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |call| {
+            let (conn, now) = match call {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = send.send(Err(e));
+                    return None;
+                }
+            };
+            let out = f(conn, now);
+            let failed = out.as_ref().err().cloned();
+            Some(Ran {
+                failed,
+                answer: Box::new(move |commit| {
+                    let _ = send.send(match (out, commit) {
+                        (Ok(_), Some(e)) => Err(e.clone()),
+                        (out, _) => out,
+                    });
+                }),
+            })
+        });
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        if self.writer.send(job).is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(StoreError::Unavailable("the metadata writer has stopped".into()));
+        }
+        recv.await.map_err(|_| StoreError::Backend("metadata write failed: its task panicked".into()))?
     }
 }
 
@@ -209,6 +326,8 @@ fn connect(path: &Path) -> anyhow::Result<Connection> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Every statement of the store fits: none is parsed twice.
+    conn.set_prepared_statement_cache_capacity(256);
     Ok(conn)
 }
 
@@ -269,7 +388,7 @@ fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<App> {
 }
 
 fn get_node(c: &Connection, id: NodeId) -> rusqlite::Result<Option<Node>> {
-    c.query_row(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"), [id], node_from_row).optional()
+    c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"))?.query_row([id], node_from_row).optional()
 }
 
 fn child(c: &Connection, parent: NodeId, name: &str) -> rusqlite::Result<Option<Node>> {
@@ -286,17 +405,17 @@ fn insert_folder(c: &Connection, user_id: i64, parent: NodeId, name: &str, now: 
     if child(c, parent, name).map_err(backend)?.is_some() {
         return Err(StoreError::AlreadyExists(name.to_owned()));
     }
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO nodes(user_id, parent_id, name, is_dir, created, updated) VALUES (?1, ?2, ?3, 1, ?4, ?4)",
-        params![user_id, parent, name, now],
     )
+    .and_then(|mut st| st.execute(params![user_id, parent, name, now]))
     .map_err(backend)?;
     must_node(c, c.last_insert_rowid())
 }
 
 fn user_row(c: &Connection, id: i64) -> StoreResult<User> {
-    c.query_row("SELECT id, name, quota, used, disabled FROM users WHERE id = ?1", [id], user_from_row)
-        .optional()
+    c.prepare_cached("SELECT id, name, quota, used, disabled FROM users WHERE id = ?1")
+        .and_then(|mut st| st.query_row([id], user_from_row).optional())
         .map_err(backend)?
         .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
 }
@@ -307,7 +426,9 @@ fn charge(c: &Connection, user_id: i64, bytes: u64, quota: u64) -> StoreResult<(
     if bytes > free {
         return Err(StoreError::QuotaExceeded { needed: bytes, free });
     }
-    c.execute("UPDATE users SET used = used + ?2 WHERE id = ?1", params![user_id, bytes as i64]).map_err(backend)?;
+    c.prepare_cached("UPDATE users SET used = used + ?2 WHERE id = ?1")
+        .and_then(|mut st| st.execute(params![user_id, bytes as i64]))
+        .map_err(backend)?;
     Ok(())
 }
 
@@ -1353,6 +1474,69 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Sqlite::open(&dir.path().join("m.db"), Clock::system()).unwrap();
         crate::store::conformance::run(&db).await;
+    }
+
+    /// Waits (yielding, never sleeping) until `done` holds.
+    async fn until(done: impl Fn() -> bool) {
+        while !done() {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_writes_share_one_commit_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("m.db"), Clock::system()).unwrap();
+        let u = db.ensure_user("u").await.unwrap();
+        let root = db.root(u.id).await.unwrap();
+        db.create_folder(root.id, "taken").await.unwrap();
+        // Hold the writer busy so the next writes queue up behind it.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let before = db.stats.batches.load(Ordering::Relaxed);
+        let blocker = tokio::spawn({
+            let db = db.clone();
+            async move { db.write(move |_, _| Ok(held.recv().ok())).await }
+        });
+        until(|| db.stats.batches.load(Ordering::Relaxed) == before + 1).await;
+        let mut writes = Vec::new();
+        for i in 0..40 {
+            let db = db.clone();
+            let name = if i == 17 { "taken".to_owned() } else { format!("f{i:02}") };
+            writes.push(tokio::spawn(async move { db.create_folder(root.id, &name).await }));
+        }
+        until(|| db.stats.queued.load(Ordering::Relaxed) == 40).await;
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let mut failed = Vec::new();
+        for (i, w) in writes.into_iter().enumerate() {
+            if let Err(e) = w.await.unwrap() {
+                failed.push((i, e.to_string()));
+            }
+        }
+        assert_eq!(failed, [(17, "an item named \"taken\" already exists there".to_owned())]);
+        // The 40 writes took one transaction, and the failed one took nothing else down.
+        assert_eq!(db.stats.batches.load(Ordering::Relaxed), before + 2);
+        let q = ChildQuery { dirs: true, files: true, file_type: None, offset: 0, limit: None };
+        assert_eq!(db.children(root.id, q).await.unwrap().len(), 40);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_lives_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("m.db"), Clock::system()).unwrap();
+        let u = db.ensure_user("u").await.unwrap();
+        let root = db.root(u.id).await.unwrap();
+        let boom = db
+            .write(move |c, now| -> StoreResult<()> {
+                insert_folder(c, u.id, root.id, "half-done", now)?;
+                panic!("a bug in a write")
+            })
+            .await;
+        assert!(matches!(boom, Err(StoreError::Backend(_))), "{boom:?}");
+        db.create_folder(root.id, "after").await.unwrap();
+        let q = ChildQuery { dirs: true, files: true, file_type: None, offset: 0, limit: None };
+        let names: Vec<String> = db.children(root.id, q).await.unwrap().into_iter().map(|n| n.name).collect();
+        assert_eq!(names, ["after"]);
     }
 
     #[tokio::test]
