@@ -34,13 +34,23 @@ impl FileSink {
     /// `sync_file_range`, elsewhere nothing), so that an fsync at the end finds little left to
     /// do: for a durable upload, writing to disk overlaps receiving.
     pub fn new(file: std::fs::File, write_back: bool) -> Self {
-        FileSink { filling: Vec::with_capacity(BUFFER), idle: Some(file), writing: None, write_back }
+        FileSink { filling: Vec::new(), idle: Some(file), writing: None, write_back }
     }
 
     /// Copies `data` in. Fails if an earlier write failed (the error is that write's).
     pub async fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        if self.filling.capacity() == 0 {
+            // Sized on first use: a small file costs a small buffer, not a whole one.
+            self.filling.reserve_exact(data.len().clamp(SMALL, BUFFER));
+        }
         while !data.is_empty() {
             let n = data.len().min(BUFFER - self.filling.len());
+            let (len, cap) = (self.filling.len(), self.filling.capacity());
+            if len + n > cap {
+                // Grown (doubling, never past one buffer) only while the first buffer fills;
+                // later ones are recycled whole.
+                self.filling.reserve_exact((cap * 2).max(len + n).min(BUFFER) - len);
+            }
             self.filling.extend_from_slice(&data[..n]);
             data = &data[n..];
             if self.filling.len() == BUFFER {
@@ -73,19 +83,47 @@ impl FileSink {
             }
             None => {
                 let file = self.idle.take().ok_or_else(|| std::io::Error::other("an earlier write failed"))?;
+                // The first hand-over of a file larger than one buffer: the spare is needed.
                 Ok((file, Vec::with_capacity(BUFFER)))
             }
         }
     }
 
     /// Writes what is left and gives the file back (for an fsync).
-    pub async fn finish(mut self) -> std::io::Result<std::fs::File> {
-        if !self.filling.is_empty() {
-            self.hand_over().await?;
-        }
-        Ok(self.settle().await?.0)
+    pub async fn finish(self) -> std::io::Result<std::fs::File> {
+        self.close_with(Ok).await
+    }
+
+    /// Writes what is left, then runs `then` on the file, both in one trip to the blocking
+    /// pool: a small file (one buffer) is written, fsynced and renamed in a single trip.
+    pub async fn close_with<T: Send + 'static>(
+        mut self,
+        then: impl FnOnce(std::fs::File) -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        let file = match self.writing.take() {
+            Some(w) => {
+                let (file, _, res) = w.await.map_err(std::io::Error::other)?;
+                res?;
+                file
+            }
+            None => self.idle.take().ok_or_else(|| std::io::Error::other("an earlier write failed"))?,
+        };
+        let rest = std::mem::take(&mut self.filling);
+        tokio::task::spawn_blocking(move || {
+            let mut file = file;
+            // No early write-back for the last bytes: what follows is usually the fsync.
+            if !rest.is_empty() {
+                write(&mut file, &rest, false)?;
+            }
+            then(file)
+        })
+        .await
+        .map_err(std::io::Error::other)?
     }
 }
+
+/// Smallest buffer: what one network read usually brings.
+const SMALL: usize = 16 << 10;
 
 fn write(file: &mut std::fs::File, buf: &[u8], write_back: bool) -> std::io::Result<()> {
     file.write_all(buf)?;

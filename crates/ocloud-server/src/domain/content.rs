@@ -26,8 +26,13 @@ const REAP_BATCH: usize = 100;
 impl Service {
     /// Starts a blob under a key claimed in the metadata store.
     pub async fn new_blob(&self) -> Result<Box<dyn BlobWriter>> {
-        let writer = self.blobs.create().await?;
-        self.meta.claim_blob(writer.key(), self.clock.now_ms()).await?;
+        // The key is chosen before the writer opens, so the claim's commit and the opening
+        // of the temp file run side by side.
+        let key = crate::random::hex_id();
+        let (writer, ()) =
+            tokio::try_join!(async { self.blobs.create_with_key(&key).await.map_err(super::Error::from) }, async {
+                self.meta.claim_blob(&key, self.clock.now_ms()).await.map_err(super::Error::from)
+            },)?;
         Ok(writer)
     }
 

@@ -35,6 +35,12 @@ pub fn from_name(name: &str) -> (FileType, &'static str) {
     }
 }
 
+/// Whether bytes start like a picture [`sniff_picture`] knows (its magic number alone).
+pub fn may_be_picture(head: &[u8]) -> bool {
+    use image::ImageFormat::*;
+    matches!(image::guess_format(head), Ok(Jpeg | Png | Gif | Bmp))
+}
+
 /// What the first bytes of a picture tell: its MIME type and dimensions, for the formats the
 /// service can also render (JPEG, PNG, GIF, BMP).
 pub fn sniff_picture(prefix: &[u8]) -> Option<(&'static str, u32, u32)> {
@@ -61,6 +67,7 @@ mod tests {
         img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
         assert_eq!(sniff_picture(&png), Some(("image/png", 30, 20)));
         assert_eq!(sniff_picture(b"hello"), None);
+        assert!(may_be_picture(&png[..16]) && !may_be_picture(b"hello, world"));
         assert_eq!(from_name("A.JPG").0, FileType::Picture);
         assert_eq!(from_name("song.mp3").0, FileType::Audio);
         assert_eq!(from_name("noext").1, "application/octet-stream");

@@ -14,6 +14,21 @@ use super::{Access, Error, Item, Result, Service, kinds, names};
 use crate::blobs;
 use crate::store::NewFile;
 
+/// Bytes kept from the start of every upload as it streams: picture sniffing reads them
+/// instead of the stored blob (and reads the blob back only for a picture larger than this).
+pub const HEAD: usize = 16 << 10;
+
+/// A blob written and durable, ready to be recorded as a file.
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    /// Its key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its first bytes, up to [`HEAD`].
+    pub head: Vec<u8>,
+}
+
 /// A checked upload destination.
 #[derive(Debug, Clone)]
 pub struct UploadTarget {
@@ -59,28 +74,30 @@ impl Service {
         Ok(())
     }
 
-    /// Records an uploaded blob of `size` bytes as a file of the target folder.
-    pub async fn finish_upload(
-        &self,
-        a: &Access,
-        target: UploadTarget,
-        blob: String,
-        size: u64,
-    ) -> Result<UploadResponse> {
-        match self.record(a, &target, &blob, size).await {
+    /// Records an uploaded blob as a file of the target folder.
+    pub async fn finish_upload(&self, a: &Access, target: UploadTarget, blob: StoredBlob) -> Result<UploadResponse> {
+        match self.record(a, &target, &blob).await {
             Ok(r) => Ok(r),
             Err(e) => {
-                self.drop_blobs(vec![blob]).await;
+                self.drop_blobs(vec![blob.key]).await;
                 Err(e)
             }
         }
     }
 
-    async fn record(&self, a: &Access, target: &UploadTarget, blob: &str, size: u64) -> Result<UploadResponse> {
+    async fn record(&self, a: &Access, target: &UploadTarget, stored: &StoredBlob) -> Result<UploadResponse> {
+        let (blob, size) = (stored.key.as_str(), stored.size);
         let (mut file_type, mut mime) = kinds::from_name(&target.name);
         let mut metadata = None;
-        let prefix = blobs::read_all(self.blobs.as_ref(), blob, 512 * 1024).await?;
-        if let Some((m, w, h)) = kinds::sniff_picture(&prefix) {
+        let sniffed = if size <= stored.head.len() as u64 {
+            kinds::sniff_picture(&stored.head)
+        } else if kinds::may_be_picture(&stored.head) {
+            // A header can sit past the kept bytes (a JPEG's after its EXIF): read further.
+            kinds::sniff_picture(&blobs::read_all(self.blobs.as_ref(), blob, 512 * 1024).await?)
+        } else {
+            None
+        };
+        if let Some((m, w, h)) = sniffed {
             file_type = FileType::Picture;
             mime = m;
             metadata = Some(serde_json::json!({"width": w, "height": h}).to_string());

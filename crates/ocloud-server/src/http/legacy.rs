@@ -190,10 +190,10 @@ pub async fn content_upload(
     if parts.stream_exact(url.size, &mut sink).await.is_err() {
         return mum(&key, "Error while uploading content");
     }
-    let Ok((blob, size)) = sink.commit().await else {
+    let Ok(blob) = sink.commit().await else {
         return mum(&key, "An error has occured while writing file in temporary directory");
     };
-    let stored = match s.svc.finish_upload(&access, target, blob, size).await {
+    let stored = match s.svc.finish_upload(&access, target, blob).await {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(error = %crate::logsafe::Esc(&e), "content upload refused");
@@ -419,8 +419,8 @@ async fn add_media(s: AppState, headers: &HeaderMap, q: RawQuery, ct: &str, body
         }
         return photo_error(INTERNAL, if client_fault { &e.detail } else { "internal error" });
     }
-    let Ok((blob, size)) = sink.commit().await else { return photo_error(INTERNAL, "internal error") };
-    match s.svc.add_photo(&a, &album, &file_name, &title, blob, size).await {
+    let Ok(blob) = sink.commit().await else { return photo_error(INTERNAL, "internal error") };
+    match s.svc.add_photo(&a, &album, &file_name, &title, blob.key, blob.size).await {
         Ok(None) => photo_error(UNSUPPORTED_FORMAT, "Unsupported format: JPEG, GIF, BMP and PNG only"),
         Err(e) => from_domain(e, "album"),
         Ok(Some(photo)) => match album_list(&s, &a).await {

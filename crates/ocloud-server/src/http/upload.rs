@@ -20,6 +20,7 @@ use super::AppState;
 use super::error::ApiError;
 use super::extract::{RawQuery, bearer, content_length, next_chunk, parse_json};
 use crate::blobs::BlobWriter;
+use crate::domain::upload::{HEAD, StoredBlob};
 use crate::domain::{Access, Error};
 
 const SMALL_PART_MAX: usize = 64 * 1024;
@@ -90,8 +91,8 @@ async fn form_b(
             format!("body of {} bytes, Content-Length {len}", sink.written),
         ));
     }
-    let (key, size) = sink.commit().await?;
-    Ok(s.svc.finish_upload(a, target, key, size).await?)
+    let stored = sink.commit().await?;
+    Ok(s.svc.finish_upload(a, target, stored).await?)
 }
 
 async fn form_a(s: &AppState, a: &Access, p: &mut Multipart) -> Result<UploadResponse, ApiError> {
@@ -126,8 +127,8 @@ async fn form_a(s: &AppState, a: &Access, p: &mut Multipart) -> Result<UploadRes
             Some(n) => p.stream_exact(n, &mut sink).await?,
             None => p.stream_until_delimiter(&mut sink).await?,
         }
-        let (key, size) = sink.commit().await?;
-        return Ok(s.svc.finish_upload(a, target, key, size).await?);
+        let stored = sink.commit().await?;
+        return Ok(s.svc.finish_upload(a, target, stored).await?);
     }
     Err(ApiError::new(ErrorCode::MissingBodyField, "the multipart body has no file part"))
 }
@@ -156,6 +157,8 @@ impl PartSink for Vec<u8> {
 pub(crate) struct Sink {
     writer: Option<Box<dyn BlobWriter>>,
     written: u64,
+    /// The first bytes, for sniffing (see [`HEAD`]).
+    head: Vec<u8>,
     declared: Option<u64>,
     max: u64,
     free: u64,
@@ -176,6 +179,7 @@ impl Sink {
         Ok(Sink {
             writer: Some(writer),
             written: 0,
+            head: Vec::new(),
             declared,
             max: s.svc.settings.max_upload_size(),
             free: s.svc.freespace(a),
@@ -202,14 +206,17 @@ impl Sink {
             check_disk(self.blobs.as_ref(), self.reserve, 0)?;
             self.next_disk_check = total + DISK_CHECK_EVERY;
         }
+        if self.head.len() < HEAD {
+            self.head.extend_from_slice(&chunk[..chunk.len().min(HEAD - self.head.len())]);
+        }
         self.writer.as_mut().expect("sink open").write(chunk).await.map_err(Error::from)?;
         self.written = total;
         Ok(())
     }
 
-    pub(crate) async fn commit(mut self) -> Result<(String, u64), ApiError> {
+    pub(crate) async fn commit(mut self) -> Result<StoredBlob, ApiError> {
         let key = self.writer.take().expect("sink open").commit().await.map_err(Error::from)?;
-        Ok((key, self.written))
+        Ok(StoredBlob { key, size: self.written, head: std::mem::take(&mut self.head) })
     }
 }
 
