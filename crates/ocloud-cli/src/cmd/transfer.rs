@@ -20,12 +20,33 @@ use crate::remote::{self, Location};
 /// Options shared by the transfer commands.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TransferOpts {
-    /// Files transferred at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub transfers: u16,
+    /// Files transferred at once [default: from the files' sizes: 32 when most are under
+    /// 256 KiB, 8 under 8 MiB, else 4].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub transfers: Option<u16>,
     /// Transfer even files that exist with the same size.
     #[arg(long)]
     pub force: bool,
+}
+
+impl TransferOpts {
+    /// `--transfers`, or a number suited to these files. A small file's time is its round
+    /// trip and its commit, which the service shares between the uploads in flight (group
+    /// commit): many at once pay off. Large files are bound by bandwidth, which a few
+    /// streams fill; more would only add memory. The median decides, so a few big files
+    /// among many small ones do not slow the small ones down.
+    fn transfers_for(&self, tree: &Tree, files: &[String]) -> usize {
+        if let Some(t) = self.transfers {
+            return t as usize;
+        }
+        let mut sizes: Vec<u64> = files.iter().filter_map(|f| tree.get(f)).map(|i| i.size).collect();
+        sizes.sort_unstable();
+        match sizes.get(sizes.len() / 2) {
+            Some(&m) if m < 256 << 10 => 32,
+            Some(&m) if m < 8 << 20 => 8,
+            _ => 4,
+        }
+    }
 }
 
 /// A file or folder on one side, by path relative to the transfer's root (`a/b.txt`, `a/`).
@@ -311,7 +332,7 @@ pub async fn upload(api: &ApiManager, local: &Path, dst: &str, o: &TransferOpts,
     let src_tree = local_tree(local)?;
     let dst_tree = remote_tree(api, &root_id).await?;
     let files = to_copy(&src_tree, &dst_tree, o.force, &mut outcome);
-    Copier { api, out, transfers: o.transfers as usize }
+    Copier { api, out, transfers: o.transfers_for(&src_tree, &files) }
         .up(local, &root_id, &src_tree, &dst_tree, files, &mut outcome)
         .await;
     outcome.finish(out, "uploaded")
@@ -349,7 +370,9 @@ pub async fn download(
     let src_tree = remote_tree(api, &e.id).await?;
     let dst_tree = local_tree(local)?;
     let files = to_copy(&src_tree, &dst_tree, o.force, &mut outcome);
-    Copier { api, out, transfers: o.transfers as usize }.down(&src_tree, local, files, &mut outcome).await;
+    Copier { api, out, transfers: o.transfers_for(&src_tree, &files) }
+        .down(&src_tree, local, files, &mut outcome)
+        .await;
     outcome.finish(out, "downloaded")
 }
 
@@ -497,7 +520,7 @@ pub async fn sync(api: &ApiManager, a: &SyncArgs, out: &Printer) -> anyhow::Resu
         ));
         return Ok(());
     }
-    let copier = Copier { api, out, transfers: a.opts.transfers as usize };
+    let copier = Copier { api, out, transfers: a.opts.transfers_for(&src_t, &files) };
     if up {
         copier.up(&local, &remote_id, &src_t, &dst_t, files, &mut outcome).await;
     } else {
