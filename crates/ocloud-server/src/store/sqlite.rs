@@ -35,14 +35,15 @@ pub struct Sqlite {
     // Never writes: its `PRAGMA data_version` changes on every commit of any connection.
     watcher: Arc<Mutex<Connection>>,
     // Deep-offset paging: per folder, the key of every `STRIDE`-th entry, for a generation.
-    checkpoints: Arc<Mutex<HashMap<NodeId, (u64, Checkpoints)>>>,
+    checkpoints: Arc<Mutex<HashMap<NodeId, (u64, Arc<Checkpoints>)>>>,
 }
 
 /// The `(is_dir, name)` keys of every `STRIDE`-th entry of a folder, in listing order.
 type Checkpoints = Vec<(bool, String)>;
 
-/// Distance between two paging checkpoints.
-const STRIDE: u64 = 1000;
+/// Distance between two paging checkpoints: a deep page reads at most this many rows more
+/// than it shows. 100 of them cost a few kB per 10,000 entries of a folder.
+const STRIDE: u64 = 100;
 
 /// Most writes committed by one transaction: bounds how long the writer holds its lock and
 /// how much one failed commit takes down with it.
@@ -192,7 +193,7 @@ impl Sqlite {
             .unwrap_or_else(|p| p.into_inner())
             .get(&parent)
             .filter(|(g, _)| *g == generation)
-            .map(|(_, c)| c.clone());
+            .map(|(_, c)| Arc::clone(c));
         let cps = match cached {
             Some(c) => c,
             None => {
@@ -210,14 +211,14 @@ impl Sqlite {
                                 out.push((r.get::<_, bool>(0)?, r.get::<_, String>(1)?));
                             }
                         }
-                        Ok(out)
+                        Ok(Arc::new(out))
                     })
                     .await?;
                 let mut map = self.checkpoints.lock().unwrap_or_else(|p| p.into_inner());
                 if map.len() > 1000 {
                     map.clear();
                 }
-                map.insert(parent, (generation, c.clone()));
+                map.insert(parent, (generation, Arc::clone(&c)));
                 c
             }
         };
@@ -229,43 +230,36 @@ impl Sqlite {
         let skip = q.offset - blocks * STRIDE;
         let want = skip + q.limit.unwrap_or(STRIDE);
         self.quick(move |c| {
-            // Entries after the checkpoint: remaining folders (if it is a folder), then files.
-            let mut ids: Vec<NodeId> = Vec::new();
+            // Entries after the checkpoint: remaining folders (if it is a folder), then files,
+            // read whole in the same seek (one statement each, not one per row).
+            let mut rows: Vec<Node> = Vec::new();
             if cp_dir {
-                let mut st = c.prepare_cached(
-                    "SELECT id FROM nodes WHERE parent_id = ?1 AND is_dir = 1 AND name > ?2 ORDER BY name LIMIT ?3",
-                )?;
-                ids.extend(
-                    st.query_map(params![parent, cp_name, want as i64], |r| r.get(0))?
-                        .collect::<rusqlite::Result<Vec<NodeId>>>()?,
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {NODE_COLS} FROM nodes WHERE parent_id = ?1 AND is_dir = 1 AND name > ?2 ORDER BY name LIMIT ?3"
+                ))?;
+                rows.extend(
+                    st.query_map(params![parent, cp_name, want as i64], node_from_row)?
+                        .collect::<rusqlite::Result<Vec<Node>>>()?,
                 );
             }
-            if (ids.len() as u64) < want {
-                let rest = (want - ids.len() as u64) as i64;
+            if (rows.len() as u64) < want {
+                let rest = (want - rows.len() as u64) as i64;
                 // Two statements, not `(?2 OR name > ?3)`: an OR would defeat the index seek.
                 let found = if cp_dir {
-                    let mut st = c.prepare_cached(
-                        "SELECT id FROM nodes WHERE parent_id = ?1 AND is_dir = 0 ORDER BY name LIMIT ?2",
-                    )?;
-                    st.query_map(params![parent, rest], |r| r.get(0))?.collect::<rusqlite::Result<Vec<NodeId>>>()?
+                    let mut st = c.prepare_cached(&format!(
+                        "SELECT {NODE_COLS} FROM nodes WHERE parent_id = ?1 AND is_dir = 0 ORDER BY name LIMIT ?2"
+                    ))?;
+                    st.query_map(params![parent, rest], node_from_row)?.collect::<rusqlite::Result<Vec<Node>>>()?
                 } else {
-                    let mut st = c.prepare_cached(
-                        "SELECT id FROM nodes WHERE parent_id = ?1 AND is_dir = 0 AND name > ?2 ORDER BY name LIMIT ?3",
-                    )?;
-                    st.query_map(params![parent, cp_name, rest], |r| r.get(0))?
-                        .collect::<rusqlite::Result<Vec<NodeId>>>()?
+                    let mut st = c.prepare_cached(&format!(
+                        "SELECT {NODE_COLS} FROM nodes WHERE parent_id = ?1 AND is_dir = 0 AND name > ?2 ORDER BY name LIMIT ?3"
+                    ))?;
+                    st.query_map(params![parent, cp_name, rest], node_from_row)?
+                        .collect::<rusqlite::Result<Vec<Node>>>()?
                 };
-                ids.extend(found);
+                rows.extend(found);
             }
-            let page: Vec<NodeId> = ids.into_iter().skip(skip as usize).collect();
-            let mut out = Vec::with_capacity(page.len());
-            let mut st = c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"))?;
-            for id in page {
-                if let Some(n) = st.query_row([id], node_from_row).optional()? {
-                    out.push(n);
-                }
-            }
-            Ok(out)
+            Ok(rows.into_iter().skip(skip as usize).collect())
         })
     }
 
@@ -1113,7 +1107,9 @@ impl Tree for Sqlite {
         // A page or a small folder is a short read, done in place; a big folder (over 1,000
         // entries asked) goes to the blocking pool.
         const IN_PLACE: u64 = 1000;
-        if q.offset >= STRIDE && q.dirs && q.files && q.file_type.is_none() && q.limit.is_some_and(|l| l <= IN_PLACE) {
+        // Below this offset a plain OFFSET skips few index entries: no checkpoints needed.
+        const DEEP: u64 = 1000;
+        if q.offset >= DEEP && q.dirs && q.files && q.file_type.is_none() && q.limit.is_some_and(|l| l <= IN_PLACE) {
             return self.deep_page(parent, q).await;
         }
         if q.limit.is_some_and(|l| l <= IN_PLACE) {
