@@ -35,8 +35,11 @@ pub struct Sqlite {
     // Never writes: its `PRAGMA data_version` changes on every commit of any connection.
     watcher: Arc<Mutex<Connection>>,
     // Deep-offset paging: per folder, the key of every `STRIDE`-th entry, for a generation.
-    checkpoints: Arc<Mutex<HashMap<NodeId, (u64, Arc<Checkpoints>)>>>,
+    checkpoints: Arc<Mutex<CheckpointMap>>,
 }
+
+/// Per folder: the generation its checkpoints were taken at, and the checkpoints.
+type CheckpointMap = HashMap<NodeId, (u64, Arc<Checkpoints>)>;
 
 /// The `(is_dir, name)` keys of every `STRIDE`-th entry of a folder, in listing order.
 type Checkpoints = Vec<(bool, String)>;
