@@ -8,6 +8,7 @@ use super::*;
 /// Runs every check on an empty database; panics on the first failure.
 pub async fn run(db: &dyn Metadata) {
     tree_operations_keep_quota_exact(db).await;
+    concurrent_file_records_each_get_their_own_answer(db).await;
     purge_drops_only_expired_rows(db).await;
     blob_keys_are_claimed_released_and_reaped(db).await;
     leases_go_to_one_holder_at_a_time(db).await;
@@ -48,6 +49,44 @@ async fn tree_operations_keep_quota_exact(db: &dyn Metadata) {
     assert_eq!(freed, ["b1", "b2"]);
     assert_eq!(db.user(u.id).await.unwrap().unwrap().used, 0);
     db.forget_blobs(&["b1".into(), "b2".into(), "b3".into()]).await.unwrap();
+}
+
+/// Many file records at once (which a backend may commit together): each gets the answer it
+/// would have alone (a clash renamed, the quota exceeded for exactly the ones past it), and
+/// none of the failures takes another record down.
+async fn concurrent_file_records_each_get_their_own_answer(db: &dyn Metadata) {
+    let u = db.ensure_user("burst").await.unwrap();
+    let root = db.root(u.id).await.unwrap();
+    let dir = db.create_folder(root.id, "burst").await.unwrap();
+    let keys: Vec<String> = (0..40).map(|i| format!("burst{i}")).collect();
+    for k in &keys {
+        db.claim_blob(k, 0).await.unwrap();
+    }
+    let file = |i: usize| NewFile {
+        // Two of every name: half the records clash with another one of the burst.
+        name: format!("f{}.bin", i / 2),
+        size: 10,
+        blob: keys[i].clone(),
+        file_type: FileType::File,
+        mime: "application/octet-stream".into(),
+        metadata: None,
+    };
+    // Room for 30 of the 40: exactly ten are refused, whatever the order they commit in.
+    let answers = futures_util::future::join_all((0..40).map(|i| db.insert_file(dir.id, file(i), 300))).await;
+    let refused = answers.iter().filter(|a| matches!(a, Err(StoreError::QuotaExceeded { .. }))).count();
+    assert_eq!(refused, 10, "{answers:?}");
+    assert!(answers.iter().all(|a| a.is_ok() || matches!(a, Err(StoreError::QuotaExceeded { .. }))));
+    let q = ChildQuery { dirs: true, files: true, file_type: None, offset: 0, limit: None };
+    let mut names: Vec<String> = db.children(dir.id, q).await.unwrap().into_iter().map(|n| n.name).collect();
+    let mut answered: Vec<String> = answers.into_iter().filter_map(|a| a.ok()).map(|n| n.name).collect();
+    names.sort();
+    answered.sort();
+    assert_eq!(names, answered, "the records are the ones answered");
+    assert_eq!(names.len(), 30);
+    assert_eq!(db.user(u.id).await.unwrap().unwrap().used, 300);
+    let freed = db.delete(dir.id).await.unwrap();
+    assert_eq!(freed.len(), 30);
+    db.forget_blobs(&keys).await.unwrap();
 }
 
 async fn purge_drops_only_expired_rows(db: &dyn Metadata) {

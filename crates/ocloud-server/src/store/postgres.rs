@@ -35,6 +35,27 @@ const USER_COLS: &str = "id, name, quota, used, disabled";
 pub struct Postgres {
     pool: Pool,
     clock: Clock,
+    files: std::sync::Arc<std::sync::Mutex<FileQueue>>,
+}
+
+/// Most file records committed by one transaction.
+const MAX_FILE_BATCH: usize = 256;
+
+/// File records waiting for the next batch (group commit, as in the SQLite store: uploads of
+/// one user otherwise queue on that user's lock for one commit each), and whether a task is
+/// committing batches now.
+#[derive(Default)]
+struct FileQueue {
+    jobs: Vec<FileJob>,
+    draining: bool,
+}
+
+/// One [`Tree::insert_file`] waiting for its batch.
+struct FileJob {
+    parent: NodeId,
+    file: NewFile,
+    quota: u64,
+    answer: tokio::sync::oneshot::Sender<StoreResult<Node>>,
 }
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
@@ -103,7 +124,7 @@ impl Postgres {
             .create_timeout(timeout)
             .recycle_timeout(timeout)
             .build()?;
-        let db = Postgres { pool, clock };
+        let db = Postgres { pool, clock, files: Default::default() };
         db.migrate().await?;
         Ok(db)
     }
@@ -143,6 +164,76 @@ impl Postgres {
     async fn bump(&self, c: &Object) {
         if let Err(e) = c.execute("SELECT nextval('generation')", &[]).await {
             tracing::warn!(error = %crate::logsafe::Esc(&e), "could not bump the cache generation");
+        }
+    }
+
+    /// Commits the waiting file records, batch after batch, until none is left.
+    async fn drain_files(&self) {
+        /// Should a batch panic, the queue is not left marked as drained by a dead task:
+        /// waiting callers hear of the failure and later inserts start a new task.
+        struct Guard<'a>(&'a std::sync::Mutex<FileQueue>);
+        impl Drop for Guard<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                    q.jobs.clear();
+                    q.draining = false;
+                }
+            }
+        }
+        let _guard = Guard(&self.files);
+        loop {
+            let jobs: Vec<FileJob> = {
+                let mut q = self.files.lock().unwrap_or_else(|p| p.into_inner());
+                if q.jobs.is_empty() {
+                    q.draining = false;
+                    return;
+                }
+                let n = q.jobs.len().min(MAX_FILE_BATCH);
+                q.jobs.drain(..n).collect()
+            };
+            self.commit_files(jobs).await;
+        }
+    }
+
+    /// One transaction for many file records, each in a savepoint: one that fails (quota,
+    /// folder gone) is rolled back alone. Everyone hears back after the commit.
+    async fn commit_files(&self, jobs: Vec<FileJob>) {
+        let now = self.clock.now_ms();
+        let mut outs: Vec<StoreResult<Node>> = Vec::with_capacity(jobs.len());
+        let batch: StoreResult<()> = async {
+            let mut c = self.conn().await?;
+            let mut tx = c.transaction().await.map_err(pg)?;
+            // The owners' locks taken in id order first: two batches (on two instances) never
+            // wait for each other in a cycle. Each job's own lock is then a re-entry.
+            let parents: Vec<i64> = jobs.iter().map(|j| j.parent).collect();
+            let owners = tx
+                .query("SELECT DISTINCT user_id FROM nodes WHERE id = ANY($1) ORDER BY user_id", &[&parents])
+                .await
+                .map_err(pg)?;
+            for o in owners {
+                lock_user(&tx, o.get(0)).await?;
+            }
+            for j in &jobs {
+                let sp = tx.savepoint("job").await.map_err(pg)?;
+                let out = insert_one(&sp, j.parent, &j.file, j.quota, now).await;
+                if out.is_ok() { sp.commit().await } else { sp.rollback().await }.map_err(pg)?;
+                outs.push(out);
+            }
+            tx.commit().await.map_err(pg)?;
+            self.bump(&c).await;
+            Ok(())
+        }
+        .await;
+        let mut outs = outs.into_iter();
+        for j in jobs {
+            let out = match (outs.next(), &batch) {
+                (Some(Err(own)), _) => Err(own),
+                (Some(ok), Ok(())) => ok,
+                (_, Err(e)) => Err(e.clone()),
+                (None, Ok(())) => unreachable!("every job of a committed batch ran"),
+            };
+            let _ = j.answer.send(out);
         }
     }
 
@@ -238,6 +329,17 @@ async fn charge(tx: &Transaction<'_>, user_id: i64, bytes: u64, quota: u64) -> S
     }
     tx.execute("UPDATE users SET used = used + $2 WHERE id = $1", &[&user_id, &(bytes as i64)]).await.map_err(pg)?;
     Ok(())
+}
+
+/// Records one file under `parent` in `tx`: checks, quota charge, row.
+async fn insert_one(tx: &Transaction<'_>, parent: NodeId, file: &NewFile, quota: u64, now: i64) -> StoreResult<Node> {
+    let p = lock_node(tx, parent).await?;
+    if !p.is_dir {
+        return Err(StoreError::NotFound(format!("folder {parent}")));
+    }
+    charge(tx, p.user_id, file.size, quota).await?;
+    let id = insert_file_row(tx, &p, file, now).await?;
+    must_node(tx, id).await
 }
 
 async fn insert_file_row(tx: &Transaction<'_>, p: &Node, file: &NewFile, now: i64) -> StoreResult<NodeId> {
@@ -910,19 +1012,17 @@ impl Tree for Postgres {
     }
 
     async fn insert_file(&self, parent: NodeId, file: NewFile, quota: u64) -> StoreResult<Node> {
-        let now = self.clock.now_ms();
-        let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        let p = lock_node(&tx, parent).await?;
-        if !p.is_dir {
-            return Err(StoreError::NotFound(format!("folder {parent}")));
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut q = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            q.jobs.push(FileJob { parent, file, quota, answer });
+            !std::mem::replace(&mut q.draining, true)
+        };
+        if start {
+            let this = self.clone();
+            tokio::spawn(async move { this.drain_files().await });
         }
-        charge(&tx, p.user_id, file.size, quota).await?;
-        let id = insert_file_row(&tx, &p, &file, now).await?;
-        let n = must_node(&tx, id).await?;
-        tx.commit().await.map_err(pg)?;
-        self.bump(&c).await;
-        Ok(n)
+        answered.await.map_err(|_| StoreError::Backend("the file batch task failed".into()))?
     }
 
     async fn insert_files(&self, parent: NodeId, files: Vec<NewFile>, quota: u64) -> StoreResult<usize> {
