@@ -42,6 +42,7 @@ impl FsBlobs {
         let tmp_root = dir.join("tmp");
         std::fs::create_dir_all(&root)?;
         std::fs::create_dir_all(&tmp_root)?;
+        make_shards(&root)?;
         let cleared = clear_dead_temp(&tmp_root)?;
         let tmp = tmp_root.join(uuid::Uuid::new_v4().simple().to_string());
         std::fs::create_dir(&tmp)?;
@@ -75,6 +76,24 @@ impl FsBlobs {
 }
 
 /// An exclusive, non-blocking `flock`; released when the file is closed (or its process dies).
+/// Makes the 256 shard directories once, at open: otherwise the first uploads into each shard
+/// pay a `mkdir` and two more fsyncs, which is most of a burst of small uploads on a new
+/// installation. Already there (the usual case): one `stat` each.
+fn make_shards(root: &Path) -> std::io::Result<()> {
+    let mut made = false;
+    for i in 0..=255u8 {
+        let shard = root.join(format!("{i:02x}"));
+        if !shard.is_dir() {
+            std::fs::create_dir_all(&shard)?;
+            made = true;
+        }
+    }
+    if made {
+        std::fs::File::open(root)?.sync_all()?;
+    }
+    Ok(())
+}
+
 fn try_lock(f: &std::fs::File) -> bool {
     use std::os::fd::AsRawFd as _;
     // SAFETY: flock on a valid open descriptor.
