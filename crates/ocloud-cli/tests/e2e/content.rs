@@ -89,6 +89,59 @@ async fn download_range_head_and_validators() {
     api.get(&url).await.assert_error(404, 60);
 }
 
+/// Large downloads go out with `sendfile` on a plain connection (`http/sendfile.rs`): the
+/// bytes must be the file's exactly, whole or by range (across the 4 MiB stand-ins, small
+/// ranges deep in the file too), on one keep-alive connection with other answers between,
+/// and a client leaving half-way must not disturb the next one.
+#[tokio::test]
+async fn large_downloads_are_exact_whole_by_range_and_back_to_back() {
+    let s = Server::start(&[]);
+    let api = s.api();
+    let size = 9 * 1024 * 1024 + 5;
+    let data: Vec<u8> = (0..size as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let f = api.upload("big.bin", &data, None).await.ok();
+    let fid = f["fileId"].as_str().unwrap();
+    let url = api.get(&format!("/cloud/v1/files/{fid}")).await.ok()["downloadUrl"].as_str().unwrap().to_owned();
+    let range = |r: &str| Api::send(api.req(reqwest::Method::GET, &url).header("range", r));
+    let whole = api.get(&url).await;
+    assert_eq!((whole.status, whole.body.len()), (200, size));
+    assert!(whole.body == data, "whole file differs");
+    let four = 4 << 20;
+    let across = range(&format!("bytes={}-{}", four - 10, four + 9)).await;
+    assert_eq!((across.status, across.body.as_ref()), (206, &data[four - 10..four + 10]));
+    let deep = range("bytes=8388608-8388615").await;
+    assert_eq!(deep.body.as_ref(), &data[8_388_608..8_388_616]);
+    let rest = range("bytes=5000000-").await;
+    assert!(rest.body.as_ref() == &data[5_000_000..], "tail differs");
+    // Something else on the same connection, then the whole file again.
+    assert_eq!(api.get("/cloud/v1/freespace").await.status, 200);
+    let head = Api::send(api.req(reqwest::Method::HEAD, &url)).await;
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    assert!(api.get(&url).await.body == data, "second download differs");
+    // A client gone after the first bytes.
+    {
+        use std::io::{Read, Write};
+        let path = url.trim_start_matches(&s.url);
+        let mut c = connect(&s.addr());
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n", api.token);
+        c.write_all(req.as_bytes()).unwrap();
+        let mut buf = vec![0u8; 100_000];
+        c.read_exact(&mut buf).unwrap();
+    }
+    assert!(api.get(&url).await.body == data, "download after an abandoned one differs");
+    // The real CLI, whose client writes through its own buffers.
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["download", &format!("id:{fid}"), dir.path().join("big.bin").to_str().unwrap(), "--quiet"])
+        .env("OCLOUD_API_URL", &s.url)
+        .env("OCLOUD_TOKEN", &api.token)
+        .env("OCLOUD_CONFIG", dir.path().join("cli.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read(dir.path().join("big.bin")).unwrap() == data, "CLI download differs");
+}
+
 #[tokio::test]
 async fn pictures_get_thumbnails_and_previews() {
     let s = Server::start(&[]);

@@ -223,6 +223,10 @@ impl Blobs for FsBlobs {
         free_bytes(&self.root)
     }
 
+    fn local_file(&self, key: &str) -> Option<PathBuf> {
+        self.path(key).ok()
+    }
+
     async fn read(&self, key: &str, offset: u64, len: Option<u64>) -> BlobResult<BlobStream> {
         let path = self.path(key)?;
         // Opening and the first read share one hop to the blocking pool: a small file is

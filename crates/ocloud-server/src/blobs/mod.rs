@@ -117,6 +117,14 @@ pub trait Blobs: Send + Sync + 'static {
     fn available(&self) -> Option<u64> {
         None
     }
+
+    /// A local file holding exactly the blob's bytes, so a download can be sent from it
+    /// without copying it through memory (`sendfile`). `None` (the default) where content is
+    /// not in local files, as in object stores.
+    fn local_file(&self, key: &str) -> Option<std::path::PathBuf> {
+        let _ = key;
+        None
+    }
 }
 
 /// Deletes a blob and every rendition it may have.

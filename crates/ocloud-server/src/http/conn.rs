@@ -62,11 +62,13 @@ async fn serve_tcp(
     match tls {
         None => {
             let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
-            serve_one(http, tcp, Some(fd), peer, app, stop, shed).await
+            let splice = Arc::new(super::sendfile::Splice::default());
+            let io = super::sendfile::SpliceIo::new(tcp, splice.clone());
+            serve_one(http, io, Some(fd), Some(splice), peer, app, stop, shed).await
         }
         Some(acceptor) => {
             if let Some(tls) = super::tls::handshake(&acceptor, tcp).await {
-                serve_one(http, tls, None, peer, app, stop, shed).await;
+                serve_one(http, tls, None, None, peer, app, stop, shed).await;
             }
         }
     }
@@ -90,10 +92,12 @@ fn pending_bytes(fd: std::os::fd::RawFd) -> bool {
 /// connection that has not begun its first request only if nothing is waiting on its socket
 /// (`fd`, when known): a client that just connected and sent its request is served, not
 /// closed with the request unread.
+#[allow(clippy::too_many_arguments)]
 async fn serve_one<I>(
     http: &hyper::server::conn::http1::Builder,
     io: I,
     fd: Option<std::os::fd::RawFd>,
+    splice: Option<Arc<super::sendfile::Splice>>,
     peer: std::net::SocketAddr,
     app: axum::Router,
     mut stop: watch::Receiver<bool>,
@@ -110,6 +114,9 @@ async fn serve_one<I>(
         if let Some(fd) = fd {
             // For the emulator's reset fault; the connection outlives its requests.
             req.extensions_mut().insert(super::tamper::ConnFd(fd));
+        }
+        if let Some(splice) = &splice {
+            req.extensions_mut().insert(splice.clone());
         }
         req
     });
@@ -152,7 +159,9 @@ pub async fn serve(
     let (shed_tx, shed_rx) = watch::channel(0u64);
     let mut accepted = 0u64;
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true);
+    // `writev`: body buffers are queued as they are, never copied into hyper's own buffer,
+    // which zero-copy downloads need (see `sendfile`) and which saves a copy anyway.
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true).writev(true);
     let http = Arc::new(http);
     let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::pin!(shutdown);

@@ -16,6 +16,7 @@ pub mod legacy;
 pub mod linger;
 pub mod oauth;
 pub mod openapi;
+pub mod sendfile;
 pub mod tamper;
 pub mod tls;
 pub mod upload;
