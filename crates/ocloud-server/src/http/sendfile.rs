@@ -3,7 +3,7 @@
 //! out (two copies and a trip through the blocking pool per MiB).
 //!
 //! hyper owns the connection's writes, so the response body carries *stand-ins*: slices of
-//! one private region that is never read ([`mark`]), one per chunk, whose file and offset
+//! one private region that is never read (`mark`), one per chunk, whose file and offset
 //! wait in the connection's [`Splice`] queue. The connection's I/O ([`SpliceIo`]) recognises
 //! a stand-in by its address when hyper writes it, and sends the file's bytes in its place.
 //!
