@@ -20,8 +20,8 @@ use crate::remote::{self, Location};
 /// Options shared by the transfer commands.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TransferOpts {
-    /// Files transferred at once [default: from the files' sizes: 32 when most are under
-    /// 256 KiB, 8 under 8 MiB, else 4].
+    /// Files transferred at once [default: from the files' median size: 32 under 256 KiB,
+    /// 8 under 8 MiB, else 4].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub transfers: Option<u16>,
     /// Transfer even files that exist with the same size.

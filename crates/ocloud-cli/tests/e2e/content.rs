@@ -90,9 +90,9 @@ async fn download_range_head_and_validators() {
 }
 
 /// Large downloads go out with `sendfile` on a plain connection (`http/sendfile.rs`): the
-/// bytes must be the file's exactly, whole or by range (across the 4 MiB stand-ins, small
-/// ranges deep in the file too), on one keep-alive connection with other answers between,
-/// and a client leaving half-way must not disturb the next one.
+/// bytes must be the file's exactly, whole or by a large range (both across the 4 MiB
+/// stand-ins), with small ranges (read normally) between them on the same keep-alive
+/// connection, and a client leaving half-way must not disturb the next one.
 #[tokio::test]
 async fn large_downloads_are_exact_whole_by_range_and_back_to_back() {
     let s = Server::start(&[]);

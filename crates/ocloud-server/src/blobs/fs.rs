@@ -75,7 +75,6 @@ impl FsBlobs {
     }
 }
 
-/// An exclusive, non-blocking `flock`; released when the file is closed (or its process dies).
 /// Makes the 256 shard directories once, at open: otherwise the first uploads into each shard
 /// pay a `mkdir` and two more fsyncs, which is most of a burst of small uploads on a new
 /// installation. Already there (the usual case): one `stat` each.
@@ -94,6 +93,7 @@ fn make_shards(root: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// An exclusive, non-blocking `flock`; released when the file is closed (or its process dies).
 fn try_lock(f: &std::fs::File) -> bool {
     use std::os::fd::AsRawFd as _;
     // SAFETY: flock on a valid open descriptor.

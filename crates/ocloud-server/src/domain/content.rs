@@ -29,11 +29,18 @@ impl Service {
         // The key is chosen before the writer opens, so the claim's commit and the opening
         // of the temp file run side by side.
         let key = crate::random::hex_id();
-        let (writer, ()) =
-            tokio::try_join!(async { self.blobs.create_with_key(&key).await.map_err(super::Error::from) }, async {
-                self.meta.claim_blob(&key, self.clock.now_ms()).await.map_err(super::Error::from)
-            },)?;
-        Ok(writer)
+        let (writer, claimed) =
+            tokio::join!(self.blobs.create_with_key(&key), self.meta.claim_blob(&key, self.clock.now_ms()));
+        match (writer, claimed) {
+            (Ok(w), Ok(())) => Ok(w),
+            // Both ran to their end (no future dropped half-way), so an opened writer is
+            // aborted here and leaves no temp file; a claim without content is reaped.
+            (Ok(w), Err(e)) => {
+                w.abort().await;
+                Err(e.into())
+            }
+            (Err(e), _) => Err(e.into()),
+        }
     }
 
     /// Deletes the objects of keys no file references any more (and their renditions), then

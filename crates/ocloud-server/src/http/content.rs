@@ -113,7 +113,7 @@ pub async fn get(
     };
     let body = if method == Method::HEAD {
         Body::empty()
-    } else if let Some(file) = spliceable(&s, splice.is_some(), &blob, first + len).await {
+    } else if let Some(file) = spliceable(&s, splice.is_some(), &blob, len, first + len).await {
         super::sendfile::body(splice.expect("checked").0, file, first, len)
     } else {
         Body::from_stream(s.svc.blobs.read(&blob, first, Some(len)).await.map_err(crate::domain::Error::from)?)
@@ -143,11 +143,11 @@ pub async fn get(
 /// Smallest download sent with `sendfile`: below it, one read is as cheap.
 const SPLICE_MIN: u64 = 1 << 20;
 
-/// The blob's file, open, when this download can go out with `sendfile` (see
+/// The blob's file, open, when these `len` bytes up to `end` can go out with `sendfile` (see
 /// [`super::sendfile`]): a plain connection, no emulator, a local file at least `end` bytes
-/// long and a download worth it.
-async fn spliceable(s: &AppState, on_plain_conn: bool, blob: &str, end: u64) -> Option<std::fs::File> {
-    if !on_plain_conn || s.svc.cfg.emulator.is_some() || end < SPLICE_MIN {
+/// long, and at least [`SPLICE_MIN`] bytes to send.
+async fn spliceable(s: &AppState, on_plain_conn: bool, blob: &str, len: u64, end: u64) -> Option<std::fs::File> {
+    if !super::sendfile::AVAILABLE || !on_plain_conn || s.svc.cfg.emulator.is_some() || len < SPLICE_MIN {
         return None;
     }
     let path = s.svc.blobs.local_file(blob)?;

@@ -49,7 +49,49 @@ struct Pending {
     file: Arc<std::fs::File>,
     offset: u64,
     len: usize,
+    /// Bytes of it sent so far: a stand-in written must say the same, or the queue and
+    /// hyper's writes disagree and the connection is closed rather than send wrong bytes.
+    sent: usize,
 }
+
+/// Brings `len` bytes of `file` from `offset` into the page cache and waits for them:
+/// `readahead` only starts the reads, so one byte of every 64 KiB is then read, which waits
+/// for the pages to arrive.
+#[cfg(target_os = "linux")]
+fn page_in(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    // SAFETY: a valid descriptor and plain integers.
+    unsafe { libc::readahead(file.as_raw_fd(), offset as libc::off64_t, len) };
+    let mut byte = [0u8; 1];
+    for at in (0..len).step_by(64 << 10).chain([len - 1]) {
+        if file.read_at(&mut byte, offset + at as u64)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn page_in(_: &std::fs::File, _: u64, _: usize) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// `sendfile(2)`: up to `len` bytes of `file` from `offset` to `sock`.
+#[cfg(target_os = "linux")]
+fn send_file(sock: std::os::fd::RawFd, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<usize> {
+    let mut off = offset as libc::off_t;
+    // SAFETY: valid descriptors (the caller holds both), a local offset.
+    let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, len) };
+    if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn send_file(_: std::os::fd::RawFd, _: &std::fs::File, _: u64, _: usize) -> std::io::Result<usize> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Whether this platform sends downloads with `sendfile` (Linux only).
+pub const AVAILABLE: bool = cfg!(target_os = "linux");
 
 /// One connection's stand-ins, in the order hyper will write them. A request extension.
 #[derive(Default)]
@@ -67,18 +109,16 @@ pub fn body(splice: Arc<Splice>, file: std::fs::File, offset: u64, len: u64) -> 
                 return None;
             }
             let n = left.min(CHUNK as u64) as usize;
-            // Read from disk on the blocking pool now, so that the `sendfile` on the runtime's
-            // thread finds the pages cached rather than waiting for the disk there.
+            // The chunk is brought into the page cache on the blocking pool first, so that the
+            // `sendfile` on the runtime's thread finds it there instead of waiting for the disk.
             let f = file.clone();
-            let ahead = tokio::task::spawn_blocking(move || {
-                // SAFETY: a valid descriptor and plain integers.
-                unsafe { libc::readahead(f.as_raw_fd(), offset as i64, n) }
-            })
-            .await;
-            if ahead.is_err() {
-                return Some((Err(std::io::Error::other("read-ahead task failed")), (offset, 0)));
+            let paged = tokio::task::spawn_blocking(move || page_in(&f, offset, n)).await;
+            match paged {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Some((Err(e), (offset, 0))),
+                Err(e) => return Some((Err(std::io::Error::other(e)), (offset, 0))),
             }
-            splice.queue.lock().unwrap_or_else(|p| p.into_inner()).push_back(Pending { file, offset, len: n });
+            splice.queue.lock().unwrap_or_else(|p| p.into_inner()).push_back(Pending { file, offset, len: n, sent: 0 });
             Some((Ok(Bytes::from_static(&mark()[..n])), (offset + n as u64, left - n as u64)))
         }
     });
@@ -101,26 +141,27 @@ impl SpliceIo {
     fn poll_send_file(&mut self, cx: &mut Context<'_>, sent: usize, want: usize) -> Poll<std::io::Result<usize>> {
         let (file, offset, len) = {
             let q = self.splice.queue.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(p) = q.front() else {
-                return Poll::Ready(Err(std::io::Error::other("a download's stand-in without its file")));
-            };
-            (p.file.clone(), p.offset + sent as u64, p.len)
+            match q.front() {
+                Some(p) if p.sent == sent => (p.file.clone(), p.offset + sent as u64, p.len),
+                _ => {
+                    return Poll::Ready(Err(std::io::Error::other(
+                        "a download's stand-in does not match its file: closing the connection",
+                    )));
+                }
+            }
         };
         let sock = self.tcp.as_raw_fd();
         loop {
             ready!(self.tcp.poll_write_ready(cx))?;
-            let sent_now = self.tcp.try_io(Interest::WRITABLE, || {
-                let mut off = offset as libc::off_t;
-                // SAFETY: valid descriptors (the file is held by `file`), a local offset.
-                let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, want) };
-                if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
-            });
-            match sent_now {
+            match self.tcp.try_io(Interest::WRITABLE, || send_file(sock, &file, offset, want)) {
                 // The file ended before its record said: never send the stand-in's zeros.
                 Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::UnexpectedEof.into())),
                 Ok(n) => {
+                    let mut q = self.splice.queue.lock().unwrap_or_else(|p| p.into_inner());
                     if sent + n >= len {
-                        self.splice.queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                        q.pop_front();
+                    } else if let Some(p) = q.front_mut() {
+                        p.sent = sent + n;
                     }
                     return Poll::Ready(Ok(n));
                 }

@@ -35,15 +35,18 @@ const USER_COLS: &str = "id, name, quota, used, disabled";
 pub struct Postgres {
     pool: Pool,
     clock: Clock,
-    files: std::sync::Arc<std::sync::Mutex<FileQueue>>,
+    files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<NodeId, FileQueue>>>,
 }
 
 /// Most file records committed by one transaction.
-const MAX_FILE_BATCH: usize = 256;
+/// 64: past that many subtransactions (a savepoint each) a PostgreSQL backend's cache of
+/// them overflows, which slows every snapshot of the cluster.
+const MAX_FILE_BATCH: usize = 64;
 
-/// File records waiting for the next batch (group commit, as in the SQLite store: uploads of
-/// one user otherwise queue on that user's lock for one commit each), and whether a task is
-/// committing batches now.
+/// File records waiting for the next batch into one folder (group commit, as in the SQLite
+/// store: uploads of one user otherwise queue on that user's lock for one commit each), and
+/// whether a task is committing that folder's batches now. Queues are per folder, so a
+/// folder whose owner is busy (a long move holds the user's lock) delays only its own.
 #[derive(Default)]
 struct FileQueue {
     jobs: Vec<FileJob>,
@@ -167,28 +170,26 @@ impl Postgres {
         }
     }
 
-    /// Commits the waiting file records, batch after batch, until none is left.
-    async fn drain_files(&self) {
-        /// Should a batch panic, the queue is not left marked as drained by a dead task:
-        /// waiting callers hear of the failure and later inserts start a new task.
-        struct Guard<'a>(&'a std::sync::Mutex<FileQueue>);
+    /// Commits the file records waiting for `parent`, batch after batch, until none is left.
+    async fn drain_files(&self, parent: NodeId) {
+        /// Should a batch panic, the folder's queue is not left marked as drained by a dead
+        /// task: its waiting callers hear of the failure and later inserts start a new task.
+        struct Guard<'a>(&'a std::sync::Mutex<std::collections::HashMap<NodeId, FileQueue>>, NodeId);
         impl Drop for Guard<'_> {
             fn drop(&mut self) {
                 if std::thread::panicking() {
-                    let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
-                    q.jobs.clear();
-                    q.draining = false;
+                    self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.1);
                 }
             }
         }
-        let _guard = Guard(&self.files);
+        let _guard = Guard(&self.files, parent);
         loop {
             let jobs: Vec<FileJob> = {
-                let mut q = self.files.lock().unwrap_or_else(|p| p.into_inner());
-                if q.jobs.is_empty() {
-                    q.draining = false;
+                let mut queues = self.files.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(q) = queues.get_mut(&parent).filter(|q| !q.jobs.is_empty()) else {
+                    queues.remove(&parent);
                     return;
-                }
+                };
                 let n = q.jobs.len().min(MAX_FILE_BATCH);
                 q.jobs.drain(..n).collect()
             };
@@ -196,28 +197,26 @@ impl Postgres {
         }
     }
 
-    /// One transaction for many file records, each in a savepoint: one that fails (quota,
-    /// folder gone) is rolled back alone. Everyone hears back after the commit.
+    /// One transaction for many file records into one folder, each in a savepoint: one that
+    /// fails (quota, folder gone) is rolled back alone. Everyone hears back after the commit;
+    /// if it fails, everyone gets its error (nothing was kept).
     async fn commit_files(&self, jobs: Vec<FileJob>) {
         let now = self.clock.now_ms();
         let mut outs: Vec<StoreResult<Node>> = Vec::with_capacity(jobs.len());
         let batch: StoreResult<()> = async {
             let mut c = self.conn().await?;
             let mut tx = c.transaction().await.map_err(pg)?;
-            // The owners' locks taken in id order first: two batches (on two instances) never
-            // wait for each other in a cycle. Each job's own lock is then a re-entry.
-            let parents: Vec<i64> = jobs.iter().map(|j| j.parent).collect();
-            let owners = tx
-                .query("SELECT DISTINCT user_id FROM nodes WHERE id = ANY($1) ORDER BY user_id", &[&parents])
-                .await
-                .map_err(pg)?;
-            for o in owners {
-                lock_user(&tx, o.get(0)).await?;
-            }
             for j in &jobs {
                 let sp = tx.savepoint("job").await.map_err(pg)?;
+                // The first job takes the owner's lock; the others re-enter it.
                 let out = insert_one(&sp, j.parent, &j.file, j.quota, now).await;
-                if out.is_ok() { sp.commit().await } else { sp.rollback().await }.map_err(pg)?;
+                if out.is_ok() {
+                    sp.commit().await.map_err(pg)?;
+                } else {
+                    sp.rollback().await.map_err(pg)?;
+                    // `rollback` goes back to the savepoint and keeps it: let it go.
+                    tx.batch_execute("RELEASE SAVEPOINT job").await.map_err(pg)?;
+                }
                 outs.push(out);
             }
             tx.commit().await.map_err(pg)?;
@@ -227,11 +226,9 @@ impl Postgres {
         .await;
         let mut outs = outs.into_iter();
         for j in jobs {
-            let out = match (outs.next(), &batch) {
-                (Some(Err(own)), _) => Err(own),
-                (Some(ok), Ok(())) => ok,
-                (_, Err(e)) => Err(e.clone()),
-                (None, Ok(())) => unreachable!("every job of a committed batch ran"),
+            let out = match &batch {
+                Ok(()) => outs.next().expect("every job of a committed batch ran"),
+                Err(e) => Err(e.clone()),
             };
             let _ = j.answer.send(out);
         }
@@ -1014,13 +1011,14 @@ impl Tree for Postgres {
     async fn insert_file(&self, parent: NodeId, file: NewFile, quota: u64) -> StoreResult<Node> {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let start = {
-            let mut q = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            let mut queues = self.files.lock().unwrap_or_else(|p| p.into_inner());
+            let q = queues.entry(parent).or_default();
             q.jobs.push(FileJob { parent, file, quota, answer });
             !std::mem::replace(&mut q.draining, true)
         };
         if start {
             let this = self.clone();
-            tokio::spawn(async move { this.drain_files().await });
+            tokio::spawn(async move { this.drain_files(parent).await });
         }
         answered.await.map_err(|_| StoreError::Backend("the file batch task failed".into()))?
     }

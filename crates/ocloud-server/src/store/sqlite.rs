@@ -10,7 +10,7 @@
 //! for one each. It never waits for more jobs to arrive, so a lone write costs what it did.
 //! A job that fails is rolled back to its savepoint and leaves the others alone; each caller
 //! hears back only once the batch's commit is on disk (or failed: then every job of the
-//! batch that had succeeded gets the commit's error, as nothing of it was kept).
+//! batch gets the commit's error, as nothing of it was kept).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -285,10 +285,13 @@ impl Sqlite {
             let failed = out.as_ref().err().cloned();
             Some(Ran {
                 failed,
+                // A failed batch kept nothing: every write of it gets the batch's error, even
+                // one that had failed on its own (its failure may come from an earlier write
+                // of the batch, such as a quota another one used).
                 answer: Box::new(move |commit| {
-                    let _ = send.send(match (out, commit) {
-                        (Ok(_), Some(e)) => Err(e.clone()),
-                        (out, _) => out,
+                    let _ = send.send(match commit {
+                        Some(e) => Err(e.clone()),
+                        None => out,
                     });
                 }),
             })
