@@ -35,7 +35,7 @@ const USER_COLS: &str = "id, name, quota, used, disabled";
 pub struct Postgres {
     pool: Pool,
     clock: Clock,
-    files: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<NodeId, FileQueue>>>,
+    files: std::sync::Arc<std::sync::Mutex<FileQueues>>,
 }
 
 /// Most file records committed by one transaction.
@@ -43,19 +43,14 @@ pub struct Postgres {
 /// them overflows, which slows every snapshot of the cluster.
 const MAX_FILE_BATCH: usize = 64;
 
-/// File records waiting for the next batch into one folder (group commit, as in the SQLite
-/// store: uploads of one user otherwise queue on that user's lock for one commit each), and
-/// whether a task is committing that folder's batches now. Queues are per folder, so a
+/// Per folder, the file records waiting for its next batch (group commit, as in the SQLite
+/// store: uploads of one user otherwise queue on that user's lock for one commit each). A
+/// folder has an entry exactly while a task commits its batches. Queues are per folder, so a
 /// folder whose owner is busy (a long move holds the user's lock) delays only its own.
-#[derive(Default)]
-struct FileQueue {
-    jobs: Vec<FileJob>,
-    draining: bool,
-}
+type FileQueues = std::collections::HashMap<NodeId, Vec<FileJob>>;
 
-/// One [`Tree::insert_file`] waiting for its batch.
+/// One [`Tree::insert_file`] waiting for its folder's batch.
 struct FileJob {
-    parent: NodeId,
     file: NewFile,
     quota: u64,
     answer: tokio::sync::oneshot::Sender<StoreResult<Node>>,
@@ -174,7 +169,7 @@ impl Postgres {
     async fn drain_files(&self, parent: NodeId) {
         /// Should a batch panic, the folder's queue is not left marked as drained by a dead
         /// task: its waiting callers hear of the failure and later inserts start a new task.
-        struct Guard<'a>(&'a std::sync::Mutex<std::collections::HashMap<NodeId, FileQueue>>, NodeId);
+        struct Guard<'a>(&'a std::sync::Mutex<FileQueues>, NodeId);
         impl Drop for Guard<'_> {
             fn drop(&mut self) {
                 if std::thread::panicking() {
@@ -186,21 +181,21 @@ impl Postgres {
         loop {
             let jobs: Vec<FileJob> = {
                 let mut queues = self.files.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(q) = queues.get_mut(&parent).filter(|q| !q.jobs.is_empty()) else {
+                let Some(q) = queues.get_mut(&parent).filter(|q| !q.is_empty()) else {
                     queues.remove(&parent);
                     return;
                 };
-                let n = q.jobs.len().min(MAX_FILE_BATCH);
-                q.jobs.drain(..n).collect()
+                let n = q.len().min(MAX_FILE_BATCH);
+                q.drain(..n).collect()
             };
-            self.commit_files(jobs).await;
+            self.commit_files(parent, jobs).await;
         }
     }
 
     /// One transaction for many file records into one folder, each in a savepoint: one that
     /// fails (quota, folder gone) is rolled back alone. Everyone hears back after the commit;
     /// if it fails, everyone gets its error (nothing was kept).
-    async fn commit_files(&self, jobs: Vec<FileJob>) {
+    async fn commit_files(&self, parent: NodeId, jobs: Vec<FileJob>) {
         let now = self.clock.now_ms();
         let mut outs: Vec<StoreResult<Node>> = Vec::with_capacity(jobs.len());
         let batch: StoreResult<()> = async {
@@ -209,7 +204,7 @@ impl Postgres {
             for j in &jobs {
                 let sp = tx.savepoint("job").await.map_err(pg)?;
                 // The first job takes the owner's lock; the others re-enter it.
-                let out = insert_one(&sp, j.parent, &j.file, j.quota, now).await;
+                let out = insert_one(&sp, parent, &j.file, j.quota, now).await;
                 if out.is_ok() {
                     sp.commit().await.map_err(pg)?;
                 } else {
@@ -1010,11 +1005,17 @@ impl Tree for Postgres {
 
     async fn insert_file(&self, parent: NodeId, file: NewFile, quota: u64) -> StoreResult<Node> {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let start = {
-            let mut queues = self.files.lock().unwrap_or_else(|p| p.into_inner());
-            let q = queues.entry(parent).or_default();
-            q.jobs.push(FileJob { parent, file, quota, answer });
-            !std::mem::replace(&mut q.draining, true)
+        let job = FileJob { file, quota, answer };
+        // No entry: no task commits this folder's batches now; this record starts one.
+        let start = match self.files.lock().unwrap_or_else(|p| p.into_inner()).entry(parent) {
+            std::collections::hash_map::Entry::Occupied(mut q) => {
+                q.get_mut().push(job);
+                false
+            }
+            std::collections::hash_map::Entry::Vacant(q) => {
+                q.insert(vec![job]);
+                true
+            }
         };
         if start {
             let this = self.clone();
