@@ -39,17 +39,14 @@ impl FileSink {
 
     /// Copies `data` in. Fails if an earlier write failed (the error is that write's).
     pub async fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
-        if self.filling.capacity() == 0 {
-            // Sized on first use: a small file costs a small buffer, not a whole one.
-            self.filling.reserve_exact(data.len().clamp(SMALL, BUFFER));
-        }
         while !data.is_empty() {
             let n = data.len().min(BUFFER - self.filling.len());
             let (len, cap) = (self.filling.len(), self.filling.capacity());
             if len + n > cap {
-                // Grown (doubling, never past one buffer) only while the first buffer fills;
-                // later ones are recycled whole.
-                self.filling.reserve_exact((cap * 2).max(len + n).min(BUFFER) - len);
+                // Sized on first use and grown (doubling, from SMALL, never past one buffer)
+                // only while the first buffer fills: a small file costs a small buffer, and
+                // later buffers are recycled whole.
+                self.filling.reserve_exact((cap * 2).max(len + n).clamp(SMALL, BUFFER) - len);
             }
             self.filling.extend_from_slice(&data[..n]);
             data = &data[n..];
