@@ -88,7 +88,7 @@ fn make_shards(root: &Path) -> std::io::Result<()> {
         }
     }
     if made {
-        std::fs::File::open(root)?.sync_all()?;
+        sync_dir_now(root)?;
     }
     Ok(())
 }
