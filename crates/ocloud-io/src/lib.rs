@@ -12,6 +12,9 @@
 
 use std::io::{Seek, Write};
 
+#[cfg(target_os = "linux")]
+pub mod splice;
+
 use tokio::task::JoinHandle;
 
 /// Size of one write.

@@ -1,0 +1,185 @@
+//! Moving bytes from a socket into a file inside the kernel (Linux `splice(2)`): socket →
+//! pipe → file. The socket's pages are handed to the pipe by reference and copied once, into
+//! the file's page cache, where reading them into a buffer and writing that buffer copies
+//! twice and wakes this process for every read. This is how a download reaches `cp`'s pace.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Asked of the pipe: as much as one call moves (the default pipe holds 64 KiB).
+const PIPE: usize = 1 << 20;
+
+/// How a [`socket_to_file`] stopped short.
+#[derive(Debug)]
+pub enum Stopped {
+    /// Reading the socket failed, or it closed early (`UnexpectedEof`); everything that
+    /// arrived before is in the file.
+    Socket(io::Error),
+    /// Writing the file failed (a full disk): what was read but not written is lost.
+    File(io::Error),
+}
+
+/// Moves exactly `len` bytes from the blocking socket `sock` into `file` at its current
+/// position (`file` must not be in append mode: `splice` refuses those). `progress` hears of
+/// every batch written. Blocks; a read timeout set on the socket applies.
+pub fn socket_to_file(
+    sock: &impl AsRawFd,
+    file: &File,
+    len: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<(), Stopped> {
+    let (read_end, write_end) = pipe().map_err(Stopped::Socket)?;
+    let read_end = File::from(read_end);
+    // SAFETY: a valid pipe descriptor and an integer; a refused size leaves the default.
+    let room = match unsafe { libc::fcntl(write_end.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE as libc::c_int) } {
+        n if n > 0 => n as usize,
+        _ => 64 << 10,
+    };
+    let mut left = len;
+    let (mut copying, mut buffer) = (false, Vec::new());
+    while left > 0 {
+        let want = left.min(room as u64) as usize;
+        let got = splice(sock.as_raw_fd(), write_end.as_raw_fd(), want).map_err(Stopped::Socket)?;
+        if got == 0 {
+            let e = io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the connection closed after {} of {len} bytes", len - left),
+            );
+            return Err(Stopped::Socket(e));
+        }
+        // The pipe is emptied before the next read: on any stop, what arrived is written.
+        let mut out = 0;
+        while out < got {
+            let n = if copying {
+                copy(&read_end, file, got - out, &mut buffer)
+            } else {
+                splice(read_end.as_raw_fd(), file.as_raw_fd(), got - out)
+            };
+            match n {
+                Ok(0) => return Err(Stopped::File(io::ErrorKind::WriteZero.into())),
+                Ok(n) => out += n,
+                // A file that takes no splice (some file systems, devices): copied instead.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && !copying => copying = true,
+                Err(e) => return Err(Stopped::File(e)),
+            }
+        }
+        left -= got as u64;
+        progress(got as u64);
+    }
+    Ok(())
+}
+
+/// Moves up to `len` bytes from the pipe to the file through a buffer.
+fn copy(mut pipe: &File, mut file: &File, len: usize, buffer: &mut Vec<u8>) -> io::Result<usize> {
+    use std::io::{Read, Write};
+    buffer.resize(len.min(PIPE), 0);
+    let n = pipe.read(buffer)?;
+    file.write_all(&buffer[..n])?;
+    Ok(n)
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for the two descriptors the call writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just opened and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// One `splice` at the descriptors' own positions; retried when interrupted. A socket read
+/// timeout shows as `WouldBlock`, turned into `TimedOut`.
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: valid descriptors, null offsets (the descriptors' own positions are used).
+        let n = unsafe { libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the connection went quiet"));
+            }
+            _ => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    fn pair() -> (std::net::TcpStream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        (a, l.accept().unwrap().0)
+    }
+
+    #[test]
+    fn moves_exactly_len_bytes_after_the_files_position() {
+        let (mut tx, rx) = pair();
+        let content: Vec<u8> = (0..3 * PIPE + 12_345).map(|i| (i * 31 % 251) as u8).collect();
+        let sent = content.clone();
+        let writer = std::thread::spawn(move || {
+            tx.write_all(&sent).unwrap();
+            tx.write_all(b"NEXT").unwrap();
+            tx
+        });
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"head").unwrap();
+        let mut seen = 0;
+        socket_to_file(&rx, &file, content.len() as u64, |n| seen += n).unwrap();
+        assert_eq!(seen, content.len() as u64);
+        let _tx = writer.join().unwrap();
+        let mut back = Vec::new();
+        file.rewind().unwrap();
+        file.read_to_end(&mut back).unwrap();
+        assert!(back[..4] == *b"head" && back[4..] == content[..], "the file holds the bytes in order");
+        let mut next = [0; 4];
+        (&rx).read_exact(&mut next).unwrap();
+        assert_eq!(&next, b"NEXT", "not a byte past len was taken");
+    }
+
+    #[test]
+    fn an_early_close_keeps_what_arrived_and_says_so() {
+        let (mut tx, rx) = pair();
+        tx.write_all(&[9u8; 100_000]).unwrap();
+        drop(tx);
+        let file = tempfile::tempfile().unwrap();
+        match socket_to_file(&rx, &file, 200_000, |_| {}) {
+            Err(Stopped::Socket(e)) => {
+                assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+                assert!(e.to_string().contains("after 100000 of 200000"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(file.metadata().unwrap().len(), 100_000);
+    }
+
+    #[test]
+    fn a_full_disk_is_the_files_fault_even_where_splice_is_refused() {
+        let (mut tx, rx) = pair();
+        tx.write_all(&[1u8; 64 << 10]).unwrap();
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        match socket_to_file(&rx, &full, 64 << 10, |_| {}) {
+            Err(Stopped::File(e)) => assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_quiet_connection_times_out() {
+        let (_tx, rx) = pair();
+        rx.set_read_timeout(Some(std::time::Duration::from_millis(20))).unwrap();
+        let file = tempfile::tempfile().unwrap();
+        match socket_to_file(&rx, &file, 10, |_| {}) {
+            Err(Stopped::Socket(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
