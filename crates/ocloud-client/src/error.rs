@@ -37,6 +37,15 @@ pub enum Error {
     /// Network, TLS or protocol failure.
     #[error("HTTP: {0}")]
     Http(#[from] reqwest::Error),
+    /// A download's own connection (plain HTTP, see [`crate::ApiManager::download_to_path`])
+    /// failed, timed out or closed early.
+    #[error("connection for {url}: {source}")]
+    Connection {
+        /// The URL fetched.
+        url: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// Local file failure, naming the file.
     #[error("{path}: {source}")]
     Io {
@@ -159,6 +168,7 @@ impl Error {
             Error::Http(h) => {
                 (h.is_timeout() || h.is_connect() || h.is_request() || h.is_body()) && !is_certificate_refusal(h)
             }
+            Error::Connection { .. } => true,
             _ => false,
         }
     }

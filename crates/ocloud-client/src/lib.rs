@@ -51,6 +51,8 @@ mod error;
 mod manager;
 mod paths;
 mod personal;
+#[cfg(target_os = "linux")]
+mod raw;
 mod tokens;
 mod transfer;
 

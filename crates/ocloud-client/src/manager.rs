@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub(crate) refreshing: tokio::sync::Mutex<()>,
     pub(crate) pending: tokio::sync::Mutex<Option<crate::auth::Pending>>,
     pub(crate) paths: crate::paths::PathCache,
+    #[cfg(target_os = "linux")]
+    pub(crate) raw: crate::raw::Settings,
 }
 
 /// The entry point: OAuth2 login and the Cloud API, as the reference Python client's
@@ -172,9 +174,25 @@ impl ApiManagerBuilder {
                 refreshing: tokio::sync::Mutex::new(()),
                 pending: tokio::sync::Mutex::new(None),
                 paths: Default::default(),
+                #[cfg(target_os = "linux")]
+                raw: crate::raw::Settings {
+                    resolve: self.resolve.clone(),
+                    connect_timeout: self.connect_timeout,
+                    read_timeout: self.timeout,
+                },
             }),
         })
     }
+}
+
+/// What one attempt of a call came to.
+pub(crate) enum Attempt<T> {
+    /// An answer for the caller (a success, or a redirection).
+    Answered(T),
+    /// The service's error answer, to read.
+    Refused(Response),
+    /// No answer (the network failed), and whether the call may be sent again.
+    Lost(Error, bool),
 }
 
 /// Whether a call may be sent again without changing its effect.
@@ -259,6 +277,32 @@ impl ApiManager {
     where
         F: Fn(&Client) -> Result<RequestBuilder>,
     {
+        let http = &self.inner.http;
+        self.attempts(replay, |token| {
+            let request = build(http).map(|b| b.bearer_auth(token));
+            async move {
+                Ok(match request?.send().await {
+                    Ok(r) if r.status().is_success() || r.status().is_redirection() => Attempt::Answered(r),
+                    Ok(r) => Attempt::Refused(r),
+                    Err(e) => {
+                        let again = e.is_connect()
+                            || (replay == Replay::Safe && (e.is_timeout() || e.is_request() || e.is_body()));
+                        Attempt::Lost(Error::Http(e), again)
+                    }
+                })
+            }
+        })
+        .await
+    }
+
+    /// Runs `once` with the bearer token until it brings an answer: on a rejected token
+    /// refreshes once and replays; retries as the [`RetryPolicy`] says. What [`Self::send`]
+    /// does, for any way of sending (downloads also have their own, see `raw.rs`).
+    pub(crate) async fn attempts<T, F, Fut>(&self, replay: Replay, once: F) -> Result<T>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<Attempt<T>>>,
+    {
         let policy = &self.inner.retry;
         let start = Instant::now();
         let mut attempt = 0u32;
@@ -273,12 +317,9 @@ impl ApiManager {
         loop {
             attempt += 1;
             let token = self.access_token()?;
-            let outcome = build(&self.inner.http)?.bearer_auth(&token).send().await;
-            let (err, retry_after) = match outcome {
-                Ok(resp) if resp.status().is_success() || resp.status().is_redirection() => {
-                    return Ok(resp);
-                }
-                Ok(resp) => {
+            let (err, retry_after) = match once(token.clone()).await? {
+                Attempt::Answered(answer) => return Ok(answer),
+                Attempt::Refused(resp) => {
                     let err = read_error(resp).await;
                     if err.is_token_rejected() && !refreshed && self.can_refresh() {
                         tracing::debug!("token rejected, refreshing and replaying");
@@ -294,11 +335,9 @@ impl ApiManager {
                     let ra = err.retry_after;
                     (Error::Api(err), ra)
                 }
-                Err(e) => {
-                    let retryable =
-                        e.is_connect() || (replay == Replay::Safe && (e.is_timeout() || e.is_request() || e.is_body()));
-                    if !retryable {
-                        return Err(Error::Http(e));
+                Attempt::Lost(e, again) => {
+                    if !again {
+                        return Err(e);
                     }
                     // An expired token on the upload host may show up as a reset connection.
                     if !refreshed
@@ -309,7 +348,7 @@ impl ApiManager {
                         self.refresh_after_rejection(&token).await?;
                         refreshed = true;
                     }
-                    (Error::Http(e), None)
+                    (e, None)
                 }
             };
             if attempt >= policy.max_attempts || start.elapsed() >= policy.max_elapsed {

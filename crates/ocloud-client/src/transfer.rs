@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use crate::error::{Error, Result};
-use crate::manager::{ApiManager, Replay};
+use crate::manager::{ApiManager, Attempt, Replay};
 
 /// Chunk size of transfers.
 pub const CHUNK: usize = 256 * 1024;
@@ -129,11 +129,17 @@ impl crate::cloud::Files<'_> {
         Ok(r)
     }
 
-    /// Downloads a file by id to a local path (see [`ApiManager::download_to_path`]).
+    /// Downloads a file by id to a local path (see [`ApiManager::download_to_path`]). On
+    /// Linux, a file of 1 MiB or more at a plain `http://` URL comes over a connection of its
+    /// own and is written by `splice(2)`, straight from the socket to the file.
     pub async fn download(&self, id: &str, dest: &Path, progress: Option<Arc<dyn Progress>>) -> Result<u64> {
         let info = self.get(id).await?;
         let url = info.download_url.ok_or_else(|| Error::Invalid(format!("file {id} has no downloadUrl")))?;
-        self.m.download_to_path(&url, dest, progress).await
+        #[cfg(target_os = "linux")]
+        let large = info.size >= crate::raw::LARGE;
+        #[cfg(not(target_os = "linux"))]
+        let large = false;
+        self.m.fetch_to_path(&url, dest, progress, large).await
     }
 }
 
@@ -184,6 +190,18 @@ impl ApiManager {
     /// (reset, cut short), as long as each attempt brings bytes and the retry policy's
     /// attempts last. Returns the size of the file.
     pub async fn download_to_path(&self, url: &str, dest: &Path, progress: Option<Arc<dyn Progress>>) -> Result<u64> {
+        self.fetch_to_path(url, dest, progress, false).await
+    }
+
+    /// [`Self::download_to_path`]; `large`: the file is known to be large, worth a connection
+    /// of its own whose body is spliced into the file (see `raw.rs`).
+    pub(crate) async fn fetch_to_path(
+        &self,
+        url: &str,
+        dest: &Path,
+        progress: Option<Arc<dyn Progress>>,
+        large: bool,
+    ) -> Result<u64> {
         let part = partial_path(dest);
         let d = dest.to_owned();
         blocking(dest, move || {
@@ -197,12 +215,12 @@ impl ApiManager {
         let mut counted = false;
         loop {
             let before = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
-            match self.download_part(url, &part, before, progress.clone(), !counted).await {
+            match self.download_part(url, &part, before, progress.clone(), !counted, large).await {
                 Ok(()) => break,
-                Err(Error::Http(e)) if attempt < self.inner.retry.max_attempts => {
+                Err(e @ (Error::Http(_) | Error::Connection { .. })) if attempt < self.inner.retry.max_attempts => {
                     let now = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
                     if now <= before {
-                        return Err(Error::Http(e));
+                        return Err(e);
                     }
                     attempt += 1;
                     counted = true;
@@ -229,45 +247,96 @@ impl ApiManager {
         have: u64,
         progress: Option<Arc<dyn Progress>>,
         count_resumed: bool,
+        large: bool,
     ) -> Result<()> {
-        let resp = self
-            .send(Replay::Safe, |c| {
-                let rb = c.get(url);
-                Ok(if have > 0 { rb.header(RANGE, format!("bytes={have}-")) } else { rb })
-            })
-            .await;
-        let resp = match resp {
+        let answer = match self.ask(url, have, large).await {
             // A part as long as the file: the last download stopped just before the rename.
             Err(Error::Api(a)) if a.status == 416 && have > 0 => return Ok(()),
             Err(e) => return Err(e),
             Ok(r) => r,
         };
-        let resume = have > 0 && resp.status().as_u16() == 206 && content_range_start(&resp) == Some(have);
-        let file = tokio::fs::OpenOptions::new()
+        let (status, start) = match &answer {
+            Answer::Http(r) => (r.status().as_u16(), content_range_start(r)),
+            #[cfg(target_os = "linux")]
+            Answer::Raw(b) => (b.status, b.range_start),
+        };
+        let resume = have > 0 && status == 206 && start == Some(have);
+        let mut file = tokio::fs::OpenOptions::new()
             .create(true)
             .write(true)
-            .append(resume)
             .truncate(!resume)
             .open(part)
             .await
-            .map_err(|e| Error::io(part, e))?;
-        if resume
-            && count_resumed
-            && let Some(p) = &progress
-        {
-            p.advance(have);
+            .map_err(|e| Error::io(part, e))?
+            .into_std()
+            .await;
+        if resume {
+            // At the end the range starts from; not in append mode, which `splice` refuses.
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(have)).map_err(|e| Error::io(part, e))?;
+            if count_resumed && let Some(p) = &progress {
+                p.advance(have);
+            }
         }
-        let sink = FileSink::new(file.into_std().await, false);
-        // The body is pumped by a task of its own, on a runtime worker like hyper's
-        // connection task: pumped from a future under `block_on` (the CLI's main thread),
-        // every chunk woke another CPU, and a 1 GiB download ran 2.5× slower.
-        let pump = tokio::spawn(pump(resp, sink, progress));
-        let (received, written) = pump.await.map_err(|e| Error::io(part, std::io::Error::other(e)))?;
-        written.map_err(|e| Error::io(part, e))?;
-        // No fsync: the rename makes the file appear whole or not at all, which is what an
-        // interrupted transfer needs; like curl and rclone, we leave flushing to the OS.
-        received
+        match answer {
+            #[cfg(target_os = "linux")]
+            Answer::Raw(body) => body.into_file(file, progress).await.map_err(|e| match e {
+                crate::raw::Stopped::Socket(source) => Error::Connection { url: url.to_owned(), source },
+                crate::raw::Stopped::File(e) => Error::io(part, e),
+            }),
+            Answer::Http(resp) => {
+                let sink = FileSink::new(file, false);
+                // The body is pumped by a task of its own, on a runtime worker like hyper's
+                // connection task: pumped from a future under `block_on` (the CLI's main
+                // thread), every chunk woke another CPU, and a 1 GiB download ran 2.5× slower.
+                let pump = tokio::spawn(pump(resp, sink, progress));
+                let (received, written) = pump.await.map_err(|e| Error::io(part, std::io::Error::other(e)))?;
+                written.map_err(|e| Error::io(part, e))?;
+                // No fsync: the rename makes the file appear whole or not at all, which is
+                // what an interrupted transfer needs; like curl and rclone, we leave flushing
+                // to the OS.
+                received
+            }
+        }
     }
+
+    /// Asks for the content from byte `have`: on a connection of its own when the file is
+    /// `large` and the URL allows it, through reqwest otherwise.
+    async fn ask(&self, url: &str, have: u64, large: bool) -> Result<Answer> {
+        #[cfg(target_os = "linux")]
+        if let Some(target) = crate::raw::Target::of(url).filter(|_| large) {
+            let (settings, target) = (&self.inner.raw, &target);
+            let got = self
+                .attempts(Replay::Safe, |token| async move {
+                    Ok(match crate::raw::get(settings, target, &token, have).await {
+                        Ok(crate::raw::Answer::Body(b)) => Attempt::Answered(Some(b)),
+                        Ok(crate::raw::Answer::Refused(r)) => Attempt::Refused(r),
+                        Ok(crate::raw::Answer::Unsuitable) => Attempt::Answered(None),
+                        Err(source) => Attempt::Lost(Error::Connection { url: url.to_owned(), source }, true),
+                    })
+                })
+                .await?;
+            if let Some(body) = got {
+                return Ok(Answer::Raw(body));
+            }
+            tracing::debug!(url, "an answer not for splicing, asked again through reqwest");
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = large;
+        let resp = self
+            .send(Replay::Safe, |c| {
+                let rb = c.get(url);
+                Ok(if have > 0 { rb.header(RANGE, format!("bytes={have}-")) } else { rb })
+            })
+            .await?;
+        Ok(Answer::Http(resp))
+    }
+}
+
+/// A download's answer, and how its body is to be read.
+enum Answer {
+    Http(reqwest::Response),
+    #[cfg(target_os = "linux")]
+    Raw(crate::raw::Body),
 }
 
 /// Runs file work on the blocking pool; `what` names it if the task dies.

@@ -1,0 +1,332 @@
+//! Large downloads over plain HTTP/1.1 on a connection of their own, whose body goes from the
+//! socket into the file inside the kernel ([`ocloud_io::splice`]): one copy of each byte
+//! where reading through reqwest makes three (socket → hyper's buffer → our buffer → the
+//! page cache). Linux only.
+//!
+//! Used only where reqwest would have sent the same request the same way: an `http://` URL,
+//! no proxy in the environment, a file known to be large (small ones share reqwest's pooled
+//! connections). The answer's head is read here; a `200`/`206` with a `Content-Length` and no
+//! coding is spliced, an error answer is handed back whole to the usual error path, and
+//! anything else (a redirection, a chunked body) is fetched again through reqwest.
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::transfer::Progress;
+
+/// Files at least this large take a connection of their own.
+pub(crate) const LARGE: u64 = 1 << 20;
+
+/// The longest answer head read; the largest error body kept.
+const MAX_HEAD: usize = 64 << 10;
+const MAX_ERROR_BODY: u64 = 1 << 20;
+
+/// What reqwest was told, so that both ways connect alike.
+pub(crate) struct Settings {
+    pub(crate) resolve: Vec<(String, SocketAddr)>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) read_timeout: Duration,
+}
+
+/// Where a GET goes.
+pub(crate) struct Target {
+    host: String,
+    port: u16,
+    /// `Host:` header.
+    authority: String,
+    path: String,
+}
+
+impl Target {
+    /// `None` unless `url` is plain `http://`, without user info, and no proxy is set in the
+    /// environment (reqwest would go through it).
+    pub(crate) fn of(url: &str) -> Option<Target> {
+        let u = url::Url::parse(url).ok()?;
+        let proxied = ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+        if u.scheme() != "http" || !u.username().is_empty() || u.password().is_some() || proxied {
+            return None;
+        }
+        let host = u.host_str()?.to_owned();
+        let authority = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        let mut path = u.path().to_owned();
+        if let Some(q) = u.query() {
+            path = format!("{path}?{q}");
+        }
+        // IPv6 literals come bracketed, as a URL writes them; connecting wants them bare.
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        Some(Target { host, port: u.port_or_known_default()?, authority, path })
+    }
+}
+
+/// What a GET brought.
+pub(crate) enum Answer {
+    /// The content, still on the socket.
+    Body(Body),
+    /// The service's error answer, read whole.
+    Refused(reqwest::Response),
+    /// Not for splicing (a redirection, a chunked or encoded body): ask through reqwest.
+    Unsuitable,
+}
+
+/// A `200` or `206` whose `len` bytes of content are still to be read.
+pub(crate) struct Body {
+    pub(crate) status: u16,
+    /// Where a `206`'s `Content-Range` starts.
+    pub(crate) range_start: Option<u64>,
+    len: u64,
+    /// Content read along with the head.
+    early: Vec<u8>,
+    sock: TcpStream,
+    read_timeout: Duration,
+}
+
+/// Sends `GET` with the bearer token (and `Range: bytes={from}-` when `from > 0`), and reads
+/// the answer's head.
+pub(crate) async fn get(s: &Settings, t: &Target, token: &str, from: u64) -> io::Result<Answer> {
+    let addr = s.resolve.iter().find(|(h, _)| *h == t.host).map(|(_, a)| SocketAddr::new(a.ip(), t.port));
+    let connect = async {
+        match addr {
+            Some(a) => TcpStream::connect(a).await,
+            None => TcpStream::connect((t.host.as_str(), t.port)).await,
+        }
+    };
+    let mut sock = in_time(s.connect_timeout, "connecting", connect).await?;
+    sock.set_nodelay(true)?;
+    let range = if from > 0 { format!("Range: bytes={from}-\r\n") } else { String::new() };
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nUser-Agent: ocloud-client/{}\r\n\
+         Accept: */*\r\n{range}Connection: close\r\n\r\n",
+        t.path,
+        t.authority,
+        env!("CARGO_PKG_VERSION"),
+    );
+    in_time(s.read_timeout, "sending", sock.write_all(request.as_bytes())).await?;
+
+    let mut buf = Vec::with_capacity(16 << 10);
+    let (status, headers, head_len) = loop {
+        if in_time(s.read_timeout, "waiting for the answer", sock.read_buf(&mut buf)).await? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the connection closed before an answer"));
+        }
+        let mut slots = [httparse::EMPTY_HEADER; 64];
+        let mut head = httparse::Response::new(&mut slots);
+        match head.parse(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
+            httparse::Status::Complete(n) => {
+                let mut headers = http::HeaderMap::new();
+                for h in head.headers.iter() {
+                    if let (Ok(name), Ok(value)) =
+                        (http::HeaderName::from_bytes(h.name.as_bytes()), http::HeaderValue::from_bytes(h.value))
+                    {
+                        headers.append(name, value);
+                    }
+                }
+                break (head.code.unwrap_or(0), headers, n);
+            }
+            httparse::Status::Partial if buf.len() >= MAX_HEAD => {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "an answer head over 64 KiB"));
+            }
+            httparse::Status::Partial => {}
+        }
+    };
+    let early = buf.split_off(head_len);
+    let text = |name: http::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let len = text(http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+    let plain = !headers.contains_key(http::header::TRANSFER_ENCODING)
+        && text(http::header::CONTENT_ENCODING).is_none_or(|c| c.eq_ignore_ascii_case("identity"));
+    match (status, len) {
+        (200 | 206, Some(len)) if plain => {
+            let range_start = text(http::header::CONTENT_RANGE)
+                .and_then(|v| v.strip_prefix("bytes ")?.split('-').next()?.parse().ok());
+            Ok(Answer::Body(Body { status, range_start, len, early, sock, read_timeout: s.read_timeout }))
+        }
+        (400..=599, len) => {
+            // Closed after the answer (`Connection: close`), so reading to the end is safe.
+            let mut body = early;
+            let cap = len.unwrap_or(MAX_ERROR_BODY).min(MAX_ERROR_BODY);
+            let rest = cap.saturating_sub(body.len() as u64);
+            in_time(s.read_timeout, "reading the answer", (&mut sock).take(rest).read_to_end(&mut body)).await?;
+            body.truncate(cap as usize);
+            let mut answer = http::Response::new(body);
+            *answer.status_mut() = http::StatusCode::from_u16(status).map_err(io::Error::other)?;
+            *answer.headers_mut() = headers;
+            Ok(Answer::Refused(reqwest::Response::from(answer)))
+        }
+        _ => Ok(Answer::Unsuitable),
+    }
+}
+
+/// How moving a body into a file stopped short.
+pub(crate) enum Stopped {
+    Socket(io::Error),
+    File(io::Error),
+}
+
+impl Body {
+    /// Writes the content into `file` at its position (not in append mode); the progress
+    /// hears of every batch. Whatever stops it, every byte that arrived is in the file.
+    pub(crate) async fn into_file(
+        self,
+        file: std::fs::File,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> Result<(), Stopped> {
+        let Body { len, early, sock, read_timeout, .. } = self;
+        let sock = sock.into_std().map_err(Stopped::Socket)?;
+        sock.set_nonblocking(false).map_err(Stopped::Socket)?;
+        sock.set_read_timeout(Some(read_timeout)).map_err(Stopped::Socket)?;
+        let task = tokio::task::spawn_blocking(move || {
+            let advance = |n: u64| {
+                if let Some(p) = &progress {
+                    p.advance(n);
+                }
+            };
+            // A server sending more than it announced: the rest is not the file's.
+            let early = &early[..early.len().min(len as usize)];
+            (&file).write_all(early).map_err(Stopped::File)?;
+            advance(early.len() as u64);
+            ocloud_io::splice::socket_to_file(&sock, &file, len - early.len() as u64, advance).map_err(|e| match e {
+                ocloud_io::splice::Stopped::Socket(e) => Stopped::Socket(e),
+                ocloud_io::splice::Stopped::File(e) => Stopped::File(e),
+            })
+        });
+        task.await.map_err(|e| Stopped::File(io::Error::other(e)))?
+    }
+}
+
+async fn in_time<T>(limit: Duration, what: &str, f: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    match tokio::time::timeout(limit, f).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("timed out {what}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::sync::Mutex;
+
+    #[test]
+    fn only_plain_http_urls_take_their_own_connection() {
+        let t = Target::of("http://127.0.0.1:8080/cloud/v1/files/x/content/y?a=1").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.authority.as_str()), ("127.0.0.1", 8080, "127.0.0.1:8080"));
+        assert_eq!(t.path, "/cloud/v1/files/x/content/y?a=1");
+        let t = Target::of("http://[::1]/f").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.authority.as_str()), ("::1", 80, "[::1]"));
+        assert!(Target::of("https://cloudapi.orange.com/cloud/v1/files/x/content/y").is_none());
+        assert!(Target::of("http://user:pw@host/f").is_none());
+    }
+
+    /// A peer that answers each connection with the next scripted bytes (sent in two
+    /// writes, so the body does not all come with the head) and keeps the request heads.
+    fn peer(script: Vec<Vec<u8>>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/cloud/v1/files/f/content/k", l.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let heads = seen.clone();
+        std::thread::spawn(move || {
+            for answer in script {
+                let (mut c, _) = l.accept().unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8];
+                while !head.ends_with(b"\r\n\r\n") && c.read(&mut byte).unwrap() == 1 {
+                    head.push(byte[0]);
+                }
+                heads.lock().unwrap().push(String::from_utf8(head).unwrap());
+                let cut = answer.len().min(answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 10);
+                c.write_all(&answer[..cut]).unwrap();
+                c.flush().unwrap();
+                let _ = c.write_all(&answer[cut..]);
+            }
+        });
+        (url, seen)
+    }
+
+    fn answer(head: &str, body: &[u8]) -> Vec<u8> {
+        [head.replace('\n', "\r\n").as_bytes(), b"\r\n", body].concat()
+    }
+
+    fn manager() -> crate::ApiManager {
+        let m = crate::ApiManager::new("id", "secret", "http://127.0.0.1:1/cb").unwrap();
+        m.init_with_access_token("T0K");
+        m
+    }
+
+    fn content(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn a_large_download_is_spliced_on_its_own_connection_and_resumed_by_range() {
+        let c = content(3 << 20);
+        let cut = 1_234_567;
+        let (url, heads) = peer(vec![
+            // Cut short: announced whole, closed part-way.
+            answer(&format!("HTTP/1.1 200 OK\nContent-Length: {}\n", c.len()), &c[..cut]),
+            answer(
+                &format!(
+                    "HTTP/1.1 206 Partial Content\nContent-Length: {}\nContent-Range: bytes {cut}-{}/{}\n",
+                    c.len() - cut,
+                    c.len() - 1,
+                    c.len()
+                ),
+                &c[cut..],
+            ),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("f.bin");
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let s = seen.clone();
+        let progress: Arc<dyn Progress> = Arc::new(move |n| {
+            s.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        });
+        let size = manager().fetch_to_path(&url, &dest, Some(progress), true).await.unwrap();
+        assert_eq!(size, c.len() as u64);
+        assert!(std::fs::read(&dest).unwrap() == c, "whole and exact");
+        assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), c.len() as u64, "every byte counted once");
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 2);
+        for h in heads.iter() {
+            assert!(h.starts_with("GET /cloud/v1/files/f/content/k HTTP/1.1\r\n"), "{h}");
+            assert!(h.contains("Authorization: Bearer T0K\r\n") && h.contains("Connection: close\r\n"), "{h}");
+        }
+        assert!(!heads[0].contains("Range") && heads[1].contains(&format!("Range: bytes={cut}-\r\n")), "{heads:?}");
+    }
+
+    #[tokio::test]
+    async fn an_error_answer_is_the_services_error() {
+        let body = br#"{"code":60,"message":"Resource not found","description":"no such file"}"#;
+        let (url, _) = peer(vec![answer(
+            &format!("HTTP/1.1 404 Not Found\nContent-Type: application/json\nContent-Length: {}\n", body.len()),
+            body,
+        )]);
+        let dir = tempfile::tempdir().unwrap();
+        match manager().fetch_to_path(&url, &dir.path().join("f"), None, true).await {
+            Err(crate::Error::Api(a)) => {
+                assert_eq!((a.status, a.code, a.description.as_str()), (404, Some(60), "no such file"))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file, no part");
+    }
+
+    #[tokio::test]
+    async fn a_chunked_answer_is_asked_again_through_reqwest() {
+        let chunked = answer("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n", b"5\r\nhello\r\n0\r\n\r\n");
+        let (url, heads) = peer(vec![chunked.clone(), chunked]);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("f");
+        manager().fetch_to_path(&url, &dest, None, true).await.unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+        let heads = heads.lock().unwrap();
+        assert!(heads[0].contains("Connection: close") && !heads[1].contains("Connection: close"), "{heads:?}");
+    }
+}
