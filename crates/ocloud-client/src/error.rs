@@ -37,7 +37,7 @@ pub enum Error {
     /// Network, TLS or protocol failure.
     #[error("HTTP: {0}")]
     Http(#[from] reqwest::Error),
-    /// A download's own connection (plain HTTP, see [`crate::ApiManager::download_to_path`])
+    /// A large download's own connection (plain HTTP, see [`crate::Files::download`])
     /// failed, timed out or closed early.
     #[error("connection for {url}: {source}")]
     Connection {

@@ -112,7 +112,8 @@ impl ApiManagerBuilder {
         self
     }
 
-    /// Time-out of a whole JSON call (transfers are bounded by progress, not by this).
+    /// How long a read may wait for the service (default 60 s): each read of an answer, and a
+    /// download's silence (transfers are bounded by progress, not by their length).
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self

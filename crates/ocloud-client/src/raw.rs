@@ -3,11 +3,15 @@
 //! where reading through reqwest makes three (socket → hyper's buffer → our buffer → the
 //! page cache). Linux only.
 //!
-//! Used only where reqwest would have sent the same request the same way: an `http://` URL,
-//! no proxy in the environment, a file known to be large (small ones share reqwest's pooled
-//! connections). The answer's head is read here; a `200`/`206` with a `Content-Length` and no
-//! coding is spliced, an error answer is handed back whole to the usual error path, and
-//! anything else (a redirection, a chunked body) is fetched again through reqwest.
+//! Used only for an `http://` URL with no proxy in the environment (reqwest would go through
+//! it) and a file known to be large (small ones share reqwest's pooled connections). The
+//! answer's head is read here: a `200`/`206` with a `Content-Length` and no coding is spliced;
+//! an error answer with a length (its first MiB) goes to the usual error path, so retries and
+//! token refreshes are the same; anything else (no connection, a redirection, a chunked
+//! body, a head this reader does not take) is asked again through reqwest.
+//!
+//! The transfer holds a thread of the blocking pool while it lasts, network waits included:
+//! a splice blocks. The CLI runs a few large downloads at a time (4 by default).
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -93,14 +97,28 @@ pub(crate) struct Body {
 /// Sends `GET` with the bearer token (and `Range: bytes={from}-` when `from > 0`), and reads
 /// the answer's head.
 pub(crate) async fn get(s: &Settings, t: &Target, token: &str, from: u64) -> io::Result<Answer> {
-    let addr = s.resolve.iter().find(|(h, _)| *h == t.host).map(|(_, a)| SocketAddr::new(a.ip(), t.port));
+    if http::HeaderValue::from_str(token).is_err() {
+        // Not a header value: reqwest refuses it the way it does.
+        return Ok(Answer::Unsuitable);
+    }
+    // As reqwest: host names compare without case, the last override wins.
+    let addr =
+        s.resolve.iter().rfind(|(h, _)| h.eq_ignore_ascii_case(&t.host)).map(|(_, a)| SocketAddr::new(a.ip(), t.port));
     let connect = async {
         match addr {
             Some(a) => TcpStream::connect(a).await,
             None => TcpStream::connect((t.host.as_str(), t.port)).await,
         }
     };
-    let mut sock = in_time(s.connect_timeout, "connecting", connect).await?;
+    let mut sock = match in_time(s.connect_timeout, "connecting", connect).await {
+        Ok(sock) => sock,
+        // reqwest connects more patiently (both address families at once, its own retries):
+        // let it try.
+        Err(e) => {
+            tracing::debug!(error = %e, "no connection of its own, asking through reqwest");
+            return Ok(Answer::Unsuitable);
+        }
+    };
     sock.set_nodelay(true)?;
     let range = if from > 0 { format!("Range: bytes={from}-\r\n") } else { String::new() };
     let request = format!(
@@ -119,7 +137,12 @@ pub(crate) async fn get(s: &Settings, t: &Target, token: &str, from: u64) -> io:
         }
         let mut slots = [httparse::EMPTY_HEADER; 64];
         let mut head = httparse::Response::new(&mut slots);
-        match head.parse(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
+        let parsed = match head.parse(&buf) {
+            Ok(p) => p,
+            // Beyond what this reader takes (more headers, looser syntax): reqwest may.
+            Err(_) => return Ok(Answer::Unsuitable),
+        };
+        match parsed {
             httparse::Status::Complete(n) => {
                 let mut headers = http::HeaderMap::new();
                 for h in head.headers.iter() {
@@ -131,9 +154,7 @@ pub(crate) async fn get(s: &Settings, t: &Target, token: &str, from: u64) -> io:
                 }
                 break (head.code.unwrap_or(0), headers, n);
             }
-            httparse::Status::Partial if buf.len() >= MAX_HEAD => {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "an answer head over 64 KiB"));
-            }
+            httparse::Status::Partial if buf.len() >= MAX_HEAD => return Ok(Answer::Unsuitable),
             httparse::Status::Partial => {}
         }
     };
@@ -148,7 +169,7 @@ pub(crate) async fn get(s: &Settings, t: &Target, token: &str, from: u64) -> io:
                 .and_then(|v| v.strip_prefix("bytes ")?.split('-').next()?.parse().ok());
             Ok(Answer::Body(Body { status, range_start, len, early, sock, read_timeout: s.read_timeout }))
         }
-        (400..=599, len) => {
+        (400..=599, len) if plain => {
             // Closed after the answer (`Connection: close`), so reading to the end is safe.
             let mut body = early;
             let cap = len.unwrap_or(MAX_ERROR_BODY).min(MAX_ERROR_BODY);
@@ -182,6 +203,11 @@ impl Body {
         let sock = sock.into_std().map_err(Stopped::Socket)?;
         sock.set_nonblocking(false).map_err(Stopped::Socket)?;
         sock.set_read_timeout(Some(read_timeout)).map_err(Stopped::Socket)?;
+        let sock = Arc::new(sock);
+        // The transfer holds a blocking thread until it ends; if the caller stops waiting
+        // (a time-out, a `select!`), the connection is shut so that it ends now, and no
+        // longer writes into a part file that a next attempt may be using.
+        let _stop = StopOnDrop(sock.clone());
         let task = tokio::task::spawn_blocking(move || {
             let advance = |n: u64| {
                 if let Some(p) = &progress {
@@ -189,7 +215,7 @@ impl Body {
                 }
             };
             // A server sending more than it announced: the rest is not the file's.
-            let early = &early[..early.len().min(len as usize)];
+            let early = &early[..early.len().min(usize::try_from(len).unwrap_or(usize::MAX))];
             (&file).write_all(early).map_err(Stopped::File)?;
             advance(early.len() as u64);
             ocloud_io::splice::socket_to_file(&sock, &file, len - early.len() as u64, advance).map_err(|e| match e {
@@ -198,6 +224,15 @@ impl Body {
             })
         });
         task.await.map_err(|e| Stopped::File(io::Error::other(e)))?
+    }
+}
+
+/// Shuts a connection down when dropped.
+struct StopOnDrop(Arc<std::net::TcpStream>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
     }
 }
 
@@ -288,7 +323,7 @@ mod tests {
         let progress: Arc<dyn Progress> = Arc::new(move |n| {
             s.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
         });
-        let size = manager().fetch_to_path(&url, &dest, Some(progress), true).await.unwrap();
+        let size = manager().fetch_to_path(&url, &dest, Some(progress), Some(c.len() as u64)).await.unwrap();
         assert_eq!(size, c.len() as u64);
         assert!(std::fs::read(&dest).unwrap() == c, "whole and exact");
         assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), c.len() as u64, "every byte counted once");
@@ -309,7 +344,7 @@ mod tests {
             body,
         )]);
         let dir = tempfile::tempdir().unwrap();
-        match manager().fetch_to_path(&url, &dir.path().join("f"), None, true).await {
+        match manager().fetch_to_path(&url, &dir.path().join("f"), None, Some(LARGE)).await {
             Err(crate::Error::Api(a)) => {
                 assert_eq!((a.status, a.code, a.description.as_str()), (404, Some(60), "no such file"))
             }
@@ -319,14 +354,92 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_chunked_answer_is_asked_again_through_reqwest() {
-        let chunked = answer("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n", b"5\r\nhello\r\n0\r\n\r\n");
-        let (url, heads) = peer(vec![chunked.clone(), chunked]);
+    async fn chunked_answers_are_asked_again_through_reqwest() {
+        let c = content(LARGE as usize);
+        let chunked = answer(
+            "HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n",
+            &[format!("{:x}\r\n", c.len()).as_bytes(), &c, b"\r\n0\r\n\r\n"].concat(),
+        );
+        let body = br#"{"code":60,"message":"Resource not found","description":"gone"}"#;
+        let error = answer(
+            "HTTP/1.1 404 Not Found\nTransfer-Encoding: chunked\n",
+            &[format!("{:x}\r\n", body.len()).as_bytes(), body, b"\r\n0\r\n\r\n"].concat(),
+        );
+        let (url, heads) = peer(vec![chunked.clone(), chunked, error.clone(), error]);
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("f");
-        manager().fetch_to_path(&url, &dest, None, true).await.unwrap();
-        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+        manager().fetch_to_path(&url, &dest, None, Some(LARGE)).await.unwrap();
+        assert!(std::fs::read(&dest).unwrap() == c);
+        match manager().fetch_to_path(&url, &dir.path().join("g"), None, Some(LARGE)).await {
+            Err(crate::Error::Api(a)) => assert_eq!((a.status, a.code), (404, Some(60)), "decoded, so classified"),
+            other => panic!("{other:?}"),
+        }
         let heads = heads.lock().unwrap();
-        assert!(heads[0].contains("Connection: close") && !heads[1].contains("Connection: close"), "{heads:?}");
+        let own: Vec<bool> = heads.iter().map(|h| h.contains("Connection: close")).collect();
+        assert_eq!(own, [true, false, true, false], "{heads:?}");
+    }
+
+    #[tokio::test]
+    async fn a_range_not_asked_for_or_a_size_not_the_files_keeps_nothing() {
+        let c = content(2 << 20);
+        let (url, _) = peer(vec![
+            answer(
+                &format!(
+                    "HTTP/1.1 206 Partial Content\nContent-Length: {}\nContent-Range: bytes 0-{}/{}\n",
+                    c.len(),
+                    c.len() - 1,
+                    c.len()
+                ),
+                &c,
+            ),
+            answer(&format!("HTTP/1.1 200 OK\nContent-Length: {}\n", c.len()), &c),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("f");
+        std::fs::write(crate::partial_path(&dest), &c[..1000]).unwrap();
+        match manager().fetch_to_path(&url, &dest, None, Some(c.len() as u64)).await {
+            Err(crate::Error::Invalid(m)) => assert!(m.contains("range not asked for"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(!dest.exists());
+        std::fs::remove_file(crate::partial_path(&dest)).unwrap();
+        // The whole file, but not the size the file info gave.
+        match manager().fetch_to_path(&url, &dest, None, Some(3 << 20)).await {
+            Err(crate::Error::Invalid(m)) => assert!(m.contains("got 2097152 bytes, the file has 3145728"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file, no part");
+    }
+
+    #[tokio::test]
+    async fn a_download_given_up_on_closes_its_connection() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/f", l.local_addr().unwrap());
+        let (started, ready) = tokio::sync::oneshot::channel();
+        let peer = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") && c.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            c.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 4 * LARGE).as_bytes()).unwrap();
+            c.write_all(&content(LARGE as usize)).unwrap();
+            started.send(()).unwrap();
+            // The client reads no more and does not close unless told to stop.
+            let mut rest = Vec::new();
+            c.read_to_end(&mut rest).map(|_| rest.len())
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager();
+        let dest = dir.path().join("f");
+        let download = m.fetch_to_path(&url, &dest, None, Some(4 * LARGE));
+        tokio::select! {
+            r = download => panic!("cannot end: {r:?}"),
+            _ = ready => {}
+        }
+        let seen = tokio::task::spawn_blocking(move || peer.join().unwrap()).await.unwrap();
+        assert_eq!(seen.unwrap(), 0, "the peer saw the connection closed, not a read time-out");
     }
 }

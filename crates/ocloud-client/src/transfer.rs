@@ -135,11 +135,7 @@ impl crate::cloud::Files<'_> {
     pub async fn download(&self, id: &str, dest: &Path, progress: Option<Arc<dyn Progress>>) -> Result<u64> {
         let info = self.get(id).await?;
         let url = info.download_url.ok_or_else(|| Error::Invalid(format!("file {id} has no downloadUrl")))?;
-        #[cfg(target_os = "linux")]
-        let large = info.size >= crate::raw::LARGE;
-        #[cfg(not(target_os = "linux"))]
-        let large = false;
-        self.m.fetch_to_path(&url, dest, progress, large).await
+        self.m.fetch_to_path(&url, dest, progress, Some(info.size)).await
     }
 }
 
@@ -190,18 +186,23 @@ impl ApiManager {
     /// (reset, cut short), as long as each attempt brings bytes and the retry policy's
     /// attempts last. Returns the size of the file.
     pub async fn download_to_path(&self, url: &str, dest: &Path, progress: Option<Arc<dyn Progress>>) -> Result<u64> {
-        self.fetch_to_path(url, dest, progress, false).await
+        self.fetch_to_path(url, dest, progress, None).await
     }
 
-    /// [`Self::download_to_path`]; `large`: the file is known to be large, worth a connection
-    /// of its own whose body is spliced into the file (see `raw.rs`).
+    /// [`Self::download_to_path`], of a file of `size` bytes when known: a large one gets a
+    /// connection of its own whose body is spliced into the file (see `raw.rs`), and the
+    /// download must end at that size.
     pub(crate) async fn fetch_to_path(
         &self,
         url: &str,
         dest: &Path,
         progress: Option<Arc<dyn Progress>>,
-        large: bool,
+        size: Option<u64>,
     ) -> Result<u64> {
+        #[cfg(target_os = "linux")]
+        let large = size.is_some_and(|s| s >= crate::raw::LARGE);
+        #[cfg(not(target_os = "linux"))]
+        let large = false;
         let part = partial_path(dest);
         let d = dest.to_owned();
         blocking(dest, move || {
@@ -231,15 +232,21 @@ impl ApiManager {
         }
         let d = dest.to_owned();
         blocking(dest, move || {
-            let size = std::fs::metadata(&part).map_err(|e| Error::io(&part, e))?.len();
+            let got = std::fs::metadata(&part).map_err(|e| Error::io(&part, e))?.len();
+            if let Some(expected) = size.filter(|s| *s != got) {
+                // Not the file asked for (replaced meanwhile, or a server's wrong range): a
+                // next try starts afresh.
+                let _ = std::fs::remove_file(&part);
+                return Err(Error::Invalid(format!("{}: got {got} bytes, the file has {expected}", d.display())));
+            }
             std::fs::rename(&part, &d).map_err(|e| Error::io(&d, e))?;
-            Ok(size)
+            Ok(got)
         })
         .await
     }
 
-    /// One attempt: the content from byte `have` appended to `part` (or all of it, when the
-    /// server does not resume). `count_resumed`: report the bytes already there as progress.
+    /// One attempt: the content from byte `have` written into `part` from there (or all of
+    /// it, when the server answers the whole file). `count_resumed`: report the bytes already there as progress.
     async fn download_part(
         &self,
         url: &str,
@@ -261,6 +268,9 @@ impl ApiManager {
             Answer::Raw(b) => (b.status, b.range_start),
         };
         let resume = have > 0 && status == 206 && start == Some(have);
+        if status == 206 && !resume {
+            return Err(Error::Invalid(format!("{url}: the server answered a range not asked for")));
+        }
         let mut file = tokio::fs::OpenOptions::new()
             .create(true)
             .write(true)

@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::io;
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Asked of the pipe: as much as one call moves (the default pipe holds 64 KiB).
@@ -16,37 +17,36 @@ pub enum Stopped {
     /// Reading the socket failed, or it closed early (`UnexpectedEof`); everything that
     /// arrived before is in the file.
     Socket(io::Error),
-    /// Writing the file failed (a full disk): what was read but not written is lost.
+    /// Writing the file failed (a full disk), or no pipe could be made: what was read but
+    /// not written is lost.
     File(io::Error),
 }
 
 /// Moves exactly `len` bytes from the blocking socket `sock` into `file` at its current
 /// position (`file` must not be in append mode: `splice` refuses those). `progress` hears of
 /// every batch written. Blocks; a read timeout set on the socket applies.
-pub fn socket_to_file(
-    sock: &impl AsRawFd,
-    file: &File,
-    len: u64,
-    mut progress: impl FnMut(u64),
-) -> Result<(), Stopped> {
-    let (read_end, write_end) = pipe().map_err(Stopped::Socket)?;
+pub fn socket_to_file(sock: &TcpStream, file: &File, len: u64, mut progress: impl FnMut(u64)) -> Result<(), Stopped> {
+    let (read_end, write_end) = pipe().map_err(Stopped::File)?;
     let read_end = File::from(read_end);
     // SAFETY: a valid pipe descriptor and an integer; a refused size leaves the default.
     let room = match unsafe { libc::fcntl(write_end.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE as libc::c_int) } {
         n if n > 0 => n as usize,
-        _ => 64 << 10,
+        // SAFETY: as above; the pipe keeps the size it has.
+        _ => unsafe { libc::fcntl(write_end.as_raw_fd(), libc::F_GETPIPE_SZ) }.max(4096) as usize,
     };
     let mut left = len;
     let (mut copying, mut buffer) = (false, Vec::new());
     while left > 0 {
         let want = left.min(room as u64) as usize;
-        let got = splice(sock.as_raw_fd(), write_end.as_raw_fd(), want).map_err(Stopped::Socket)?;
+        let got = match splice(sock.as_raw_fd(), write_end.as_raw_fd(), want) {
+            // A socket that takes no splice (a sandbox's network stack): read it instead.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                return copy_all(sock, file, len, left, &mut progress);
+            }
+            other => other.map_err(Stopped::Socket)?,
+        };
         if got == 0 {
-            let e = io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("the connection closed after {} of {len} bytes", len - left),
-            );
-            return Err(Stopped::Socket(e));
+            return Err(Stopped::Socket(early_end(len, left)));
         }
         // The pipe is emptied before the next read: on any stop, what arrived is written.
         let mut out = 0;
@@ -77,6 +77,41 @@ fn copy(mut pipe: &File, mut file: &File, len: usize, buffer: &mut Vec<u8>) -> i
     let n = pipe.read(buffer)?;
     file.write_all(&buffer[..n])?;
     Ok(n)
+}
+
+/// Moves `left` of `len` bytes from the socket to the file through a buffer: for a socket
+/// that takes no splice (a sandbox's network stack).
+fn copy_all(
+    mut sock: &TcpStream,
+    mut file: &File,
+    len: u64,
+    mut left: u64,
+    progress: &mut impl FnMut(u64),
+) -> Result<(), Stopped> {
+    use std::io::{Read, Write};
+    let mut buffer = vec![0u8; PIPE];
+    while left > 0 {
+        let want = left.min(PIPE as u64) as usize;
+        let n = match sock.read(&mut buffer[..want]) {
+            Ok(0) => return Err(Stopped::Socket(early_end(len, left))),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(Stopped::Socket(quiet())),
+            Err(e) => return Err(Stopped::Socket(e)),
+        };
+        file.write_all(&buffer[..n]).map_err(Stopped::File)?;
+        left -= n as u64;
+        progress(n as u64);
+    }
+    Ok(())
+}
+
+fn early_end(len: u64, left: u64) -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, format!("the connection closed after {} of {len} bytes", len - left))
+}
+
+fn quiet() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the connection went quiet")
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
