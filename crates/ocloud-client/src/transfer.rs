@@ -75,10 +75,6 @@ impl crate::cloud::Files<'_> {
         name: Option<&str>,
         progress: Option<Arc<dyn Progress>>,
     ) -> Result<UploadResponse> {
-        let meta = tokio::fs::metadata(path).await.map_err(|e| Error::io(path, e))?;
-        if !meta.is_file() {
-            return Err(Error::Invalid(format!("{}: not a file", path.display())));
-        }
         let name = match name {
             Some(n) => n.to_owned(),
             None => path
@@ -86,16 +82,40 @@ impl crate::cloud::Files<'_> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .ok_or_else(|| Error::Invalid(format!("{}: no file name", path.display())))?,
         };
-        let size = meta.len();
+        // One trip to the blocking pool learns the size and, for a small file, reads it whole:
+        // for many small files, those trips were most of the CLI's work.
+        let p = path.to_owned();
+        let (size, content) = blocking(path, move || {
+            let mut file = std::fs::File::open(&p).map_err(|e| Error::io(&p, e))?;
+            let meta = file.metadata().map_err(|e| Error::io(&p, e))?;
+            if !meta.is_file() {
+                return Err(Error::Invalid(format!("{}: not a file", p.display())));
+            }
+            if meta.len() > CHUNK as u64 {
+                return Ok((meta.len(), None));
+            }
+            let mut content = Vec::with_capacity(meta.len() as usize);
+            std::io::Read::read_to_end(&mut file, &mut content).map_err(|e| Error::io(&p, e))?;
+            Ok((content.len() as u64, Some(bytes::Bytes::from(content))))
+        })
+        .await?;
         let url = self.m.upload_url("/files/content");
         let resp = self
             .m
             .send(Replay::Safe, |c| {
-                let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-                let body = counted(tokio::fs::File::from_std(file), progress.clone());
+                let body = match &content {
+                    Some(bytes) => reqwest::Body::from(bytes.clone()),
+                    None => {
+                        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                        counted(tokio::fs::File::from_std(file), progress.clone())
+                    }
+                };
                 Ok(c.post(&url).multipart(form(&name, size, folder, body)?))
             })
             .await?;
+        if let (Some(_), Some(p)) = (&content, &progress) {
+            p.advance(size);
+        }
         let r: UploadResponse = resp.json().await?;
         self.m.inner.paths.clear();
         Ok(r)
