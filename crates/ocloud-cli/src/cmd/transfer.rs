@@ -208,17 +208,31 @@ impl Copier<'_> {
         let mut folders: HashMap<String, String> =
             dst.iter().filter(|(_, i)| i.is_dir).map(|(r, i)| (r.clone(), i.id.clone())).collect();
         folders.insert(String::new(), root_id.to_owned());
-        // Folders first, parents before children (BTreeMap order), so every file has one.
-        for rel in src_tree.keys().filter(|r| r.ends_with('/')) {
-            if folders.contains_key(rel) {
-                continue;
-            }
-            let Some(parent) = folders.get(parent_rel(rel)).cloned() else { continue };
-            match self.api.folders().create(name_of(rel), Some(&parent)).await {
-                Ok(f) => {
-                    folders.insert(rel.clone(), f.id);
+        // Folders first, so every file has one: level by level, parents before children, and
+        // a level's folders side by side (the service commits them together).
+        let mut levels: BTreeMap<usize, Vec<&String>> = BTreeMap::new();
+        for rel in src_tree.keys().filter(|r| r.ends_with('/') && !folders.contains_key(*r)) {
+            levels.entry(rel.matches('/').count()).or_default().push(rel);
+        }
+        for level in levels.into_values() {
+            let mut made: Vec<(&String, Result<String, String>)> = futures_util::stream::iter(level)
+                // A folder whose parent could not be made is left out; its files say so.
+                .filter_map(|rel| std::future::ready(folders.get(parent_rel(rel)).cloned().map(|p| (rel, p))))
+                .map(|(rel, parent)| async move {
+                    let made = self.api.folders().create(name_of(rel), Some(&parent)).await;
+                    (rel, made.map(|f| f.id).map_err(|e| e.to_string()))
+                })
+                .buffer_unordered(self.transfers)
+                .collect()
+                .await;
+            made.sort_by(|a, b| a.0.cmp(b.0));
+            for (rel, made) in made {
+                match made {
+                    Ok(id) => {
+                        folders.insert(rel.clone(), id);
+                    }
+                    Err(e) => outcome.failed.push((rel.clone(), e)),
                 }
-                Err(e) => outcome.failed.push((rel.clone(), e.to_string())),
             }
         }
         let results = Arc::new(Mutex::new(Vec::new()));
