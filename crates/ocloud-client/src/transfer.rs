@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use crate::error::{Error, Result};
-use crate::manager::{ApiManager, Attempt, Replay};
+use crate::manager::{ApiManager, Replay};
 
 /// Chunk size of transfers.
 pub const CHUNK: usize = 256 * 1024;
@@ -334,6 +334,7 @@ impl ApiManager {
     async fn ask(&self, url: &str, have: u64, large: bool) -> Result<Answer> {
         #[cfg(target_os = "linux")]
         if let Some(target) = crate::raw::Target::of(url).filter(|_| large) {
+            use crate::manager::Attempt;
             let (settings, target) = (&self.inner.raw, &target);
             let got = self
                 .attempts(Replay::Safe, |token| async move {
