@@ -13,8 +13,9 @@ pub const PARTNERS_FOLDER: &str = "mes dossiers partenaires";
 pub struct Access {
     /// The user the token acts for.
     pub user: User,
-    /// The application holding the token.
-    pub app: App,
+    /// The application holding the token (shared: every request of a cached token clones
+    /// its access).
+    pub app: std::sync::Arc<App>,
     /// `cloudfullread` (or `cloudfullwrite`): read the whole cloud.
     pub full_read: bool,
     /// `cloudfullwrite`: write outside the app folder.
@@ -195,7 +196,7 @@ impl Service {
         if !full_read && !scopes.contains(&"cloud") {
             return Err(Error::AccessDenied(format!("scope {scope:?} does not include cloud")));
         }
-        Ok(Access { user, app, full_read, full_write, generation: None })
+        Ok(Access { user, app: std::sync::Arc::new(app), full_read, full_write, generation: None })
     }
 
     /// Bytes the user can still store.

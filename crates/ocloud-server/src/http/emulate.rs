@@ -163,7 +163,7 @@ impl Probe {
 async fn decide(s: &AppState, faults: &Faults, p: Probe, op: Option<&str>) -> Option<(String, Action)> {
     // Only rules on a user or app pay for resolving the token before the handler does.
     let caller = match faults.needs_caller() {
-        true => s.svc.authenticate(p.token.as_deref()).await.ok().map(|a| (a.user.name, a.app.name)),
+        true => s.svc.authenticate(p.token.as_deref()).await.ok().map(|a| (a.user.name, a.app.name.clone())),
         false => None,
     };
     faults.fire(&RequestInfo {
