@@ -270,3 +270,19 @@ async fn an_early_refusal_reaches_a_client_still_sending() {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
 }
+
+#[tokio::test]
+async fn admin_commands_beside_the_service_are_seen_at_once_and_leave_its_wal_alone() {
+    let s = Server::start_embedded(&[]);
+    let shm = s.data.join("ocloud.db-shm");
+    for i in 0..4 {
+        // Each token is written by another process; the service's cached generation must move.
+        let user = format!("u{i}");
+        let token = s.admin_token(&["--user", &user]);
+        let free = Api::new(&s.url, &token).get("/cloud/v1/freespace").await;
+        assert_eq!(free.status, 200, "token {i} of another process is seen at once");
+        // When that process ended, it must not have taken the service for gone (its POSIX
+        // locks dropped) and removed the WAL index under it.
+        assert!(shm.exists(), "the WAL index is still there after admin command {i}");
+    }
+}

@@ -11,6 +11,8 @@ pub mod conformance;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
+#[cfg(unix)]
+pub mod wal_index;
 
 use async_trait::async_trait;
 use ocloud_wire::model::FileType;

@@ -34,6 +34,9 @@ pub struct Sqlite {
     readers: Arc<Mutex<Vec<Connection>>>,
     // Never writes: its `PRAGMA data_version` changes on every commit of any connection.
     watcher: Arc<Mutex<Connection>>,
+    // The WAL index's header, read without a lock: the generation when it can be mapped.
+    #[cfg(unix)]
+    wal: Option<Arc<super::wal_index::WalIndex>>,
     // Deep-offset paging: per folder, the key of every `STRIDE`-th entry, for a generation.
     checkpoints: Arc<Mutex<CheckpointMap>>,
 }
@@ -150,6 +153,8 @@ impl Sqlite {
             writer,
             stats,
             readers: Arc::default(),
+            #[cfg(unix)]
+            wal: super::wal_index::WalIndex::open(path).map(Arc::new),
             watcher,
             checkpoints: Arc::default(),
         })
@@ -1292,10 +1297,18 @@ impl Tree for Sqlite {
 #[async_trait]
 impl Housekeeping for Sqlite {
     async fn generation(&self) -> StoreResult<u64> {
+        // Two kinds of value, kept apart by the top bit: a fingerprint of the WAL index's
+        // header (no lock), or, when it cannot be read (not mapped, a commit writing it),
+        // SQLite's data version (a read transaction). Either changes on every commit.
+        const ASKED: u64 = 1 << 63;
+        #[cfg(unix)]
+        if let Some(f) = self.wal.as_ref().and_then(|w| w.fingerprint()) {
+            return Ok(f & !ASKED);
+        }
         let c = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
         c.prepare_cached("PRAGMA data_version")
             .and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0)))
-            .map(|v| v as u64)
+            .map(|v| v as u64 | ASKED)
             .map_err(backend)
     }
 
@@ -1575,5 +1588,30 @@ mod tests {
         let q = ChildQuery { dirs: true, files: true, file_type: None, offset: 1500, limit: Some(3) };
         let fast: Vec<String> = db.children(big.id, q).await.unwrap().into_iter().map(|n| n.name).collect();
         assert_eq!(fast, ["d01499", "f00000", "f00001"]);
+    }
+    #[tokio::test]
+    async fn the_generation_changes_with_every_commit_of_any_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let (a, b) = (Sqlite::open(&path, Clock::system()).unwrap(), Sqlite::open(&path, Clock::system()).unwrap());
+        // As another process would: the admin CLI's own connection.
+        let other = connect(&path).unwrap();
+        #[cfg(unix)]
+        assert!(b.wal.is_some(), "the WAL index is mapped: the generation is read without a lock");
+        let u = a.ensure_user("alice").await.unwrap();
+        let root = a.root(u.id).await.unwrap();
+        let mut seen = vec![b.generation().await.unwrap()];
+        for i in 0..10 {
+            match i % 3 {
+                0 => drop(a.create_folder(root.id, &format!("a{i}")).await.unwrap()),
+                1 => drop(b.create_folder(root.id, &format!("b{i}")).await.unwrap()),
+                _ => drop(other.execute("UPDATE users SET used = used + 1", []).unwrap()),
+            }
+            let g = b.generation().await.unwrap();
+            assert!(!seen.contains(&g), "write {i} went unseen");
+            assert_eq!(a.generation().await.unwrap(), g, "both instances see the same");
+            assert_eq!(b.generation().await.unwrap(), g, "stable while nothing commits");
+            seen.push(g);
+        }
     }
 }
