@@ -34,14 +34,16 @@ pub const DB_FILE: &str = "ocloud.db";
 /// rest of the service sees only the storage traits.
 pub async fn open_service(cfg: Arc<Config>, public_url: String) -> anyhow::Result<domain::Service> {
     let clock = clock::Clock::system();
-    let local_dir = || -> anyhow::Result<()> {
+    // Once, before any database connection opens (see `make_private`).
+    let default_db = cfg.database.as_deref().is_none_or(str::is_empty);
+    let default_blobs = cfg.blobs.as_deref().is_none_or(str::is_empty);
+    if default_db || default_blobs {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-        make_private(&cfg.data_dir).with_context(|| format!("restricting data dir {}", cfg.data_dir.display()))
-    };
+        make_private(&cfg.data_dir).with_context(|| format!("restricting data dir {}", cfg.data_dir.display()))?;
+    }
     let meta: Arc<dyn store::Metadata> = match cfg.database.as_deref().filter(|d| !d.is_empty()) {
         None => {
-            local_dir()?;
             let path = cfg.data_dir.join(DB_FILE);
             Arc::new(
                 store::sqlite::Sqlite::open(&path, clock.clone())
@@ -66,13 +68,10 @@ pub async fn open_service(cfg: Arc<Config>, public_url: String) -> anyhow::Resul
         Some(other) => anyhow::bail!("--database {:?}: expected sqlite://PATH or postgres://…", redact_url(other)),
     };
     let blobs: Arc<dyn blobs::Blobs> = match cfg.blobs.as_deref().filter(|b| !b.is_empty()) {
-        None => {
-            local_dir()?;
-            Arc::new(
-                blobs::fs::FsBlobs::open(&cfg.data_dir)
-                    .with_context(|| format!("opening content store in {}", cfg.data_dir.display()))?,
-            )
-        }
+        None => Arc::new(
+            blobs::fs::FsBlobs::open(&cfg.data_dir)
+                .with_context(|| format!("opening content store in {}", cfg.data_dir.display()))?,
+        ),
         Some(url) if url.starts_with("file://") => {
             let dir = std::path::Path::new(&url["file://".len()..]);
             Arc::new(
@@ -107,8 +106,13 @@ fn make_private(data_dir: &std::path::Path) -> std::io::Result<()> {
     {
         use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
         std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+        // Made only when missing: opening and closing the file while this process has SQLite
+        // connections on it would drop their POSIX locks.
         let db = data_dir.join(DB_FILE);
-        std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&db)?;
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&db) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
         for name in [DB_FILE.to_owned(), format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")] {
             match std::fs::set_permissions(data_dir.join(name), std::fs::Permissions::from_mode(0o600)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),

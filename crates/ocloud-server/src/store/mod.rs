@@ -11,7 +11,6 @@ pub mod conformance;
 pub mod migrations;
 pub mod postgres;
 pub mod sqlite;
-#[cfg(unix)]
 pub mod wal_index;
 
 use async_trait::async_trait;

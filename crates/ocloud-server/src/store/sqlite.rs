@@ -32,10 +32,10 @@ pub struct Sqlite {
     writer: mpsc::Sender<Job>,
     stats: Arc<WriterStats>,
     readers: Arc<Mutex<Vec<Connection>>>,
-    // Never writes: its `PRAGMA data_version` changes on every commit of any connection.
+    // Never writes. Its WAL index gives the generation; its `PRAGMA data_version`, which
+    // changes on every commit of any connection, when the index cannot be read.
     watcher: Arc<Mutex<Connection>>,
     // The WAL index's header, read without a lock: the generation when it can be mapped.
-    #[cfg(unix)]
     wal: Option<Arc<super::wal_index::WalIndex>>,
     // Deep-offset paging: per folder, the key of every `STRIDE`-th entry, for a generation.
     checkpoints: Arc<Mutex<CheckpointMap>>,
@@ -153,8 +153,7 @@ impl Sqlite {
             writer,
             stats,
             readers: Arc::default(),
-            #[cfg(unix)]
-            wal: super::wal_index::WalIndex::open(path).map(Arc::new),
+            wal: super::wal_index::WalIndex::of(&watcher).map(Arc::new),
             watcher,
             checkpoints: Arc::default(),
         })
@@ -1301,7 +1300,6 @@ impl Housekeeping for Sqlite {
         // header (no lock), or, when it cannot be read (not mapped, a commit writing it),
         // SQLite's data version (a read transaction). Either changes on every commit.
         const ASKED: u64 = 1 << 63;
-        #[cfg(unix)]
         if let Some(f) = self.wal.as_ref().and_then(|w| w.fingerprint()) {
             return Ok(f & !ASKED);
         }
@@ -1594,9 +1592,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.db");
         let (a, b) = (Sqlite::open(&path, Clock::system()).unwrap(), Sqlite::open(&path, Clock::system()).unwrap());
-        // As another process would: the admin CLI's own connection.
+        // Another connection, as the admin CLI's in another process.
         let other = connect(&path).unwrap();
-        #[cfg(unix)]
         assert!(b.wal.is_some(), "the WAL index is mapped: the generation is read without a lock");
         let u = a.ensure_user("alice").await.unwrap();
         let root = a.root(u.id).await.unwrap();
