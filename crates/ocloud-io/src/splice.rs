@@ -136,9 +136,7 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
         let e = io::Error::last_os_error();
         match e.kind() {
             io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "the connection went quiet"));
-            }
+            io::ErrorKind::WouldBlock => return Err(quiet()),
             _ => return Err(e),
         }
     }
