@@ -21,6 +21,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use ocloud_io::splice::Stopped;
+
 use crate::transfer::Progress;
 
 /// Files at least this large take a connection of their own.
@@ -165,8 +167,7 @@ pub(crate) async fn get(s: &Settings, t: &Target, token: &str, from: u64) -> io:
         && text(http::header::CONTENT_ENCODING).is_none_or(|c| c.eq_ignore_ascii_case("identity"));
     match (status, len) {
         (200 | 206, Some(len)) if plain => {
-            let range_start = text(http::header::CONTENT_RANGE)
-                .and_then(|v| v.strip_prefix("bytes ")?.split('-').next()?.parse().ok());
+            let range_start = crate::transfer::content_range_start(&headers);
             Ok(Answer::Body(Body { status, range_start, len, early, sock, read_timeout: s.read_timeout }))
         }
         (400..=599, len) if plain => {
@@ -183,12 +184,6 @@ pub(crate) async fn get(s: &Settings, t: &Target, token: &str, from: u64) -> io:
         }
         _ => Ok(Answer::Unsuitable),
     }
-}
-
-/// How moving a body into a file stopped short.
-pub(crate) enum Stopped {
-    Socket(io::Error),
-    File(io::Error),
 }
 
 impl Body {
@@ -218,10 +213,7 @@ impl Body {
             let early = &early[..early.len().min(usize::try_from(len).unwrap_or(usize::MAX))];
             (&file).write_all(early).map_err(Stopped::File)?;
             advance(early.len() as u64);
-            ocloud_io::splice::socket_to_file(&sock, &file, len - early.len() as u64, advance).map_err(|e| match e {
-                ocloud_io::splice::Stopped::Socket(e) => Stopped::Socket(e),
-                ocloud_io::splice::Stopped::File(e) => Stopped::File(e),
-            })
+            ocloud_io::splice::socket_to_file(&sock, &file, len - early.len() as u64, advance)
         });
         task.await.map_err(|e| Stopped::File(io::Error::other(e)))?
     }

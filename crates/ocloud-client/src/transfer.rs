@@ -266,7 +266,8 @@ impl ApiManager {
     }
 
     /// One attempt: the content from byte `have` written into `part` from there (or all of
-    /// it, when the server answers the whole file). `count_resumed`: report the bytes already there as progress.
+    /// it, when the server answers the whole file). `count_resumed`: report the bytes
+    /// already there as progress.
     async fn download_part(
         &self,
         url: &str,
@@ -283,7 +284,7 @@ impl ApiManager {
             Ok(r) => r,
         };
         let (status, start) = match &answer {
-            Answer::Http(r) => (r.status().as_u16(), content_range_start(r)),
+            Answer::Http(r) => (r.status().as_u16(), content_range_start(r.headers())),
             #[cfg(target_os = "linux")]
             Answer::Raw(b) => (b.status, b.range_start),
         };
@@ -310,8 +311,8 @@ impl ApiManager {
         match answer {
             #[cfg(target_os = "linux")]
             Answer::Raw(body) => body.into_file(file, progress).await.map_err(|e| match e {
-                crate::raw::Stopped::Socket(source) => Error::Connection { url: url.to_owned(), source },
-                crate::raw::Stopped::File(e) => Error::io(part, e),
+                ocloud_io::splice::Stopped::Socket(source) => Error::Connection { url: url.to_owned(), source },
+                ocloud_io::splice::Stopped::File(e) => Error::io(part, e),
             }),
             Answer::Http(resp) => {
                 let sink = FileSink::new(file, false);
@@ -398,8 +399,9 @@ async fn pump(
     (Ok(()), sink.finish().await)
 }
 
-fn content_range_start(resp: &reqwest::Response) -> Option<u64> {
-    let v = resp.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+/// Where a `206`'s `Content-Range: bytes START-END/SIZE` starts.
+pub(crate) fn content_range_start(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let v = headers.get(CONTENT_RANGE)?.to_str().ok()?;
     v.strip_prefix("bytes ")?.split('-').next()?.parse().ok()
 }
 
