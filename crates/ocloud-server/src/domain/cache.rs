@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use super::Access;
+use super::tree::ListingKey;
 
 /// Entries kept per cache before it is emptied (a cheap bound instead of an LRU).
 const MAX_ENTRIES: usize = 10_000;
@@ -50,7 +51,7 @@ impl<K: std::hash::Hash + Eq, V: Clone> Generational<K, V> {
 /// The caches of a service.
 pub struct Caches {
     auth: Mutex<Generational<Vec<u8>, (Access, i64)>>,
-    listings: Mutex<Generational<String, Bytes>>,
+    listings: Mutex<Generational<ListingKey, Bytes>>,
 }
 
 impl Default for Caches {
@@ -71,12 +72,12 @@ impl Caches {
     }
 
     /// A serialised listing.
-    pub fn listing(&self, generation: u64, key: &str) -> Option<Bytes> {
+    pub fn listing(&self, generation: u64, key: &ListingKey) -> Option<Bytes> {
         self.listings.lock().unwrap_or_else(|p| p.into_inner()).get(generation, key)
     }
 
     /// Remembers a serialised listing.
-    pub fn put_listing(&self, generation: u64, key: String, body: Bytes) {
+    pub fn put_listing(&self, generation: u64, key: ListingKey, body: Bytes) {
         self.listings.lock().unwrap_or_else(|p| p.into_inner()).put(generation, key, body);
     }
 }

@@ -41,8 +41,20 @@ pub fn parent_path(path: &str) -> &str {
     }
 }
 
+/// What a cached listing depends on besides the generation: who asks, with which rights, for
+/// which folder and page.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListingKey {
+    user: i64,
+    app: i64,
+    full_read: bool,
+    full_write: bool,
+    folder: Option<String>,
+    params: ListParams,
+}
+
 /// Query parameters of a folder listing (spec §3.4), already parsed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ListParams {
     /// App folder as root even with full scopes.
     pub restricted: bool,
@@ -239,8 +251,14 @@ impl Service {
             Some(g) => g,
             None => self.meta.generation().await?,
         };
-        let key =
-            format!("{}|{}|{}{}|{:?}|{p:?}", a.user.id, a.app.id, a.full_read as u8, a.full_write as u8, folder_id);
+        let key = ListingKey {
+            user: a.user.id,
+            app: a.app.id,
+            full_read: a.full_read,
+            full_write: a.full_write,
+            folder: folder_id.map(str::to_owned),
+            params: p.clone(),
+        };
         if let Some(body) = self.cfg.cache.then(|| self.caches.listing(generation, &key)).flatten() {
             return Ok(body);
         }

@@ -156,7 +156,14 @@ pub fn router(state: AppState) -> Router {
             .fallback_service(api),
         false => api,
     };
-    all.layer(tower_http::trace::TraceLayer::new_for_http())
+    // Request logs are debug events: without a subscriber that records them, the layer is
+    // left out rather than asked for nothing on every request (a few % of a listing's cost).
+    let traced = tracing::enabled!(target: "tower_http::trace::make_span", tracing::Level::DEBUG)
+        || tracing::enabled!(target: "tower_http::trace::on_response", tracing::Level::DEBUG);
+    match traced {
+        true => all.layer(tower_http::trace::TraceLayer::new_for_http()),
+        false => all,
+    }
 }
 
 /// axum answers an unknown method with a bare 405; give it the spec's body, keep `Allow`.
