@@ -44,8 +44,12 @@ impl Printer {
         Ok(())
     }
 
-    /// A bar for one file transfer.
+    /// A bar for one file transfer; none where nothing would be drawn (`--quiet`, or stderr
+    /// not a terminal), so that thousands of small files cost no bars.
     pub fn transfer(&self, name: &str, size: u64) -> FileBar {
+        if self.quiet || !self.tty {
+            return FileBar(None);
+        }
         let bar = self.bars.add(ProgressBar::new(size));
         bar.set_style(
             ProgressStyle::with_template(
@@ -55,24 +59,26 @@ impl Printer {
             .progress_chars("=> "),
         );
         bar.set_message(name.to_owned());
-        FileBar(bar)
+        FileBar(Some(bar))
     }
 }
 
-/// One transfer's bar; cleared when dropped.
-pub struct FileBar(ProgressBar);
+/// One transfer's bar, if one is drawn; cleared when dropped.
+pub struct FileBar(Option<ProgressBar>);
 
 impl FileBar {
     /// The client library's progress callback feeding this bar.
-    pub fn sink(&self) -> Arc<dyn ocloud_client::Progress> {
-        let bar = self.0.clone();
-        Arc::new(move |n: u64| bar.inc(n))
+    pub fn sink(&self) -> Option<Arc<dyn ocloud_client::Progress>> {
+        let bar = self.0.clone()?;
+        Some(Arc::new(move |n: u64| bar.inc(n)))
     }
 }
 
 impl Drop for FileBar {
     fn drop(&mut self) {
-        self.0.finish_and_clear();
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
     }
 }
 

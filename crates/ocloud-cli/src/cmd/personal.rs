@@ -158,7 +158,7 @@ pub async fn content(api: &ApiManager, cmd: &ContentCommand, out: &Printer) -> a
             let bar = out.transfer(&file.display().to_string(), std::fs::metadata(file).map(|m| m.len()).unwrap_or(0));
             let c = api
                 .content()
-                .upload_path(file, Some(bar.sink()))
+                .upload_path(file, bar.sink())
                 .await
                 .map_err(|e| anyhow::Error::new(e).context(format!("uploading {}", file.display())))?;
             drop(bar);

@@ -168,7 +168,7 @@ async fn put_file(
     size: u64,
 ) -> Result<(), Error> {
     let bar = out.transfer(name, size);
-    let up = api.files().upload_path(local, Some(folder_id), Some(name), Some(bar.sink())).await?;
+    let up = api.files().upload_path(local, Some(folder_id), Some(name), bar.sink()).await?;
     if let Some(old) = existing {
         // The service renamed the new file `name(n)`: the old one goes only now that the new
         // one is stored, then the new one takes the name.
@@ -183,7 +183,7 @@ async fn put_file(
 async fn get_file(api: &ApiManager, id: &str, dest: &Path, out: &Printer, size: u64) -> Result<(), Error> {
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let bar = out.transfer(&name, size);
-    api.files().download(id, dest, Some(bar.sink())).await.map(|_| ())
+    api.files().download(id, dest, bar.sink()).await.map(|_| ())
 }
 
 /// Copies the planned files between a local folder and a remote folder.
