@@ -164,17 +164,16 @@ impl Service {
                 Ok(Access { generation: Some(generation), ..access })
             };
         }
-        let record = self.meta.token(&hash).await?.ok_or(Error::InvalidCredentials)?;
+        let found = self.meta.token_access(&hash).await?.ok_or(Error::InvalidCredentials)?;
+        let record = found.token;
         if record.kind != "access" || record.revoked {
             return Err(Error::InvalidCredentials);
         }
         if record.expires_at <= self.clock.now_s() {
             return Err(Error::ExpiredCredentials);
         }
-        let access = Access {
-            generation: Some(generation),
-            ..self.access_for(record.user_id, record.app_id, &record.scope).await?
-        };
+        let (user, app) = (found.user.ok_or(Error::InvalidCredentials)?, found.app.ok_or(Error::InvalidCredentials)?);
+        let access = Access { generation: Some(generation), ..access_of(user, app, &record.scope)? };
         self.caches.put_auth(generation, hash, access.clone(), record.expires_at);
         Ok(access)
     }
@@ -184,19 +183,7 @@ impl Service {
     pub async fn access_for(&self, user_id: i64, app_id: i64, scope: &str) -> Result<Access> {
         let user = self.meta.user(user_id).await?.ok_or(Error::InvalidCredentials)?;
         let app = self.meta.app(app_id).await?.ok_or(Error::InvalidCredentials)?;
-        if app.disabled {
-            return Err(Error::BlockedApp);
-        }
-        if user.disabled {
-            return Err(Error::BlockedUser);
-        }
-        let scopes: Vec<&str> = scope.split_whitespace().collect();
-        let full_write = scopes.contains(&"cloudfullwrite");
-        let full_read = full_write || scopes.contains(&"cloudfullread");
-        if !full_read && !scopes.contains(&"cloud") {
-            return Err(Error::AccessDenied(format!("scope {scope:?} does not include cloud")));
-        }
-        Ok(Access { user, app: std::sync::Arc::new(app), full_read, full_write, generation: None })
+        access_of(user, app, scope)
     }
 
     /// Bytes the user can still store.
@@ -215,6 +202,24 @@ impl Service {
         self.meta.insert_session(&esid, a.user.id, self.clock.now_s() + 15 * 60).await?;
         Ok(esid)
     }
+}
+
+/// The access a grant of `scope` gives `user` through `app`: blocked app 51, blocked user 52,
+/// no cloud scope 50.
+fn access_of(user: User, app: App, scope: &str) -> Result<Access> {
+    if app.disabled {
+        return Err(Error::BlockedApp);
+    }
+    if user.disabled {
+        return Err(Error::BlockedUser);
+    }
+    let scopes: Vec<&str> = scope.split_whitespace().collect();
+    let full_write = scopes.contains(&"cloudfullwrite");
+    let full_read = full_write || scopes.contains(&"cloudfullread");
+    if !full_read && !scopes.contains(&"cloud") {
+        return Err(Error::AccessDenied(format!("scope {scope:?} does not include cloud")));
+    }
+    Ok(Access { user, app: std::sync::Arc::new(app), full_read, full_write, generation: None })
 }
 
 #[cfg(test)]

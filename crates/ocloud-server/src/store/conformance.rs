@@ -165,6 +165,12 @@ async fn consents_merge_and_token_pairs_land_together(db: &dyn Metadata) {
         NewToken { hash: vec![9, 2], record: rec("refresh") },
     ];
     db.insert_tokens(pair).await.unwrap();
+    // A request's authentication reads the token with its user and app.
+    let found = db.token_access(&[9, 1]).await.unwrap().expect("the access token");
+    assert_eq!(found.token, rec("access"));
+    assert_eq!(found.user.map(|x| x.name).as_deref(), Some("consenting"));
+    assert_eq!(found.app.map(|x| x.name).as_deref(), Some("consented"));
+    assert!(db.token_access(&[9, 9]).await.unwrap().is_none(), "an unknown hash");
     assert!(db.revoke_token(&[9, 2], app.id, true).await.unwrap());
     assert!(db.token(&[9, 1]).await.unwrap().unwrap().revoked, "the grant went with its refresh token");
     assert!(!db.revoke_token(&[9, 1], app.id + 1, false).await.unwrap(), "another app's token is not found");

@@ -397,6 +397,17 @@ pub struct TokenRecord {
     pub grant: String,
 }
 
+/// A token with its user and app ([`Grants::token_access`]); `None` where the row is gone.
+#[derive(Debug, Clone)]
+pub struct TokenAccess {
+    /// The token.
+    pub token: TokenRecord,
+    /// Its user.
+    pub user: Option<User>,
+    /// Its app.
+    pub app: Option<App>,
+}
+
 /// A folder or a file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
@@ -559,6 +570,9 @@ pub trait Grants: Send + Sync + 'static {
     async fn insert_tokens(&self, tokens: Vec<NewToken>) -> StoreResult<()>;
     /// The token whose SHA-256 is `hash`.
     async fn token(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>>;
+    /// The token whose SHA-256 is `hash` with its user and app: what authenticating a request
+    /// reads, read together where the backend can (one snapshot).
+    async fn token_access(&self, hash: &[u8]) -> StoreResult<Option<TokenAccess>>;
     /// Sets a token's expiry and/or revokes it (the emulator's control plane); whether the
     /// token exists.
     async fn set_token(&self, hash: &[u8], expires_at: Option<i64>, revoke: bool) -> StoreResult<bool>;

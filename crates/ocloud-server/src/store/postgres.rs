@@ -862,6 +862,13 @@ impl Grants for Postgres {
         Ok(())
     }
 
+    async fn token_access(&self, hash: &[u8]) -> StoreResult<Option<TokenAccess>> {
+        let Some(token) = self.token(hash).await? else { return Ok(None) };
+        let user = self.user(token.user_id).await?;
+        let app = self.app(token.app_id).await?;
+        Ok(Some(TokenAccess { token, user, app }))
+    }
+
     async fn token(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>> {
         self.one(
             "SELECT kind, user_id, app_id, scope, expires_at, revoked, grant_id FROM tokens WHERE hash = $1",

@@ -395,6 +395,32 @@ fn get_node(c: &Connection, id: NodeId) -> rusqlite::Result<Option<Node>> {
     c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"))?.query_row([id], node_from_row).optional()
 }
 
+fn get_user(c: &Connection, id: i64) -> rusqlite::Result<Option<User>> {
+    c.prepare_cached("SELECT id, name, quota, used, disabled FROM users WHERE id = ?1")?
+        .query_row([id], user_from_row)
+        .optional()
+}
+
+fn get_app(c: &Connection, id: i64) -> rusqlite::Result<Option<App>> {
+    c.prepare_cached(&format!("SELECT {APP_COLS} FROM apps WHERE id = ?1"))?.query_row([id], app_from_row).optional()
+}
+
+fn get_token(c: &Connection, hash: &[u8]) -> rusqlite::Result<Option<TokenRecord>> {
+    c.prepare_cached("SELECT kind, user_id, app_id, scope, expires_at, revoked, grant_id FROM tokens WHERE hash = ?1")?
+        .query_row([hash], |r| {
+            Ok(TokenRecord {
+                kind: r.get(0)?,
+                user_id: r.get(1)?,
+                app_id: r.get(2)?,
+                scope: r.get(3)?,
+                expires_at: r.get(4)?,
+                revoked: r.get(5)?,
+                grant: r.get(6)?,
+            })
+        })
+        .optional()
+}
+
 fn child(c: &Connection, parent: NodeId, name: &str) -> rusqlite::Result<Option<Node>> {
     c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE parent_id = ?1 AND name = ?2"))?
         .query_row(params![parent, name], node_from_row)
@@ -605,10 +631,7 @@ impl Accounts for Sqlite {
     }
 
     async fn user(&self, id: i64) -> StoreResult<Option<User>> {
-        self.quick(move |c| {
-            c.query_row("SELECT id, name, quota, used, disabled FROM users WHERE id = ?1", [id], user_from_row)
-                .optional()
-        })
+        self.quick(move |c| get_user(c, id))
     }
 
     async fn ensure_app(&self, name: &str, scopes: &str) -> StoreResult<App> {
@@ -642,9 +665,7 @@ impl Accounts for Sqlite {
     }
 
     async fn app(&self, id: i64) -> StoreResult<Option<App>> {
-        self.quick(move |c| {
-            c.query_row(&format!("SELECT {APP_COLS} FROM apps WHERE id = ?1"), [id], app_from_row).optional()
-        })
+        self.quick(move |c| get_app(c, id))
     }
 
     async fn create_user(&self, name: &str, password_hash: &str, quota: Option<u64>) -> StoreResult<User> {
@@ -750,7 +771,8 @@ impl Accounts for Sqlite {
     async fn app_by_client_id(&self, client_id: &str) -> StoreResult<Option<App>> {
         let client_id = client_id.to_owned();
         self.quick(move |c| {
-            c.query_row(&format!("SELECT {APP_COLS} FROM apps WHERE client_id = ?1"), [client_id], app_from_row)
+            c.prepare_cached(&format!("SELECT {APP_COLS} FROM apps WHERE client_id = ?1"))?
+                .query_row([client_id], app_from_row)
                 .optional()
         })
     }
@@ -820,10 +842,9 @@ impl Grants for Sqlite {
 
     async fn consent(&self, user_id: i64, app_id: i64) -> StoreResult<Option<String>> {
         self.quick(move |c| {
-            c.query_row("SELECT scope FROM consents WHERE user_id = ?1 AND app_id = ?2", [user_id, app_id], |r| {
-                r.get(0)
-            })
-            .optional()
+            c.prepare_cached("SELECT scope FROM consents WHERE user_id = ?1 AND app_id = ?2")?
+                .query_row([user_id, app_id], |r| r.get(0))
+                .optional()
         })
     }
 
@@ -864,10 +885,9 @@ impl Grants for Sqlite {
     async fn web_session(&self, hash: &[u8]) -> StoreResult<Option<WebSession>> {
         let hash = hash.to_vec();
         self.quick(move |c| {
-            c.query_row("SELECT user_id, csrf, expires_at FROM web_sessions WHERE hash = ?1", [hash], |r| {
-                Ok(WebSession { user_id: r.get(0)?, csrf: r.get(1)?, expires_at: r.get(2)? })
-            })
-            .optional()
+            c.prepare_cached("SELECT user_id, csrf, expires_at FROM web_sessions WHERE hash = ?1")?
+                .query_row([hash], |r| Ok(WebSession { user_id: r.get(0)?, csrf: r.get(1)?, expires_at: r.get(2)? }))
+                .optional()
         })
     }
 
@@ -1008,22 +1028,18 @@ impl Grants for Sqlite {
 
     async fn token(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>> {
         let hash = hash.to_vec();
+        self.quick(move |c| get_token(c, &hash))
+    }
+
+    async fn token_access(&self, hash: &[u8]) -> StoreResult<Option<TokenAccess>> {
+        let hash = hash.to_vec();
         self.quick(move |c| {
-            c.prepare_cached(
-                "SELECT kind, user_id, app_id, scope, expires_at, revoked, grant_id FROM tokens WHERE hash = ?1",
-            )?
-            .query_row([hash], |r| {
-                Ok(TokenRecord {
-                    kind: r.get(0)?,
-                    user_id: r.get(1)?,
-                    app_id: r.get(2)?,
-                    scope: r.get(3)?,
-                    expires_at: r.get(4)?,
-                    revoked: r.get(5)?,
-                    grant: r.get(6)?,
-                })
-            })
-            .optional()
+            // One read transaction: one snapshot, one lock and page-cache check.
+            let tx = c.unchecked_transaction()?;
+            let Some(token) = get_token(&tx, &hash)? else { return Ok(None) };
+            let user = get_user(&tx, token.user_id)?;
+            let app = get_app(&tx, token.app_id)?;
+            Ok(Some(TokenAccess { token, user, app }))
         })
     }
 
@@ -1073,6 +1089,11 @@ impl Tree for Sqlite {
     async fn walk(&self, start: NodeId, names: &[String]) -> StoreResult<Option<Node>> {
         let names = names.to_vec();
         self.quick(move |c| {
+            // One read transaction for every step: one snapshot, and one lock and page-cache
+            // check instead of one per statement (after any commit, each of those re-reads
+            // its pages).
+            let tx = c.unchecked_transaction()?;
+            let c = &*tx;
             let mut cur = match get_node(c, start)? {
                 Some(n) => n,
                 None => return Ok(None),
