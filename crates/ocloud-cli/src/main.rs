@@ -19,11 +19,6 @@ use exit::Exit;
 use output::Printer;
 use settings::{GlobalArgs, Settings};
 
-// mimalloc instead of glibc's malloc: a request's many small, short-lived allocations cost
-// less (measured on a listing and on small uploads, bench/README.md).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Orange Cloud from the command line, and a self-hosted Orange Cloud service.
 #[derive(Debug, Parser)]
 #[command(name = "ocloud", version, about, after_help = exit::HELP)]
