@@ -164,21 +164,12 @@ impl Sqlite {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> StoreResult<T> {
         let this = self.clone();
-        blocking(move || {
-            let pooled = this.readers.lock().expect("reader pool").pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => connect(&this.path).map_err(backend)?,
-            };
-            let out = f(&conn).map_err(backend);
-            this.readers.lock().expect("reader pool").push(conn);
-            out
-        })
-        .await
+        blocking(move || this.quick(f)).await
     }
 
-    /// A short indexed read, run in place: cheaper than a hop to the blocking pool, which
-    /// costs more than the read itself. Long reads (walks, full listings) use [`Self::read`].
+    /// A short indexed read on a pooled reader connection, run in place: cheaper than a hop
+    /// to the blocking pool, which costs more than the read itself. Long reads (full
+    /// listings, subtrees) use [`Self::read`].
     fn quick<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
         let pooled = self.readers.lock().expect("reader pool").pop();
         let conn = match pooled {
@@ -186,7 +177,11 @@ impl Sqlite {
             None => connect(&self.path).map_err(backend)?,
         };
         let out = f(&conn).map_err(backend);
-        self.readers.lock().expect("reader pool").push(conn);
+        // A read transaction whose rollback failed would pin its old snapshot for every later
+        // read on this connection: such a connection is closed, not pooled.
+        if conn.is_autocommit() {
+            self.readers.lock().expect("reader pool").push(conn);
+        }
         out
     }
 
