@@ -158,6 +158,8 @@ pub fn router(state: AppState) -> Router {
     };
     // Request logs are debug events: without a subscriber that records them, the layer is
     // left out rather than asked for nothing on every request (a few % of a listing's cost).
+    // Its one line at the default level, an error for a 5xx, is written by `front` instead.
+    // Decided when the router is built: a subscriber installed later does not add it.
     let traced = tracing::enabled!(target: "tower_http::trace::make_span", tracing::Level::DEBUG)
         || tracing::enabled!(target: "tower_http::trace::on_response", tracing::Level::DEBUG);
     match traced {
@@ -191,6 +193,11 @@ async fn front(State(s): State<AppState>, req: Request, next: Next) -> Response 
             ApiError::new(ErrorCode::OverCapacity, "too many requests in flight").into_response()
         }
     };
+    if res.status().is_server_error() {
+        // Every failed answer leaves a line, whichever path made it (some, such as the
+        // legacy API's, say nothing of their own).
+        tracing::error!(status = res.status().as_u16(), "response failed");
+    }
     shaped(&s, res)
 }
 
@@ -250,6 +257,45 @@ mod tests {
         let status = res.status();
         let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
         (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// A log writer into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What the service logs while answering one request in `phase_now` under `filter`.
+    async fn logged(filter: &str, phase_now: u8) -> String {
+        let out = Captured::default();
+        let w = out.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .finish();
+        let _scope = tracing::subscriber::set_default(sub);
+        answer(phase_now).await;
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn requests_are_logged_only_at_debug_and_failures_always() {
+        for (filter, each) in [("info", false), ("debug", true), ("warn,tower_http=debug", true)] {
+            let text = logged(filter, phase::READY).await;
+            assert_eq!(text.contains("finished processing request"), each, "{filter}: {text}");
+            assert!(!text.contains("response failed"), "{filter}: {text}");
+        }
+        let text = logged("info", phase::STARTING).await;
+        assert!(text.contains("response failed status=503"), "{text}");
     }
 
     #[tokio::test]
