@@ -34,15 +34,16 @@ pub const DB_FILE: &str = "ocloud.db";
 /// rest of the service sees only the storage traits.
 pub async fn open_service(cfg: Arc<Config>, public_url: String) -> anyhow::Result<domain::Service> {
     let clock = clock::Clock::system();
+    // An empty setting means the embedded default, as no setting does.
+    let database = cfg.database.as_deref().filter(|d| !d.is_empty());
+    let blob_store = cfg.blobs.as_deref().filter(|b| !b.is_empty());
     // Once, before any database connection opens (see `make_private`).
-    let default_db = cfg.database.as_deref().is_none_or(str::is_empty);
-    let default_blobs = cfg.blobs.as_deref().is_none_or(str::is_empty);
-    if default_db || default_blobs {
+    if database.is_none() || blob_store.is_none() {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
         make_private(&cfg.data_dir).with_context(|| format!("restricting data dir {}", cfg.data_dir.display()))?;
     }
-    let meta: Arc<dyn store::Metadata> = match cfg.database.as_deref().filter(|d| !d.is_empty()) {
+    let meta: Arc<dyn store::Metadata> = match database {
         None => {
             let path = cfg.data_dir.join(DB_FILE);
             Arc::new(
@@ -67,7 +68,7 @@ pub async fn open_service(cfg: Arc<Config>, public_url: String) -> anyhow::Resul
         ),
         Some(other) => anyhow::bail!("--database {:?}: expected sqlite://PATH or postgres://…", redact_url(other)),
     };
-    let blobs: Arc<dyn blobs::Blobs> = match cfg.blobs.as_deref().filter(|b| !b.is_empty()) {
+    let blobs: Arc<dyn blobs::Blobs> = match blob_store {
         None => Arc::new(
             blobs::fs::FsBlobs::open(&cfg.data_dir)
                 .with_context(|| format!("opening content store in {}", cfg.data_dir.display()))?,
