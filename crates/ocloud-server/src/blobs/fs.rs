@@ -533,6 +533,13 @@ mod tests {
         assert_eq!(rendition(&blobs, &a, "thumb").await.unwrap().unwrap(), &b"jpeg"[..]);
         delete_with_renditions(&blobs, &a).await.unwrap();
         assert!(rendition(&blobs, &a, "thumb").await.unwrap().is_none());
+        // A render that ends after its blob was deleted leaves nothing behind.
+        let late = put_rendition(&blobs, &a, "p500", Bytes::from_static(b"jpeg")).await;
+        assert!(matches!(late, Err(BlobError::NotFound(_))), "{late:?}");
+        assert!(rendition(&blobs, &a, "p500").await.unwrap().is_none());
+        let live = keys.iter().find(|k| **k != a && !k.contains('.')).unwrap();
+        put_rendition(&blobs, live, "p100", Bytes::from_static(b"jpeg")).await.unwrap();
+        assert!(rendition(&blobs, live, "p100").await.unwrap().is_some());
         assert!(blobs.path("../etc").is_err() && blobs.path(&format!("{a}.exe")).is_err());
     }
 }

@@ -128,11 +128,34 @@ pub trait Blobs: Send + Sync + 'static {
 }
 
 /// Deletes a blob and every rendition it may have.
+///
+/// The blob goes first, its renditions after: with [`put_rendition`]'s check after its put, a
+/// rendition made while the blob is being deleted never outlives it (either this deletes it,
+/// or the writer sees the blob gone and deletes it itself).
 pub async fn delete_with_renditions(blobs: &dyn Blobs, key: &str) -> BlobResult<()> {
+    blobs.delete(key).await?;
     for kind in RENDITION_KINDS {
         blobs.delete(&rendition_key(key, kind)).await?;
     }
-    blobs.delete(key).await
+    Ok(())
+}
+
+/// Stores a rendition of blob `key`, unless the blob was deleted meanwhile (renders run in the
+/// background and can end after the delete): then the rendition is removed again and the
+/// answer is `NotFound`. The blob is checked after the put, so no order of the two escapes
+/// [`delete_with_renditions`].
+pub async fn put_rendition(blobs: &dyn Blobs, key: &str, kind: &str, bytes: Bytes) -> BlobResult<()> {
+    let rkey = rendition_key(key, kind);
+    blobs.put(&rkey, bytes).await?;
+    // One byte, not zero: a source has content, and an empty range asks nothing of a store.
+    match blobs.read(key, 0, Some(1)).await {
+        Ok(_) => Ok(()),
+        Err(BlobError::NotFound(_)) => {
+            blobs.delete(&rkey).await?;
+            Err(BlobError::NotFound(key.to_owned()))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// A rendition of a blob, if it was made.

@@ -47,6 +47,7 @@ pub struct Service {
     /// The one source of time (shared with the metadata backend).
     pub clock: crate::clock::Clock,
     pub(crate) renders: Arc<tokio::sync::Semaphore>,
+    rendering: Arc<renditions::InFlight>,
     limits: Arc<limits::RateLimits>,
     pub(crate) caches: Arc<cache::Caches>,
     login_guard: Arc<login_guard::LoginGuard>,
@@ -73,6 +74,7 @@ impl Service {
             public_url,
             clock,
             renders: Arc::new(tokio::sync::Semaphore::new(workers)),
+            rendering: Arc::default(),
             limits: Arc::default(),
             caches: Arc::default(),
             login_guard: Arc::default(),

@@ -4,6 +4,7 @@
 //! if asked for before the background job ran.
 
 use std::io::Cursor;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -43,20 +44,57 @@ impl Service {
         });
     }
 
-    /// A rendition of a blob, made now if it is not cached yet.
+    /// A rendition of a blob, made now if it is not cached yet. One render per rendition at a
+    /// time: a second asker (the background job and a client asking early) waits for the
+    /// first and reads what it stored, so no render ends late, after the picture was deleted.
     pub async fn rendition(&self, blob: &str, kind: &str) -> Result<Bytes> {
         let size =
             KINDS.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s).ok_or_else(|| Error::NotFound(kind.to_owned()))?;
         if let Some(b) = crate::blobs::rendition(self.blobs.as_ref(), blob, kind).await? {
             return Ok(b);
         }
-        let _permit = self.renders.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+        let turn = self.rendering.turn(crate::blobs::rendition_key(blob, kind));
+        let _turn = turn.lock.lock().await;
         if let Some(b) = crate::blobs::rendition(self.blobs.as_ref(), blob, kind).await? {
             return Ok(b);
         }
+        let _permit = self.renders.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
         let jpeg = self.render_now(blob, size, size).await?;
-        self.blobs.put(&crate::blobs::rendition_key(blob, kind), jpeg.clone()).await?;
+        // The picture was deleted while it was being rendered: as if it had been gone before.
+        crate::blobs::put_rendition(self.blobs.as_ref(), blob, kind, jpeg.clone()).await.map_err(|e| match e {
+            crate::blobs::BlobError::NotFound(_) => Error::NotFound(format!("blob {blob}")),
+            e => e.into(),
+        })?;
         Ok(jpeg)
+    }
+}
+
+/// The renders under way, by rendition key, each with a lock its askers take in turn.
+#[derive(Default)]
+pub(crate) struct InFlight(std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl InFlight {
+    fn turn(self: &Arc<Self>, key: String) -> Turn {
+        let lock = self.0.lock().unwrap_or_else(|e| e.into_inner()).entry(key.clone()).or_default().clone();
+        Turn { all: self.clone(), key, lock }
+    }
+}
+
+/// One asker's place at a rendition; the last to leave (done or cancelled) removes the entry.
+struct Turn {
+    all: Arc<InFlight>,
+    key: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut map = self.all.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Our share goes under the map's lock, so the last one out sees the map's share alone.
+        drop(std::mem::take(&mut self.lock));
+        if map.get(&self.key).is_some_and(|l| Arc::strong_count(l) == 1) {
+            map.remove(&self.key);
+        }
     }
 }
 
@@ -77,6 +115,22 @@ impl Service {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    #[test]
+    fn askers_of_one_rendition_share_a_turn_and_the_last_out_clears_it() {
+        let all = Arc::new(super::InFlight::default());
+        let (a, b, other) = (all.turn("k.p100".into()), all.turn("k.p100".into()), all.turn("k.p500".into()));
+        assert!(Arc::ptr_eq(&a.lock, &b.lock) && !Arc::ptr_eq(&a.lock, &other.lock));
+        let held = a.lock.try_lock().unwrap();
+        assert!(b.lock.try_lock().is_err(), "the second asker waits for the first");
+        drop(held);
+        drop((a, other));
+        assert_eq!(all.0.lock().unwrap().len(), 1, "b still waits at k.p100");
+        drop(b);
+        assert!(all.0.lock().unwrap().is_empty());
+    }
+
     #[test]
     fn keeps_aspect_never_upscales() {
         let mut png = Vec::new();
