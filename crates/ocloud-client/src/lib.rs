@@ -53,6 +53,7 @@ mod paths;
 mod personal;
 #[cfg(target_os = "linux")]
 mod raw;
+mod tls;
 mod tokens;
 mod transfer;
 
@@ -66,5 +67,6 @@ pub use ocloud_wire::legacy;
 pub use ocloud_wire::model::{File, FileType, Folder, SubFolder, UpdateItem, UploadResponse};
 pub use paths::{Entry, segments};
 pub use personal::{PersonalContent, PersonalPhotos, UploadUrl};
+pub use tls::client_builder as http_client_builder;
 pub use tokens::{FileTokenStore, MemoryTokenStore, TokenStore, Tokens};
 pub use transfer::{CHUNK, Progress, partial_path};

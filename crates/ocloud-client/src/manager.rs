@@ -141,22 +141,10 @@ impl ApiManagerBuilder {
 
     /// The manager; loads stored tokens, if any.
     pub fn build(self) -> Result<ApiManager> {
-        let mut http = Client::builder()
+        let mut http = crate::tls::client_builder(&self.ca_certs, self.accept_invalid_certs)?
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.timeout)
-            .tls_danger_accept_invalid_certs(self.accept_invalid_certs)
             .user_agent(concat!("ocloud-client/", env!("CARGO_PKG_VERSION")));
-        let mut roots = Vec::new();
-        for pem in &self.ca_certs {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)?;
-            if certs.is_empty() {
-                return Err(Error::Invalid("the CA file holds no PEM certificate".into()));
-            }
-            roots.extend(certs);
-        }
-        if !roots.is_empty() {
-            http = http.tls_certs_merge(roots);
-        }
         for (host, addr) in &self.resolve {
             http = http.resolve(host, *addr);
         }

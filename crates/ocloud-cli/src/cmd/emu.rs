@@ -192,12 +192,11 @@ pub async fn run(c: &Command, global: &GlobalArgs, out: &Printer) -> anyhow::Res
     let base = base.trim_end_matches('/').to_owned();
     let token = std::env::var("OCLOUD_EMULATOR_TOKEN")
         .context("OCLOUD_EMULATOR_TOKEN is not set: export the admin token `ocloud serve --emulator` printed")?;
-    let mut builder = reqwest::Client::builder();
+    let mut pems = Vec::new();
     if let Some(ca) = &global.ca_cert {
-        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
-        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        pems.push(std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?);
     }
-    let http = builder.build()?;
+    let http = ocloud_client::http_client_builder(&pems, false)?.build()?;
     let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
         let mut rb = http.request(method, format!("{base}/_ocloud/v1{path}")).bearer_auth(&token);
         if let Some(b) = body {

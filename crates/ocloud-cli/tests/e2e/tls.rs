@@ -170,3 +170,42 @@ async fn own_certificate_reloaded_on_sighup() {
     assert!(refused, "the broken key was not reported");
     assert_eq!(trusting(&ca2).get(&healthz).send().await.unwrap().status(), 200, "a broken file keeps the old one");
 }
+
+/// The system's CA roots are read at the first TLS handshake, not when the client is built:
+/// against a plain `http://` service the CLI works on a machine that has none (it failed to
+/// start there before), and over HTTPS it says in one line what is missing.
+#[tokio::test]
+async fn the_system_roots_are_read_only_for_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (no_file, no_dir) = (dir.path().join("none.pem"), dir.path().join("none"));
+    std::fs::write(&no_file, "").unwrap();
+    std::fs::create_dir(&no_dir).unwrap();
+    let df = |s: &Server, ca: Option<&std::path::Path>| {
+        let token = s.admin_token(&["--user", "alice", "--app", "tests"]);
+        let mut c = std::process::Command::new(BIN);
+        c.args(["df", "--api-url", &s.url]).env("OCLOUD_TOKEN", &token).env_remove("OCLOUD_CA_CERT");
+        c.env("OCLOUD_CONFIG", s.data.join("cli.toml")).env("SSL_CERT_FILE", &no_file).env("SSL_CERT_DIR", &no_dir);
+        if let Some(ca) = ca {
+            c.arg("--ca-cert").arg(ca);
+        }
+        c.output().unwrap()
+    };
+    let plain = Server::start(&[]);
+    let ok = df(&plain, None);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+
+    let (ca, cert, key) = own_certificate();
+    let (ca_file, cert_file, key_file) =
+        (dir.path().join("ca.pem"), dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&ca_file, ca).unwrap();
+    std::fs::write(&cert_file, cert).unwrap();
+    std::fs::write(&key_file, key).unwrap();
+    let tls = Server::start(&["--tls-cert", cert_file.to_str().unwrap(), "--tls-key", key_file.to_str().unwrap()]);
+    let refused = df(&tls, None);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("CA certificates"), "{err}");
+    let with_ca = df(&tls, Some(&ca_file));
+    assert!(with_ca.status.success(), "{}", String::from_utf8_lossy(&with_ca.stderr));
+}

@@ -1,0 +1,147 @@
+//! The HTTP client's TLS set-up, with the system's CA roots loaded on the first TLS
+//! handshake rather than when the client is built.
+//!
+//! reqwest's own rustls set-up reads every root of the system (the bundle, then each file of
+//! `/etc/ssl/certs`) when the client is built: ~5 ms of a ~10 ms `ocloud` command here, paid
+//! by every command against a plain `http://` service (a local ocloud, an emulator) that
+//! never verifies a certificate. And on a machine with no CA roots at all (a slim container),
+//! building failed, so no command worked even over plain HTTP. Here the verifier is the
+//! platform's one (as reqwest's), made when a server first shows a certificate; a failure to
+//! load the roots then fails that handshake, naming the cause.
+
+use std::sync::{Arc, OnceLock};
+
+use reqwest::ClientBuilder;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::{Error, Result};
+
+/// A reqwest client builder whose TLS trusts the system's roots plus the PEM certificates of
+/// `extra_pems` (each must hold one at least), or accepts any certificate if asked to.
+pub fn client_builder(extra_pems: &[Vec<u8>], accept_invalid_certs: bool) -> Result<ClientBuilder> {
+    let mut extra = Vec::new();
+    for pem in extra_pems {
+        let certs = CertificateDer::pem_slice_iter(pem)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Invalid(format!("the CA file is not valid PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::Invalid("the CA file holds no PEM certificate".into()));
+        }
+        extra.extend(certs);
+    }
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let algorithms = provider.signature_verification_algorithms;
+    let verifier: Arc<dyn ServerCertVerifier> = if accept_invalid_certs {
+        Arc::new(AnyCertificate(algorithms))
+    } else {
+        Arc::new(SystemRoots { extra, provider: provider.clone(), loaded: OnceLock::new() })
+    };
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Invalid(format!("TLS set-up: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(reqwest::Client::builder().tls_backend_preconfigured(tls))
+}
+
+/// The platform verifier over the system's roots and the extra ones, made on first use.
+#[derive(Debug)]
+struct SystemRoots {
+    extra: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+    loaded: OnceLock<std::result::Result<rustls_platform_verifier::Verifier, String>>,
+}
+
+impl SystemRoots {
+    fn verifier(&self) -> std::result::Result<&rustls_platform_verifier::Verifier, rustls::Error> {
+        let made = self.loaded.get_or_init(|| {
+            rustls_platform_verifier::Verifier::new_with_extra_roots(self.extra.clone(), self.provider.clone())
+                .map_err(|e| format!("loading the system's CA certificates: {e}"))
+        });
+        made.as_ref().map_err(|e| rustls::Error::General(e.clone()))
+    }
+}
+
+impl ServerCertVerifier for SystemRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls13_signature(message, cert, dss)
+    }
+
+    // Asked when the handshake starts, before any certificate: from the provider, which is
+    // what the platform verifier answers too, without loading the roots.
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Accepts any certificate (`danger_accept_invalid_certs`); signatures are still checked.
+#[derive(Debug)]
+struct AnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
