@@ -20,13 +20,31 @@ use tokio::task::JoinHandle;
 /// Size of one write.
 const BUFFER: usize = 1 << 20;
 
-type Writing = JoinHandle<(std::fs::File, Vec<u8>, std::io::Result<()>)>;
+type Writing = JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>;
+
+/// Opens the file, on the blocking pool, when the first bytes are written.
+type Opener = Box<dyn FnOnce() -> std::io::Result<std::fs::File> + Send>;
+
+/// The file of a sink with no write in flight: open, or still to open.
+enum Target {
+    Open(std::fs::File),
+    Later(Opener),
+}
+
+impl Target {
+    fn file(self) -> std::io::Result<std::fs::File> {
+        match self {
+            Target::Open(f) => Ok(f),
+            Target::Later(open) => open(),
+        }
+    }
+}
 
 /// A file being written from async code. See the crate docs.
 pub struct FileSink {
     filling: Vec<u8>,
     /// The file, when no write is in flight.
-    idle: Option<std::fs::File>,
+    idle: Option<Target>,
     /// The write in flight; it gives the file and its buffer back.
     writing: Option<Writing>,
     write_back: bool,
@@ -37,7 +55,17 @@ impl FileSink {
     /// `sync_file_range`, elsewhere nothing), so that an fsync at the end finds little left to
     /// do: for a durable upload, writing to disk overlaps receiving.
     pub fn new(file: std::fs::File, write_back: bool) -> Self {
-        FileSink { filling: Vec::new(), idle: Some(file), writing: None, write_back }
+        FileSink { filling: Vec::new(), idle: Some(Target::Open(file)), writing: None, write_back }
+    }
+
+    /// A sink whose file `open` makes on the blocking pool with the first write (or at
+    /// [`Self::close_with`]): a file smaller than one buffer is then opened, written and
+    /// closed in a single trip there. Failures to open are reported as write failures.
+    pub fn open_later(
+        open: impl FnOnce() -> std::io::Result<std::fs::File> + Send + 'static,
+        write_back: bool,
+    ) -> Self {
+        FileSink { filling: Vec::new(), idle: Some(Target::Later(Box::new(open))), writing: None, write_back }
     }
 
     /// Copies `data` in. Fails if an earlier write failed (the error is that write's).
@@ -62,29 +90,29 @@ impl FileSink {
 
     /// Waits for the write in flight, then starts writing the filled buffer.
     async fn hand_over(&mut self) -> std::io::Result<()> {
-        let (mut file, spare) = self.settle().await?;
+        let (target, spare) = self.settle().await?;
         let full = std::mem::replace(&mut self.filling, spare);
         let write_back = self.write_back;
         self.writing = Some(tokio::task::spawn_blocking(move || {
-            let res = write(&mut file, &full, write_back);
-            (file, full, res)
+            let mut file = target.file()?;
+            write(&mut file, &full, write_back)?;
+            Ok((file, full))
         }));
         Ok(())
     }
 
     /// The file and an empty buffer, once no write is in flight.
-    async fn settle(&mut self) -> std::io::Result<(std::fs::File, Vec<u8>)> {
+    async fn settle(&mut self) -> std::io::Result<(Target, Vec<u8>)> {
         match self.writing.take() {
             Some(w) => {
-                let (file, mut buf, res) = w.await.map_err(std::io::Error::other)?;
-                res?;
+                let (file, mut buf) = w.await.map_err(std::io::Error::other)??;
                 buf.clear();
-                Ok((file, buf))
+                Ok((Target::Open(file), buf))
             }
             None => {
-                let file = self.idle.take().ok_or_else(|| std::io::Error::other("an earlier write failed"))?;
+                let target = self.idle.take().ok_or_else(|| std::io::Error::other("an earlier write failed"))?;
                 // The first hand-over of a file larger than one buffer: the spare is needed.
-                Ok((file, Vec::with_capacity(BUFFER)))
+                Ok((target, Vec::with_capacity(BUFFER)))
             }
         }
     }
@@ -100,17 +128,13 @@ impl FileSink {
         mut self,
         then: impl FnOnce(std::fs::File) -> std::io::Result<T> + Send + 'static,
     ) -> std::io::Result<T> {
-        let file = match self.writing.take() {
-            Some(w) => {
-                let (file, _, res) = w.await.map_err(std::io::Error::other)?;
-                res?;
-                file
-            }
+        let target = match self.writing.take() {
+            Some(w) => Target::Open(w.await.map_err(std::io::Error::other)??.0),
             None => self.idle.take().ok_or_else(|| std::io::Error::other("an earlier write failed"))?,
         };
         let rest = std::mem::take(&mut self.filling);
         tokio::task::spawn_blocking(move || {
-            let mut file = file;
+            let mut file = target.file()?;
             // No early write-back for the last bytes: what follows is usually the fsync.
             if !rest.is_empty() {
                 write(&mut file, &rest, false)?;
@@ -170,6 +194,24 @@ mod tests {
         let file = sink.finish().await.unwrap();
         assert_eq!(file.metadata().unwrap().len(), content.len() as u64);
         assert!(std::fs::read(&path).unwrap() == content);
+    }
+
+    #[tokio::test]
+    async fn a_file_opened_later_is_opened_with_the_first_write_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        let p = path.clone();
+        let mut sink = FileSink::open_later(move || std::fs::File::create(&p), false);
+        sink.write(b"small").await.unwrap();
+        assert!(!path.exists(), "not before the bytes go to disk");
+        let len = sink.close_with(|f| Ok(f.metadata()?.len())).await.unwrap();
+        assert_eq!((len, std::fs::read(&path).unwrap()), (5, b"small".to_vec()));
+
+        let mut refused = FileSink::open_later(|| Err(std::io::Error::other("no room")), false);
+        assert!(refused.write(&vec![0u8; BUFFER]).await.is_ok(), "handed over, not yet written");
+        let e = refused.write(&vec![0u8; BUFFER]).await.unwrap_err();
+        assert_eq!(e.to_string(), "no room");
+        assert!(refused.finish().await.is_err());
     }
 
     #[cfg(target_os = "linux")]

@@ -1,7 +1,8 @@
 //! The embedded blob backend: one file per blob under `<data>/blobs/<2 hex>/<key>`.
 //!
-//! A blob is streamed to `<data>/tmp/<instance>/<key>.part`, fsynced, renamed into place and
-//! its directory fsynced; only then does `commit` return. Renditions live beside it as
+//! A blob is streamed to `<data>/tmp/<instance>/<key>.part` (made with the first write to
+//! disk, so a small blob's whole life is one trip to the blocking pool), fsynced, renamed into
+//! place and its directory fsynced; only then does `commit` return. Renditions live beside it as
 //! `<key>.<kind>`.
 //!
 //! Temp files are per instance: each process that opens the store writes into its own
@@ -18,7 +19,6 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt};
 use ocloud_io::FileSink;
 use tokio::fs;
-use tokio::io::AsyncWriteExt;
 
 use super::*;
 
@@ -161,6 +161,10 @@ struct FsWriter {
     sink: Option<FileSink>,
     /// Renamed into place: the temp file is gone.
     committed: bool,
+    /// Set when the writer is dropped. The temp file is made on the blocking pool, possibly
+    /// after the writer was dropped (a client gone mid-upload): made under this lock and only
+    /// while it is unset, it is either made before the drop removes it, or never.
+    dropped: std::sync::Arc<std::sync::Mutex<bool>>,
 }
 
 #[async_trait]
@@ -202,6 +206,8 @@ impl Drop for FsWriter {
         // (a full disk at the final flush) leaves no temp file: on a full disk, that file is
         // the space everything else needs.
         self.sink.take();
+        let mut dropped = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
+        *dropped = true;
         if !self.committed {
             let _ = std::fs::remove_file(&self.tmp);
         }
@@ -214,9 +220,22 @@ impl Blobs for FsBlobs {
         let key = key.to_owned();
         let tmp = self.tmp.join(format!("{key}.part"));
         let dest = self.path(&key)?;
-        let file = private_file(&tmp).await.map_err(|e| io(&tmp, e))?.into_std().await;
+        // The temp file is made with the first write to disk: a blob smaller than the sink's
+        // buffer is created, written, fsynced and renamed in one trip to the blocking pool.
         // Written back to disk as it arrives: the fsync in `commit` then has little left to do.
-        Ok(Box::new(FsWriter { key, tmp, dest, sink: Some(FileSink::new(file, true)), committed: false }))
+        let (path, dropped) = (tmp.clone(), std::sync::Arc::new(std::sync::Mutex::new(false)));
+        let gate = dropped.clone();
+        let sink = FileSink::open_later(
+            move || {
+                let dropped = gate.lock().unwrap_or_else(|p| p.into_inner());
+                if *dropped {
+                    return Err(std::io::Error::other("the upload was abandoned"));
+                }
+                private_file(&path)
+            },
+            true,
+        );
+        Ok(Box::new(FsWriter { key, tmp, dest, sink: Some(sink), committed: false, dropped }))
     }
 
     fn available(&self) -> Option<u64> {
@@ -259,13 +278,19 @@ impl Blobs for FsBlobs {
         let dest = self.path(key)?;
         // Unique temp name: a background job and a request may render the same thing at once.
         let tmp = self.tmp.join(format!("{key}.{}.part", uuid::Uuid::new_v4().simple()));
-        let mut f = private_file(&tmp).await.map_err(|e| io(&tmp, e))?;
-        f.write_all(&bytes).await.map_err(|e| io(&tmp, e))?;
-        f.sync_all().await.map_err(|e| io(&tmp, e))?;
-        let dir = dest.parent().expect("blob path has a parent").to_owned();
-        fs::create_dir_all(&dir).await.map_err(|e| io(&dir, e))?;
-        fs::rename(&tmp, &dest).await.map_err(|e| io(&dest, e))?;
-        Ok(())
+        tokio::task::spawn_blocking(move || {
+            let mut f = private_file(&tmp).map_err(|e| io(&tmp, e))?;
+            let written = std::io::Write::write_all(&mut f, &bytes).and_then(|()| f.sync_all());
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io(&tmp, e));
+            }
+            let dir = dest.parent().expect("blob path has a parent");
+            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+            std::fs::rename(&tmp, &dest).map_err(|e| io(&dest, e))
+        })
+        .await
+        .map_err(|e| BlobError::Io(e.to_string()))?
     }
 
     async fn list(&self, after: Option<&str>, limit: usize) -> BlobResult<Vec<BlobInfo>> {
@@ -433,12 +458,12 @@ fn free_bytes(dir: &Path) -> Option<u64> {
 }
 
 /// Creates a file only its owner can read (content is private to the service's user).
-async fn private_file(path: &Path) -> std::io::Result<fs::File> {
-    let mut o = fs::OpenOptions::new();
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    o.mode(0o600);
-    o.open(path).await
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)
 }
 
 #[cfg(test)]
@@ -488,14 +513,17 @@ mod tests {
 
     #[tokio::test]
     async fn temp_files_of_dead_instances_go_and_a_live_instances_stay() {
+        // More than two of the sink's buffers: the temp file exists once `write` returns
+        // (a smaller blob's is only made at commit).
+        let big: Vec<u8> = (0..(2 << 20) + 9).map(|i| (i % 241) as u8).collect();
         let (dir, live, _kept, _) = stored(10).await;
         let mut inflight = live.create().await.unwrap();
-        inflight.write(b"in flight").await.unwrap();
+        inflight.write(&big).await.unwrap();
         std::fs::write(dir.path().join("tmp/left-by-v0.part"), b"partial").unwrap();
         let dead = FsBlobs::open(dir.path()).unwrap();
         assert_eq!(dead.cleared, 1, "the loose temp file of an older version");
         let mut w = dead.create().await.unwrap();
-        w.write(b"partial").await.unwrap();
+        w.write(&big).await.unwrap();
         std::mem::forget(w); // a crash: the temp file stays
         drop(dead);
 
@@ -503,7 +531,35 @@ mod tests {
         assert_eq!(next.cleared, 1, "the dead instance's upload, not the live one's");
         // The live instance's upload is intact and commits.
         let key = inflight.commit().await.unwrap();
-        assert_eq!(read(&next, &key, 0, None).await.unwrap(), b"in flight");
+        assert!(read(&next, &key, 0, None).await.unwrap() == big);
+    }
+
+    #[tokio::test]
+    async fn a_small_blob_makes_no_temp_file_before_its_commit() {
+        let (dir, blobs, _, _) = stored(0).await;
+        let temp_files = || std::fs::read_dir(&blobs.tmp).unwrap().count() - 1; // the lock file
+        let mut w = blobs.create().await.unwrap();
+        w.write(b"small").await.unwrap();
+        assert_eq!(temp_files(), 0);
+        let key = w.commit().await.unwrap();
+        assert_eq!((temp_files(), read(&blobs, &key, 0, None).await.unwrap()), (0, b"small".to_vec()));
+        // A blob dropped before its commit leaves nothing, whether its file was made or not.
+        let mut w = blobs.create().await.unwrap();
+        w.write(b"dropped").await.unwrap();
+        drop(w);
+        let mut w = blobs.create().await.unwrap();
+        w.write(&vec![1u8; (2 << 20) + 1]).await.unwrap();
+        assert_eq!(temp_files(), 1);
+        drop(w);
+        assert_eq!(temp_files(), 0);
+        // Dropped while the write that makes its file may still be under way: nothing stays.
+        for _ in 0..20 {
+            let mut w = blobs.create().await.unwrap();
+            w.write(&vec![2u8; 1 << 20]).await.unwrap();
+            drop(w);
+            assert_eq!(temp_files(), 0);
+        }
+        drop(dir);
     }
 
     #[tokio::test]

@@ -26,8 +26,8 @@ const REAP_BATCH: usize = 100;
 impl Service {
     /// Starts a blob under a key claimed in the metadata store.
     pub async fn new_blob(&self) -> Result<Box<dyn BlobWriter>> {
-        // The key is chosen before the writer opens, so the claim's commit and the opening
-        // of the temp file run side by side.
+        // The key is chosen before the writer opens, so the claim's commit and the writer's
+        // start (an object store's request; nothing yet for files) run side by side.
         let key = crate::random::hex_id();
         let (writer, claimed) =
             tokio::join!(self.blobs.create_with_key(&key), self.meta.claim_blob(&key, self.clock.now_ms()));
