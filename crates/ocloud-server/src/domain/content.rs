@@ -1,7 +1,8 @@
 //! The lifecycle of content blobs, across the two stores:
 //!
 //! 1. **claim**: a fresh key is recorded in the metadata store before its first byte is
-//!    written ([`Service::new_blob`]);
+//!    written ([`Service::new_blob`]); keys are claimed in batches ahead of need
+//!    ([`ClaimedKeys`]), so most uploads start without a commit of their own;
 //! 2. **record**: the file row that references it commits only once the content is durable;
 //! 3. **release**: a delete's transaction drops the reference and returns the keys left
 //!    unreferenced; their objects are deleted, then the keys forgotten
@@ -23,24 +24,67 @@ pub const ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(24 
 /// Keys reaped per batch.
 const REAP_BATCH: usize = 100;
 
+/// Keys claimed per commit when the service runs out of claimed keys.
+const CLAIM_BATCH: usize = 16;
+
+/// How long a key claimed ahead of need may wait for its upload, far inside [`ORPHAN_GRACE`]:
+/// an older one is left to the reaper. The clock is the service's, which an emulator moves.
+const CLAIM_FRESH_MS: i64 = 10 * 60 * 1000;
+
+/// Keys claimed ahead of need, so that most uploads start without a commit of their own: one
+/// commit claims [`CLAIM_BATCH`] keys, and the next uploads take them from here. A key taken
+/// from here is as claimed as one claimed for it alone; one never taken (the service stopped,
+/// or it went stale) is an orphan claim without an object, which the reaper forgets.
+#[derive(Default)]
+pub(crate) struct ClaimedKeys {
+    /// Keys and when they were claimed (unix ms).
+    keys: std::sync::Mutex<Vec<(String, i64)>>,
+    /// One batch claimed at a time: uploads arriving together wait for it.
+    refill: tokio::sync::Mutex<()>,
+}
+
+impl ClaimedKeys {
+    fn take(&self, now: i64) -> Option<String> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((key, at)) = keys.pop() {
+            if (at..at + CLAIM_FRESH_MS).contains(&now) {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// Forgets the keys held (their claims stay, for the reaper): when a snapshot is taken
+    /// (it would name keys not yet written) and restored (their claims may be gone, and a
+    /// file recorded on one would be refused).
+    pub(crate) fn clear(&self) {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
 impl Service {
     /// Starts a blob under a key claimed in the metadata store.
     pub async fn new_blob(&self) -> Result<Box<dyn BlobWriter>> {
-        // The key is chosen before the writer opens, so the claim's commit and the writer's
-        // start (an object store's request; nothing yet for files) run side by side.
-        let key = crate::random::hex_id();
-        let (writer, claimed) =
-            tokio::join!(self.blobs.create_with_key(&key), self.meta.claim_blob(&key, self.clock.now_ms()));
-        match (writer, claimed) {
-            (Ok(w), Ok(())) => Ok(w),
-            // Both ran to their end (no future dropped half-way), so an opened writer is
-            // aborted here and leaves no temp file; a claim without content is reaped.
-            (Ok(w), Err(e)) => {
-                w.abort().await;
-                Err(e.into())
-            }
-            (Err(e), _) => Err(e.into()),
+        let key = self.claimed_key().await?;
+        // On failure the key stays claimed without an object: the reaper forgets it.
+        Ok(self.blobs.create_with_key(&key).await?)
+    }
+
+    /// A key claimed in the metadata store, from those claimed ahead or from a new batch.
+    async fn claimed_key(&self) -> Result<String> {
+        let now = self.clock.now_ms();
+        if let Some(key) = self.claimed.take(now) {
+            return Ok(key);
         }
+        let _turn = self.claimed.refill.lock().await;
+        if let Some(key) = self.claimed.take(now) {
+            return Ok(key); // claimed by the upload before us in line
+        }
+        let mut keys: Vec<String> = (0..CLAIM_BATCH).map(|_| crate::random::hex_id()).collect();
+        self.meta.claim_blobs(&keys, now).await?;
+        let mine = keys.pop().expect("a batch has keys");
+        self.claimed.keys.lock().unwrap_or_else(|p| p.into_inner()).extend(keys.into_iter().map(|k| (k, now)));
+        Ok(mine)
     }
 
     /// Deletes the objects of keys no file references any more (and their renditions), then
@@ -82,5 +126,47 @@ impl Service {
                 return Ok(total);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_are_claimed_in_batches_and_stale_ones_are_left_to_the_reaper() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Arc::new(crate::config::Config::new(dir.path()));
+        let svc = crate::open_service(cfg, "http://x".into()).await.unwrap();
+        let held = || svc.claimed.keys.lock().unwrap().iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+
+        let first = svc.claimed_key().await.unwrap();
+        let batch = [held(), vec![first.clone()]].concat();
+        assert_eq!(batch.len(), CLAIM_BATCH);
+        assert_eq!(svc.meta.pending_blobs(&batch).await.unwrap().len(), CLAIM_BATCH, "each one claimed");
+        let mut taken = vec![first];
+        for _ in 1..CLAIM_BATCH {
+            taken.push(svc.claimed_key().await.unwrap());
+        }
+        assert!(held().is_empty());
+        taken.sort();
+        let mut claimed = batch.clone();
+        claimed.sort();
+        assert_eq!(taken, claimed, "the batch, each key once");
+
+        // The next one claims a new batch; once stale, its keys are passed over.
+        let next = svc.claimed_key().await.unwrap();
+        let stale = held();
+        assert_eq!(stale.len(), CLAIM_BATCH - 1);
+        assert!(!batch.contains(&next));
+        svc.clock.advance(CLAIM_FRESH_MS);
+        let fresh = svc.claimed_key().await.unwrap();
+        assert!(!stale.contains(&fresh) && held().iter().all(|k| !stale.contains(k)));
+        assert_eq!(svc.meta.pending_blobs(&[fresh]).await.unwrap().len(), 1);
+
+        svc.claimed.clear();
+        assert!(held().is_empty());
     }
 }

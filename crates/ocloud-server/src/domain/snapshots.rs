@@ -73,6 +73,9 @@ fn blobs_table() -> &'static TableSpec {
 impl Service {
     /// Takes a snapshot of everything (users, apps, grants, tokens, the tree); its id.
     pub async fn take_snapshot(&self) -> Result<String> {
+        // A snapshot keeps the objects of the keys it names: a key claimed ahead and written
+        // after it would keep content the snapshot never knew.
+        self.claimed.clear();
         let mut tables = Vec::with_capacity(TABLES.len());
         for t in TABLES {
             tables.push((t, all_rows(self, t).await?));
@@ -86,6 +89,7 @@ impl Service {
         let snap = snap.ok_or_else(|| Error::NotFound(format!("snapshot {id}")))?;
         let before = keys_of(&all_rows(self, blobs_table()).await?);
         self.meta.replace_all(snap.tables.clone()).await?;
+        self.claimed.clear();
         // Content written since, that nothing names any more.
         let gone: Vec<String> = before.into_iter().filter(|k| !snap.keys.contains(k)).collect();
         self.drop_blobs(gone).await;

@@ -21,9 +21,7 @@ async fn tree_operations_keep_quota_exact(db: &dyn Metadata) {
     let root = db.root(u.id).await.unwrap();
     let a = db.create_folder(root.id, "a").await.unwrap();
     assert!(matches!(db.create_folder(root.id, "a").await, Err(StoreError::AlreadyExists(_))));
-    for b in ["b1", "b2", "b3"] {
-        db.claim_blob(b, 0).await.unwrap();
-    }
+    db.claim_blobs(&["b1".into(), "b2".into(), "b3".into()], 0).await.unwrap();
     let f = NewFile {
         name: "x.txt".into(),
         size: 10,
@@ -59,9 +57,7 @@ async fn concurrent_file_records_each_get_their_own_answer(db: &dyn Metadata) {
     let root = db.root(u.id).await.unwrap();
     let dir = db.create_folder(root.id, "burst").await.unwrap();
     let keys: Vec<String> = (0..40).map(|i| format!("burst{i}")).collect();
-    for k in &keys {
-        db.claim_blob(k, 0).await.unwrap();
-    }
+    db.claim_blobs(&keys, 0).await.unwrap();
     let file = |i: usize| NewFile {
         // Two of every name: half the records clash with another one of the burst.
         name: format!("f{}.bin", i / 2),
@@ -122,8 +118,7 @@ async fn blob_keys_are_claimed_released_and_reaped(db: &dyn Metadata) {
     };
     // An unclaimed key cannot be recorded.
     assert!(matches!(db.insert_file(root.id, file("never-claimed"), 10).await, Err(StoreError::NotFound(_))));
-    db.claim_blob("k-live", 1_000).await.unwrap();
-    db.claim_blob("k-stale", 1_000).await.unwrap();
+    db.claim_blobs(&["k-live".into(), "k-stale".into()], 1_000).await.unwrap();
     let n = db.insert_file(root.id, file("k-live"), 10).await.unwrap();
     // Only the unreferenced, old enough key is reaped; then it can no longer be recorded.
     assert_eq!(db.reap_blobs(2_000, 10).await.unwrap(), ["k-stale"]);

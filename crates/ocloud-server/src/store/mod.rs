@@ -665,9 +665,10 @@ pub trait Housekeeping: Send + Sync + 'static {
     async fn lease(&self, name: &str, holder: &str, until: i64, now: i64) -> StoreResult<bool>;
     /// Whether the database answers (health checks).
     async fn check(&self) -> StoreResult<()>;
-    /// Records `key` as a blob being written (before its first byte), at `now` (unix ms): if
-    /// the upload never gets recorded, the key is an orphan the reaper finds here.
-    async fn claim_blob(&self, key: &str, now: i64) -> StoreResult<()>;
+    /// Records `keys` as blobs about to be written (before their first byte), at `now` (unix
+    /// ms), in one commit: a key whose upload never gets recorded is an orphan the reaper
+    /// finds here. Several at once: the service claims keys ahead of its uploads.
+    async fn claim_blobs(&self, keys: &[String], now: i64) -> StoreResult<()>;
     /// Forgets keys whose objects were deleted, if still unreferenced.
     async fn forget_blobs(&self, keys: &[String]) -> StoreResult<()>;
     /// Up to `limit` keys unreferenced since before `before` (unix ms): claims of uploads that

@@ -1290,10 +1290,13 @@ impl Housekeeping for Postgres {
         self.one("SELECT 1", &[], |_| ()).await.map(drop)
     }
 
-    async fn claim_blob(&self, key: &str, now: i64) -> StoreResult<()> {
+    async fn claim_blobs(&self, keys: &[String], now: i64) -> StoreResult<()> {
         let c = self.conn().await?;
-        let st = c.prepare_cached("INSERT INTO blobs(key, refs, since) VALUES ($1, 0, $2)").await.map_err(pg)?;
-        c.execute(&st, &[&key, &now]).await.map_err(pg)?;
+        let st = c
+            .prepare_cached("INSERT INTO blobs(key, refs, since) SELECT k, 0, $2 FROM unnest($1::text[]) AS k")
+            .await
+            .map_err(pg)?;
+        c.execute(&st, &[&keys, &now]).await.map_err(pg)?;
         Ok(())
     }
 

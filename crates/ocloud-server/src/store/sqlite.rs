@@ -1373,12 +1373,14 @@ impl Housekeeping for Sqlite {
         self.quick(|c| c.query_row("SELECT 1", [], |_| Ok(())))
     }
 
-    async fn claim_blob(&self, key: &str, now: i64) -> StoreResult<()> {
-        let key = key.to_owned();
+    async fn claim_blobs(&self, keys: &[String], now: i64) -> StoreResult<()> {
+        let keys = keys.to_vec();
         self.write(move |tx, _| {
-            tx.prepare_cached("INSERT INTO blobs(key, refs, since) VALUES (?1, 0, ?2)")
-                .and_then(|mut st| st.execute(params![key, now]))
-                .map_err(backend)?;
+            let mut st =
+                tx.prepare_cached("INSERT INTO blobs(key, refs, since) VALUES (?1, 0, ?2)").map_err(backend)?;
+            for key in keys {
+                st.execute(params![key, now]).map_err(backend)?;
+            }
             Ok(())
         })
         .await
@@ -1588,7 +1590,7 @@ mod tests {
                 metadata: None,
             })
             .collect();
-        db.claim_blob("b", 0).await.unwrap();
+        db.claim_blobs(&["b".into()], 0).await.unwrap();
         db.insert_files(big.id, files, u64::MAX).await.unwrap();
         for offset in [999, 1000, 1001, 1450, 1499, 1500, 1501, 2000, 2999, 3000, 4050, 4099, 4100, 5000] {
             let q = ChildQuery { dirs: true, files: true, file_type: None, offset, limit: Some(100) };
