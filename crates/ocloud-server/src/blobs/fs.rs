@@ -286,8 +286,12 @@ impl Blobs for FsBlobs {
                 return Err(io(&tmp, e));
             }
             let dir = dest.parent().expect("blob path has a parent");
-            std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-            std::fs::rename(&tmp, &dest).map_err(|e| io(&dest, e))
+            let placed = std::fs::create_dir_all(dir).and_then(|()| std::fs::rename(&tmp, &dest));
+            if let Err(e) = placed {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io(&dest, e));
+            }
+            sync_dir_now(dir).map_err(|e| io(dir, e))
         })
         .await
         .map_err(|e| BlobError::Io(e.to_string()))?

@@ -142,20 +142,18 @@ pub async fn delete_with_renditions(blobs: &dyn Blobs, key: &str) -> BlobResult<
 
 /// Stores a rendition of blob `key`, unless the blob was deleted meanwhile (renders run in the
 /// background and can end after the delete): then the rendition is removed again and the
-/// answer is `NotFound`. The blob is checked after the put, so no order of the two escapes
-/// [`delete_with_renditions`].
+/// answer is `NotFound`. The blob is checked after the put, so, run to its end, no order of
+/// the two escapes [`delete_with_renditions`]; callers run it where no departing client can
+/// cut it short. A check that fails otherwise removes the rendition too: it is only a cache.
 pub async fn put_rendition(blobs: &dyn Blobs, key: &str, kind: &str, bytes: Bytes) -> BlobResult<()> {
     let rkey = rendition_key(key, kind);
     blobs.put(&rkey, bytes).await?;
     // One byte, not zero: a source has content, and an empty range asks nothing of a store.
-    match blobs.read(key, 0, Some(1)).await {
-        Ok(_) => Ok(()),
-        Err(BlobError::NotFound(_)) => {
-            blobs.delete(&rkey).await?;
-            Err(BlobError::NotFound(key.to_owned()))
-        }
-        Err(e) => Err(e),
+    let checked = blobs.read(key, 0, Some(1)).await;
+    if checked.is_err() {
+        blobs.delete(&rkey).await?;
     }
+    checked.map(drop)
 }
 
 /// A rendition of a blob, if it was made.

@@ -46,7 +46,9 @@ impl Service {
 
     /// A rendition of a blob, made now if it is not cached yet. One render per rendition at a
     /// time: a second asker (the background job and a client asking early) waits for the
-    /// first and reads what it stored, so no render ends late, after the picture was deleted.
+    /// first and reads what it stored instead of rendering again. The store and its check
+    /// ([`crate::blobs::put_rendition`]) run in a task of their own, which a client that
+    /// hangs up cannot cut short between the two.
     pub async fn rendition(&self, blob: &str, kind: &str) -> Result<Bytes> {
         let size =
             KINDS.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s).ok_or_else(|| Error::NotFound(kind.to_owned()))?;
@@ -60,12 +62,15 @@ impl Service {
         }
         let _permit = self.renders.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
         let jpeg = self.render_now(blob, size, size).await?;
-        // The picture was deleted while it was being rendered: as if it had been gone before.
-        crate::blobs::put_rendition(self.blobs.as_ref(), blob, kind, jpeg.clone()).await.map_err(|e| match e {
-            crate::blobs::BlobError::NotFound(_) => Error::NotFound(format!("blob {blob}")),
-            e => e.into(),
-        })?;
-        Ok(jpeg)
+        let (blobs, key, kind_owned, bytes) = (self.blobs.clone(), blob.to_owned(), kind.to_owned(), jpeg.clone());
+        let stored =
+            tokio::spawn(async move { crate::blobs::put_rendition(blobs.as_ref(), &key, &kind_owned, bytes).await });
+        match stored.await.map_err(|e| Error::Internal(e.to_string()))? {
+            Ok(()) => Ok(jpeg),
+            // The picture was deleted while it was being rendered: as if it had been gone before.
+            Err(crate::blobs::BlobError::NotFound(_)) => Err(Error::NotFound(format!("blob {blob}"))),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
