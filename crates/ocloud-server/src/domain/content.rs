@@ -37,28 +37,44 @@ const CLAIM_FRESH_MS: i64 = 10 * 60 * 1000;
 /// or it went stale) is an orphan claim without an object, which the reaper forgets.
 #[derive(Default)]
 pub(crate) struct ClaimedKeys {
-    /// Keys and when they were claimed (unix ms).
-    keys: std::sync::Mutex<Vec<(String, i64)>>,
+    /// Keys and when they were claimed (unix ms), and how many times they were cleared.
+    keys: std::sync::Mutex<(Vec<(String, i64)>, u64)>,
     /// One batch claimed at a time: uploads arriving together wait for it.
     refill: tokio::sync::Mutex<()>,
 }
 
 impl ClaimedKeys {
     fn take(&self, now: i64) -> Option<String> {
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some((key, at)) = keys.pop() {
-            if (at..at + CLAIM_FRESH_MS).contains(&now) {
+        let mut held = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some((key, at)) = held.0.pop() {
+            // A claim dated after `now` (the clock was set back) is only reaped later: fine.
+            if now - at < CLAIM_FRESH_MS {
                 return Some(key);
             }
         }
         None
     }
 
+    /// How many times the keys were cleared: a batch claimed across a clear is not kept.
+    fn era(&self) -> u64 {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
+
+    fn keep(&self, keys: Vec<String>, at: i64, era: u64) {
+        let mut held = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if held.1 == era {
+            held.0.extend(keys.into_iter().map(|k| (k, at)));
+        }
+    }
+
     /// Forgets the keys held (their claims stay, for the reaper): when a snapshot is taken
-    /// (it would name keys not yet written) and restored (their claims may be gone, and a
-    /// file recorded on one would be refused).
+    /// (it would name keys not yet written), when one is restored (their claims may be gone,
+    /// and a file recorded on one would be refused), and before the reaper runs (the clock
+    /// may have moved past their grace).
     pub(crate) fn clear(&self) {
-        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut held = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        held.0.clear();
+        held.1 += 1;
     }
 }
 
@@ -72,18 +88,20 @@ impl Service {
 
     /// A key claimed in the metadata store, from those claimed ahead or from a new batch.
     async fn claimed_key(&self) -> Result<String> {
-        let now = self.clock.now_ms();
-        if let Some(key) = self.claimed.take(now) {
+        if let Some(key) = self.claimed.take(self.clock.now_ms()) {
             return Ok(key);
         }
         let _turn = self.claimed.refill.lock().await;
+        let now = self.clock.now_ms();
         if let Some(key) = self.claimed.take(now) {
             return Ok(key); // claimed by the upload before us in line
         }
+        let era = self.claimed.era();
         let mut keys: Vec<String> = (0..CLAIM_BATCH).map(|_| crate::random::hex_id()).collect();
         self.meta.claim_blobs(&keys, now).await?;
+        // This one is used at once, whatever happened meanwhile, as a key claimed alone was.
         let mine = keys.pop().expect("a batch has keys");
-        self.claimed.keys.lock().unwrap_or_else(|p| p.into_inner()).extend(keys.into_iter().map(|k| (k, now)));
+        self.claimed.keep(keys, now, era);
         Ok(mine)
     }
 
@@ -113,6 +131,7 @@ impl Service {
 
     /// Removes the blobs unreferenced since before `before` (unix ms); returns how many.
     pub async fn reap_orphans(&self, before: i64) -> Result<usize> {
+        self.claimed.clear();
         let mut total = 0;
         loop {
             let keys = self.meta.reap_blobs(before, REAP_BATCH).await?;
@@ -140,7 +159,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Arc::new(crate::config::Config::new(dir.path()));
         let svc = crate::open_service(cfg, "http://x".into()).await.unwrap();
-        let held = || svc.claimed.keys.lock().unwrap().iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        let held = || svc.claimed.keys.lock().unwrap().0.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
 
         let first = svc.claimed_key().await.unwrap();
         let batch = [held(), vec![first.clone()]].concat();
@@ -166,7 +185,11 @@ mod tests {
         assert!(!stale.contains(&fresh) && held().iter().all(|k| !stale.contains(k)));
         assert_eq!(svc.meta.pending_blobs(&[fresh]).await.unwrap().len(), 1);
 
+        // A batch claimed across a clear is not kept.
+        let era = svc.claimed.era();
         svc.claimed.clear();
+        assert!(held().is_empty());
+        svc.claimed.keep(vec!["late".into()], svc.clock.now_ms(), era);
         assert!(held().is_empty());
     }
 }

@@ -73,13 +73,13 @@ fn blobs_table() -> &'static TableSpec {
 impl Service {
     /// Takes a snapshot of everything (users, apps, grants, tokens, the tree); its id.
     pub async fn take_snapshot(&self) -> Result<String> {
-        // A snapshot keeps the objects of the keys it names: a key claimed ahead and written
-        // after it would keep content the snapshot never knew.
-        self.claimed.clear();
         let mut tables = Vec::with_capacity(TABLES.len());
         for t in TABLES {
             tables.push((t, all_rows(self, t).await?));
         }
+        // A snapshot keeps the objects of the keys it names: a key claimed ahead, before the
+        // rows were read, and written after would keep content the snapshot never knew.
+        self.claimed.clear();
         Ok(self.snapshots.register(tables))
     }
 
