@@ -31,6 +31,11 @@ pub fn client_builder(extra_pems: &[Vec<u8>], accept_invalid_certs: bool) -> Res
         if certs.is_empty() {
             return Err(Error::Invalid("the CA file holds no PEM certificate".into()));
         }
+        // Checked now, so that a bad one is reported as the CA file's, not at a handshake.
+        let mut store = rustls::RootCertStore::empty();
+        for cert in &certs {
+            store.add(cert.clone()).map_err(|e| Error::Invalid(format!("a certificate of the CA file: {e}")))?;
+        }
         extra.extend(certs);
     }
     let provider = CryptoProvider::get_default()
@@ -48,6 +53,7 @@ pub fn client_builder(extra_pems: &[Vec<u8>], accept_invalid_certs: bool) -> Res
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
+    // HTTP/1.1 only, as ocloud speaks (and the client's own download path reads).
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(reqwest::Client::builder().tls_backend_preconfigured(tls))
 }
@@ -57,16 +63,19 @@ pub fn client_builder(extra_pems: &[Vec<u8>], accept_invalid_certs: bool) -> Res
 struct SystemRoots {
     extra: Vec<CertificateDer<'static>>,
     provider: Arc<CryptoProvider>,
-    loaded: OnceLock<std::result::Result<rustls_platform_verifier::Verifier, String>>,
+    /// Kept once made; a failure is not kept, so a later handshake tries again.
+    loaded: OnceLock<rustls_platform_verifier::Verifier>,
 }
 
 impl SystemRoots {
     fn verifier(&self) -> std::result::Result<&rustls_platform_verifier::Verifier, rustls::Error> {
-        let made = self.loaded.get_or_init(|| {
-            rustls_platform_verifier::Verifier::new_with_extra_roots(self.extra.clone(), self.provider.clone())
-                .map_err(|e| format!("loading the system's CA certificates: {e}"))
-        });
-        made.as_ref().map_err(|e| rustls::Error::General(e.clone()))
+        if let Some(v) = self.loaded.get() {
+            return Ok(v);
+        }
+        let made = rustls_platform_verifier::Verifier::new_with_extra_roots(self.extra.clone(), self.provider.clone())
+            .map_err(|e| rustls::Error::General(format!("loading the system's CA certificates: {e}")))?;
+        // Two first handshakes at once may both load them: one is kept.
+        Ok(self.loaded.get_or_init(|| made))
     }
 }
 
@@ -143,5 +152,20 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_builder;
+
+    #[test]
+    fn a_ca_file_is_checked_when_the_client_is_built() {
+        let message = |pem: &[u8]| client_builder(&[pem.to_vec()], false).err().map(|e| e.to_string());
+        assert!(message(b"no certificate here").unwrap().contains("holds no PEM certificate"));
+        let junk = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(message(junk).unwrap().contains("a certificate of the CA file"), "{:?}", message(junk));
+        // No system root is read to build a client, with or without extra ones.
+        assert!(client_builder(&[], false).is_ok() && client_builder(&[], true).is_ok());
     }
 }
