@@ -95,6 +95,21 @@ fn user(r: &Row) -> User {
     }
 }
 
+const TOKEN_SQL: &str =
+    "SELECT kind, user_id, app_id, scope, expires_at, revoked, grant_id FROM tokens WHERE hash = $1";
+
+fn token_record(r: &Row) -> TokenRecord {
+    TokenRecord {
+        kind: r.get(0),
+        user_id: r.get(1),
+        app_id: r.get(2),
+        scope: r.get(3),
+        expires_at: r.get(4),
+        revoked: r.get(5),
+        grant: r.get(6),
+    }
+}
+
 fn app(r: &Row) -> App {
     let uris: String = r.get(5);
     App {
@@ -863,27 +878,25 @@ impl Grants for Postgres {
     }
 
     async fn token_access(&self, hash: &[u8]) -> StoreResult<Option<TokenAccess>> {
-        let Some(token) = self.token(hash).await? else { return Ok(None) };
-        let user = self.user(token.user_id).await?;
-        let app = self.app(token.app_id).await?;
-        Ok(Some(TokenAccess { token, user, app }))
+        // One round trip for the three rows (every request not answered from the cache asks
+        // this): the statements are pipelined on one connection, and the user and the app
+        // are found from the token's row by subqueries, not from a first answer.
+        let c = self.conn().await?;
+        let user_sql = format!("SELECT {USER_COLS} FROM users WHERE id = (SELECT user_id FROM tokens WHERE hash = $1)");
+        let app_sql = format!("SELECT {APP_COLS} FROM apps WHERE id = (SELECT app_id FROM tokens WHERE hash = $1)");
+        let (t, u, a) =
+            tokio::try_join!(c.prepare_cached(TOKEN_SQL), c.prepare_cached(&user_sql), c.prepare_cached(&app_sql))
+                .map_err(pg)?;
+        let by_hash: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&hash];
+        let (t, u, a) =
+            tokio::try_join!(c.query_opt(&t, &by_hash), c.query_opt(&u, &by_hash), c.query_opt(&a, &by_hash))
+                .map_err(pg)?;
+        let Some(token) = t.as_ref().map(token_record) else { return Ok(None) };
+        Ok(Some(TokenAccess { token, user: u.as_ref().map(user), app: a.as_ref().map(app) }))
     }
 
     async fn token(&self, hash: &[u8]) -> StoreResult<Option<TokenRecord>> {
-        self.one(
-            "SELECT kind, user_id, app_id, scope, expires_at, revoked, grant_id FROM tokens WHERE hash = $1",
-            &[&hash],
-            |r| TokenRecord {
-                kind: r.get(0),
-                user_id: r.get(1),
-                app_id: r.get(2),
-                scope: r.get(3),
-                expires_at: r.get(4),
-                revoked: r.get(5),
-                grant: r.get(6),
-            },
-        )
-        .await
+        self.one(TOKEN_SQL, &[&hash], token_record).await
     }
 
     async fn set_token(&self, hash: &[u8], expires_at: Option<i64>, revoke: bool) -> StoreResult<bool> {
