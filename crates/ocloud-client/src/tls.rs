@@ -41,12 +41,10 @@ pub fn client_builder(extra_pems: &[Vec<u8>], accept_invalid_certs: bool) -> Res
     let provider = CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-    let algorithms = provider.signature_verification_algorithms;
-    let verifier: Arc<dyn ServerCertVerifier> = if accept_invalid_certs {
-        Arc::new(AnyCertificate(algorithms))
-    } else {
-        Arc::new(SystemRoots { extra, provider: provider.clone(), loaded: OnceLock::new() })
-    };
+    let verifier = Arc::new(Verifier {
+        system: (!accept_invalid_certs).then(|| SystemRoots { extra, loaded: OnceLock::new() }),
+        provider: provider.clone(),
+    });
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Invalid(format!("TLS set-up: {e}")))?
@@ -58,28 +56,30 @@ pub fn client_builder(extra_pems: &[Vec<u8>], accept_invalid_certs: bool) -> Res
     Ok(reqwest::Client::builder().tls_backend_preconfigured(tls))
 }
 
-/// The platform verifier over the system's roots and the extra ones, made on first use.
+/// Certificates checked by the platform verifier over the system's roots and the extra ones,
+/// made on first use; or not checked (`system` is `None`: `danger_accept_invalid_certs`).
+/// Handshake signatures are always checked, with the provider's algorithms, as the platform
+/// verifier does too.
+#[derive(Debug)]
+struct Verifier {
+    system: Option<SystemRoots>,
+    provider: Arc<CryptoProvider>,
+}
+
 #[derive(Debug)]
 struct SystemRoots {
     extra: Vec<CertificateDer<'static>>,
-    provider: Arc<CryptoProvider>,
     /// Kept once made; a failure is not kept, so a later handshake tries again.
     loaded: OnceLock<rustls_platform_verifier::Verifier>,
 }
 
-impl SystemRoots {
-    fn verifier(&self) -> std::result::Result<&rustls_platform_verifier::Verifier, rustls::Error> {
-        if let Some(v) = self.loaded.get() {
-            return Ok(v);
-        }
-        let made = rustls_platform_verifier::Verifier::new_with_extra_roots(self.extra.clone(), self.provider.clone())
-            .map_err(|e| rustls::Error::General(format!("loading the system's CA certificates: {e}")))?;
-        // Two first handshakes at once may both load them: one is kept.
-        Ok(self.loaded.get_or_init(|| made))
+impl Verifier {
+    fn algorithms(&self) -> &WebPkiSupportedAlgorithms {
+        &self.provider.signature_verification_algorithms
     }
 }
 
-impl ServerCertVerifier for SystemRoots {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -88,7 +88,20 @@ impl ServerCertVerifier for SystemRoots {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        self.verifier()?.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let Some(system) = &self.system else { return Ok(ServerCertVerified::assertion()) };
+        let verifier = match system.loaded.get() {
+            Some(v) => v,
+            None => {
+                let made = rustls_platform_verifier::Verifier::new_with_extra_roots(
+                    system.extra.clone(),
+                    self.provider.clone(),
+                )
+                .map_err(|e| rustls::Error::General(format!("loading the system's CA certificates: {e}")))?;
+                // Two first handshakes at once may both load them: one is kept.
+                system.loaded.get_or_init(|| made)
+            }
+        };
+        verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
@@ -97,7 +110,7 @@ impl ServerCertVerifier for SystemRoots {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.verifier()?.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, self.algorithms())
     }
 
     fn verify_tls13_signature(
@@ -106,52 +119,12 @@ impl ServerCertVerifier for SystemRoots {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.verifier()?.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, self.algorithms())
     }
 
-    // Asked when the handshake starts, before any certificate: from the provider, which is
-    // what the platform verifier answers too, without loading the roots.
+    // Asked when the handshake starts, before any certificate: no root is needed for it.
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// Accepts any certificate (`danger_accept_invalid_certs`); signatures are still checked.
-#[derive(Debug)]
-struct AnyCertificate(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
+        self.algorithms().supported_schemes()
     }
 }
 
