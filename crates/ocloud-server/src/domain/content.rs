@@ -2,7 +2,7 @@
 //!
 //! 1. **claim**: a fresh key is recorded in the metadata store before its first byte is
 //!    written ([`Service::new_blob`]); keys are claimed in batches ahead of need
-//!    ([`ClaimedKeys`]), so most uploads start without a commit of their own;
+//!    (`ClaimedKeys`), so most uploads start without a commit of their own;
 //! 2. **record**: the file row that references it commits only once the content is durable;
 //! 3. **release**: a delete's transaction drops the reference and returns the keys left
 //!    unreferenced; their objects are deleted, then the keys forgotten
