@@ -439,10 +439,7 @@ fn insert_folder(c: &Connection, user_id: i64, parent: NodeId, name: &str, now: 
 }
 
 fn user_row(c: &Connection, id: i64) -> StoreResult<User> {
-    c.prepare_cached("SELECT id, name, quota, used, disabled FROM users WHERE id = ?1")
-        .and_then(|mut st| st.query_row([id], user_from_row).optional())
-        .map_err(backend)?
-        .ok_or_else(|| StoreError::NotFound(format!("user {id}")))
+    get_user(c, id).map_err(backend)?.ok_or_else(|| StoreError::NotFound(format!("user {id}")))
 }
 
 fn charge(c: &Connection, user_id: i64, bytes: u64, quota: u64) -> StoreResult<()> {
