@@ -280,18 +280,15 @@ impl Blobs for FsBlobs {
         let tmp = self.tmp.join(format!("{key}.{}.part", uuid::Uuid::new_v4().simple()));
         tokio::task::spawn_blocking(move || {
             let mut f = private_file(&tmp).map_err(|e| io(&tmp, e))?;
-            let written = std::io::Write::write_all(&mut f, &bytes).and_then(|()| f.sync_all());
-            if let Err(e) = written {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(io(&tmp, e));
+            // Placed as a streamed blob is: fsync, rename, the directory's fsync.
+            let placed = std::io::Write::write_all(&mut f, &bytes).map_err(|e| (tmp.clone(), e));
+            match placed.and_then(|()| place(f, &tmp, &dest)) {
+                Ok(synced) => synced.map_err(|(path, e)| io(&path, e)),
+                Err((path, e)) => {
+                    let _ = std::fs::remove_file(&tmp); // not renamed: the temp file is still there
+                    Err(io(&path, e))
+                }
             }
-            let dir = dest.parent().expect("blob path has a parent");
-            let placed = std::fs::create_dir_all(dir).and_then(|()| std::fs::rename(&tmp, &dest));
-            if let Err(e) = placed {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(io(&dest, e));
-            }
-            sync_dir_now(dir).map_err(|e| io(dir, e))
         })
         .await
         .map_err(|e| BlobError::Io(e.to_string()))?
