@@ -13,6 +13,7 @@
 //!   descriptors than the cap;
 //! - **accept errors** (EMFILE, ENFILE, ENOBUFS…) are logged and retried after a pause instead
 //!   of spinning;
+//! - **lanes**: each connection is served on one thread for its whole life ([`super::lanes`]);
 //! - **shutdown**: the listener closes at once, connections the kernel had queued are answered
 //!   (503/5), then connections drain as above, for at most a minute.
 
@@ -21,6 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
+
+use super::lanes::Lanes;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -164,6 +167,13 @@ pub async fn serve(
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true).writev(true);
     let http = Arc::new(http);
     let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let lanes = match Lanes::start() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the threads that serve connections");
+            return;
+        }
+    };
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -185,7 +195,9 @@ pub async fn serve(
         let seq = accepted;
         let (stop, mut shed) = (stop_rx.clone(), shed_rx.clone());
         let shed_tx = shed_tx.clone();
-        tokio::spawn(async move {
+        let Some(tcp) = to_lane(tcp) else { continue };
+        lanes.spawn(async move {
+            let Some(tcp) = on_lane(tcp) else { return };
             let permit = match slots.clone().try_acquire_owned() {
                 Ok(p) => p,
                 Err(_) => {
@@ -219,8 +231,10 @@ pub async fn serve(
         let (queued, app, tls) = (queued.clone(), app.clone(), tls.clone());
         // A slot each when there is one, so the drain below waits for them too.
         let permit = slots.clone().try_acquire_owned().ok();
-        tokio::spawn(async move {
+        let Some(tcp) = to_lane(tcp) else { continue };
+        lanes.spawn(async move {
             let _permit = permit;
+            let Some(tcp) = on_lane(tcp) else { return };
             // Signals that never fire (their senders live as long as the task): the one
             // request is answered, then keep-alive being off closes the connection.
             let (_stop, never) = watch::channel(false);
@@ -235,4 +249,17 @@ pub async fn serve(
     if tokio::time::timeout(DRAIN_LIMIT, slots.acquire_many(max as u32)).await.is_err() {
         tracing::warn!(limit_s = DRAIN_LIMIT.as_secs(), "connections still open at shutdown: closing them");
     }
+    drop(lanes);
+}
+
+/// A connection leaving the accept loop's runtime for a lane's: it is registered with the
+/// lane's I/O driver there ([`on_lane`]).
+fn to_lane(tcp: tokio::net::TcpStream) -> Option<std::net::TcpStream> {
+    tcp.into_std().map_err(|e| tracing::warn!(error = %e, "a connection could not be handed over")).ok()
+}
+
+fn on_lane(tcp: std::net::TcpStream) -> Option<tokio::net::TcpStream> {
+    tokio::net::TcpStream::from_std(tcp)
+        .map_err(|e| tracing::warn!(error = %e, "a connection could not be taken on"))
+        .ok()
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod faults;
 pub mod journal;
+pub mod lanes;
 pub mod legacy;
 pub mod linger;
 pub mod oauth;
