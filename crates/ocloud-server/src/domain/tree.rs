@@ -214,7 +214,8 @@ impl Service {
             let take = limit.unwrap_or(u64::MAX) as usize;
             let skip = p.offset as usize;
             let entries = dirs.into_iter().map(Ok).chain(plain.into_iter().map(Err)).skip(skip).take(take);
-            for e in entries {
+            for (i, e) in entries.enumerate() {
+                yield_every(i).await;
                 match e {
                     Ok((item, parent_path)) => subfolders.push(SubFolder {
                         id: item.id(),
@@ -226,7 +227,8 @@ impl Service {
             }
         } else {
             let q = ChildQuery { dirs: true, files: !p.tree, file_type: p.filter, offset: p.offset, limit };
-            for node in self.meta.children(folder.node.id, q).await? {
+            for (i, node) in self.meta.children(folder.node.id, q).await?.into_iter().enumerate() {
+                yield_every(i).await;
                 let item = folder.child(node);
                 if item.node.is_dir {
                     subfolders.push(SubFolder { id: item.id(), name: item.node.name, parent_id: folder_id.clone() });
@@ -263,7 +265,16 @@ impl Service {
             return Ok(body);
         }
         let folder = self.list(a, folder_id, p).await?;
-        let body = bytes::Bytes::from(serde_json::to_vec(&folder).map_err(|e| Error::Internal(e.to_string()))?);
+        let entries = folder.files.len() + folder.subfolders.len();
+        let to_json = move || serde_json::to_vec(&folder).map_err(|e| Error::Internal(e.to_string()));
+        let json = match entries {
+            // A long one on the blocking pool: its connection's thread serves others too.
+            n if n > YIELD_EVERY => {
+                tokio::task::spawn_blocking(to_json).await.map_err(|e| Error::Internal(e.to_string()))?
+            }
+            _ => to_json(),
+        }?;
+        let body = bytes::Bytes::from(json);
         self.caches.put_listing(generation, key, body.clone());
         Ok(body)
     }
@@ -339,6 +350,17 @@ impl Service {
             return Err(Error::NotFound(format!("content of file {item_id}")));
         }
         Ok(item)
+    }
+}
+
+/// Entries a listing builds before it lets the other connections of its thread run (see
+/// `http::lanes`): a folder of 100,000 entries would otherwise hold them up for its whole
+/// build.
+const YIELD_EVERY: usize = 1024;
+
+async fn yield_every(i: usize) {
+    if i > 0 && i.is_multiple_of(YIELD_EVERY) {
+        tokio::task::yield_now().await;
     }
 }
 

@@ -249,7 +249,7 @@ pub async fn serve(
     if tokio::time::timeout(DRAIN_LIMIT, slots.acquire_many(max as u32)).await.is_err() {
         tracing::warn!(limit_s = DRAIN_LIMIT.as_secs(), "connections still open at shutdown: closing them");
     }
-    drop(lanes);
+    lanes.stop().await;
 }
 
 /// A connection leaving the accept loop's runtime for a lane's: it is registered with the

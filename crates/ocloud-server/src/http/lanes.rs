@@ -10,8 +10,10 @@
 //! work from any runtime.
 //!
 //! What a lane gives up is stealing: a handler that computes for long without yielding holds
-//! up the other connections of its lane. Handlers stream in chunks and do heavy work (image
-//! renders, file I/O) on the blocking pool, so none does.
+//! up the other connections of its lane. Handlers stream in chunks and do their heavy work
+//! (image renders, file I/O, argon2) on the blocking pool; a long listing yields every 1,024
+//! entries and is serialised on the blocking pool. Left as is: the emulator's snapshot
+//! (its manifest is built in place), an admin's call on a test instance.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,8 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
-/// The lanes of one server. Dropping them stops every lane: connections still open on it
-/// are dropped, so the accept loop drops them only after its drain.
+/// The lanes of one server, until [`Lanes::stop`].
 pub struct Lanes {
     lanes: Vec<Lane>,
 }
@@ -30,8 +31,9 @@ struct Lane {
     handle: Handle,
     /// Connections open on this lane.
     open: Arc<AtomicUsize>,
-    /// Dropped with the lane: its thread then ends its runtime and exits.
-    _stop: oneshot::Sender<()>,
+    /// Dropped to stop the lane: its thread then ends its runtime and exits.
+    stop: oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Lanes {
@@ -40,6 +42,21 @@ impl Lanes {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         let lanes = (0..n).map(Lane::start).collect::<std::io::Result<_>>()?;
         Ok(Lanes { lanes })
+    }
+
+    /// Stops every lane and waits for their threads: connections still open on a lane are
+    /// dropped (the accept loop stops the lanes after its drain), and each lane's runtime
+    /// waits for its blocking tasks (a file being made finishes or cleans up), as the main
+    /// runtime does when the process ends.
+    pub async fn stop(self) {
+        let threads: Vec<_> = self.lanes.into_iter().map(|l| (l.stop, l.thread)).collect();
+        let _ = tokio::task::spawn_blocking(move || {
+            for (stop, thread) in threads {
+                drop(stop);
+                let _ = thread.join();
+            }
+        })
+        .await;
     }
 
     /// Runs `connection` on the lane with the fewest open connections.
@@ -66,15 +83,22 @@ impl Drop for Closes {
 
 impl Lane {
     fn start(i: usize) -> std::io::Result<Lane> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        let handle = rt.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
-        std::thread::Builder::new().name(format!("ocloud-lane-{i}")).spawn(move || {
-            // Its I/O and timers are driven here, by `block_on`, until the lanes are dropped;
+        let (made, handle) = std::sync::mpsc::channel();
+        // The runtime is made on its own thread, and dropped there: a runtime must not be
+        // dropped on an async thread, as it would be here if the spawn failed after it.
+        let thread = std::thread::Builder::new().name(format!("ocloud-lane-{i}")).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return drop(made.send(Err(e))),
+            };
+            let _ = made.send(Ok(rt.handle().clone()));
+            // Its I/O and timers are driven here, by `block_on`, until the lane is stopped;
             // dropping the runtime then cancels what is left and waits for its blocking tasks.
             let _ = rt.block_on(stopped);
         })?;
-        Ok(Lane { handle, open: Arc::new(AtomicUsize::new(0)), _stop: stop })
+        let handle = handle.recv().map_err(std::io::Error::other)??;
+        Ok(Lane { handle, open: Arc::new(AtomicUsize::new(0)), stop, thread })
     }
 }
 
