@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-
-use super::lanes::Lanes;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+
+use super::lanes::Lanes;
 
 /// How long a new connection at the cap waits for a slot before it is closed.
 const SLOT_WAIT: Duration = Duration::from_secs(5);
