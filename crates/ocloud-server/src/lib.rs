@@ -183,7 +183,8 @@ pub async fn serve(
     let phase = state.phase.clone();
     // Serve at once: until the start-up work below is done, every request gets 503/5.
     let acceptor = tls.map(|t| t.acceptor);
-    let server = tokio::spawn(http::conn::serve(listener, app, limits, acceptor, async move {
+    let lanes = http::lanes::Lanes::start().context("starting the threads that serve connections")?;
+    let server = tokio::spawn(http::conn::serve(listener, app, limits, acceptor, lanes, async move {
         shutdown.await;
         phase.store(phase::STOPPING, Ordering::Release);
         tracing::info!("stopping: finishing requests in flight");

@@ -355,7 +355,7 @@ impl Service {
 
 /// Entries a listing builds before it lets the other connections of its thread run (see
 /// `http::lanes`): a folder of 100,000 entries would otherwise hold them up for its whole
-/// build.
+/// build. A listing of more entries than this is also serialised on the blocking pool.
 const YIELD_EVERY: usize = 1024;
 
 async fn yield_every(i: usize) {

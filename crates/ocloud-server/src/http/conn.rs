@@ -145,13 +145,14 @@ async fn serve_one<I>(
     }
 }
 
-/// Serves `app` on `listener` (over TLS when `tls` is given) until `shutdown` resolves, then
-/// waits for every connection.
+/// Serves `app` on `listener` (over TLS when `tls` is given), each connection on one of
+/// `lanes`, until `shutdown` resolves, then waits for every connection and stops the lanes.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     limits: Limits,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    lanes: Lanes,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
@@ -167,13 +168,6 @@ pub async fn serve(
     http.timer(TokioTimer::new()).header_read_timeout(limits.header_timeout).keep_alive(true).writev(true);
     let http = Arc::new(http);
     let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let lanes = match Lanes::start() {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the threads that serve connections");
-            return;
-        }
-    };
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
