@@ -179,7 +179,7 @@ pub async fn serve(
         journal,
         faults: svc.cfg.emulator.is_some().then(|| Arc::new(http::faults::Faults::new(svc.cfg.seed.unwrap_or(0)))),
     });
-    let app = http::router(state.clone());
+    let app = http::app(state.clone());
     let phase = state.phase.clone();
     // Serve at once: until the start-up work below is done, every request gets 503/5.
     let acceptor = tls.map(|t| t.acceptor);

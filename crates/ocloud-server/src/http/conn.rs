@@ -47,9 +47,23 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
+/// What a request knows of the connection it came on, in its extensions. One value: each
+/// extension is boxed, and a fourth grows the map (axum adds two), so three separate ones
+/// were six allocations per request.
+#[derive(Clone)]
+pub struct Conn {
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    /// The socket (plain TCP only): the emulator's reset fault aborts it; the connection
+    /// outlives its requests.
+    pub fd: Option<std::os::fd::RawFd>,
+    /// The stand-in for the socket's writes that sends files with `sendfile` (plain TCP only).
+    pub splice: Option<Arc<super::sendfile::Splice>>,
+}
+
 /// The address of the client a request came from, as the accept loop recorded it.
 pub fn peer(ext: &axum::http::Extensions) -> Option<std::net::SocketAddr> {
-    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0)
+    ext.get::<Conn>().map(|c| c.peer)
 }
 
 /// One accepted connection, over TLS (after its handshake) when `tls` is given.
@@ -57,7 +71,7 @@ async fn serve_tcp(
     http: &hyper::server::conn::http1::Builder,
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
-    app: axum::Router,
+    app: super::App,
     tls: Option<tokio_rustls::TlsAcceptor>,
     stop: watch::Receiver<bool>,
     shed: Shed,
@@ -102,7 +116,7 @@ async fn serve_one<I>(
     fd: Option<std::os::fd::RawFd>,
     splice: Option<Arc<super::sendfile::Splice>>,
     peer: std::net::SocketAddr,
-    app: axum::Router,
+    app: super::App,
     mut stop: watch::Receiver<bool>,
     mut shed: Shed,
 ) where
@@ -110,17 +124,10 @@ async fn serve_one<I>(
 {
     let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = served.clone();
-    // Every request carries the client's address (`ConnectInfo`, as axum::serve gives it).
+    let conn = Conn { peer, fd, splice };
     let app = tower::ServiceExt::map_request(app, move |mut req: axum::http::Request<hyper::body::Incoming>| {
         seen.store(true, std::sync::atomic::Ordering::Relaxed);
-        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-        if let Some(fd) = fd {
-            // For the emulator's reset fault; the connection outlives its requests.
-            req.extensions_mut().insert(super::tamper::ConnFd(fd));
-        }
-        if let Some(splice) = &splice {
-            req.extensions_mut().insert(splice.clone());
-        }
+        req.extensions_mut().insert(conn.clone());
         req
     });
     let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(app));
@@ -149,7 +156,7 @@ async fn serve_one<I>(
 /// `lanes`, until `shutdown` resolves, then waits for every connection and stops the lanes.
 pub async fn serve(
     listener: TcpListener,
-    app: axum::Router,
+    app: super::App,
     limits: Limits,
     tls: Option<tokio_rustls::TlsAcceptor>,
     lanes: Lanes,

@@ -68,7 +68,7 @@ pub async fn get(
     Auth(a): Auth,
     method: Method,
     Path((id, kind, opaque)): Path<(String, String, String)>,
-    splice: Option<axum::Extension<std::sync::Arc<super::sendfile::Splice>>>,
+    conn: Option<axum::Extension<super::conn::Conn>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if !matches!(kind.as_str(), "content" | "thumb" | "preview") {
@@ -111,10 +111,11 @@ pub async fn get(
             return Ok(res);
         }
     };
+    let splice = conn.and_then(|c| c.0.splice);
     let body = if method == Method::HEAD {
         Body::empty()
     } else if let Some(file) = spliceable(&s, splice.is_some(), &blob, len, first + len).await {
-        super::sendfile::body(splice.expect("checked").0, file, first, len)
+        super::sendfile::body(splice.expect("checked"), file, first, len)
     } else {
         Body::from_stream(s.svc.blobs.read(&blob, first, Some(len)).await.map_err(crate::domain::Error::from)?)
     };

@@ -13,10 +13,11 @@ use ocloud_wire::ErrorCode;
 use tower::{Layer, Service, ServiceExt as _};
 
 use super::AppState;
+use super::conn::Conn;
 use super::error::ApiError;
 use super::faults::{Action, Faults, RequestInfo};
 use super::journal::{Entry, FaultFired, Journal};
-use super::tamper::{self, ConnFd, Side};
+use super::tamper::{self, Side};
 
 /// The layer, put on every route (so the route's template is known). A tower service of its
 /// own rather than `middleware::from_fn`: that one clones the boxed route per request, and
@@ -185,7 +186,7 @@ where
     let run = |req: Request| async move { inner.oneshot(req).await.unwrap_or_else(|never| match never {}) };
     tracing::info!(rule = %crate::logsafe::Esc(&name), "emulator: fault fired");
     let marked = FaultFired(name.clone());
-    let fd = req.extensions().get::<ConnFd>().map(|f| f.0);
+    let fd = req.extensions().get::<Conn>().and_then(|c| c.fd);
     let mut res = if let Some((t, side)) = action.tamper() {
         match side {
             Side::Request => run(req.map(|b| tamper::wrap(b, t, side, fd))).await,

@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::http::header;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ocloud_wire::ErrorCode;
@@ -102,9 +102,9 @@ async fn healthz(State(s): State<AppState>) -> Result<&'static str, error::ApiEr
 }
 
 /// The whole HTTP application.
-pub fn router(state: AppState) -> Router {
+pub fn app(state: AppState) -> App {
     use cloud_v1::*;
-    let api = Router::new()
+    let routes = Router::new()
         .route("/cloud/v1/freespace", get(freespace))
         .route("/cloud/v1/folders", get(root_folder).post(create_folder))
         .route("/cloud/v1/folders/", get(root_folder).post(create_folder))
@@ -135,60 +135,130 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/v2/logout", get(oauth::logout).post(oauth::logout))
         .merge(if state.svc.cfg.emulator.is_some() { control::routes(state.clone()) } else { Router::new() })
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
-        .layer(middleware::map_response(method_not_allowed));
+        // Last: it is set on the routes registered above. axum adds `Allow`.
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed here")
+        });
     // The emulator's journal sees every routed request; without `--emulator` it is not here.
-    let api = match state.journal {
-        Some(_) => api.layer(emulate::EmulateLayer(state.clone())),
-        None => api,
+    let routes = match state.journal {
+        Some(_) => routes.layer(emulate::EmulateLayer(state.clone())),
+        None => routes,
     };
-    // A handler that panics answers 500/1 (rendered in the configured shape) instead of
-    // dropping the connection; the panic is logged.
-    let api = api.layer(tower_http::catch_panic::CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-        ApiError::new(ErrorCode::Internal, "a handler panicked").into_response()
-    }));
-    // One layer for the checks every request passes (each `from_fn` layer clones the boxed
-    // route it wraps on every request: three of them were measurable on a listing).
-    let api: Router = api.layer(middleware::from_fn_with_state(state.clone(), front)).with_state(state.clone());
-    // The web interface calls into `api` as any client would; everything else falls through.
-    let all = match state.svc.cfg.web {
-        true => crate::ui::routes(crate::ui::UiState { app: state.clone(), api: api.clone() })
-            // Its own refusals in the configured shape too (the API's are shaped already).
-            .layer(middleware::from_fn_with_state(state, shape_errors))
-            .fallback_service(api),
-        false => api,
-    };
+    let api = Api(Arc::new((state.clone(), routes.with_state(state.clone()))));
+    // The web interface calls into `api` as any client would; its unknown paths fall through.
+    let ui = state.svc.cfg.web.then(|| {
+        crate::ui::routes(crate::ui::UiState { app: state.clone(), api: api.clone() }).fallback_service(api.clone())
+    });
     // Request logs are debug events: without a subscriber that records them, the layer is
     // left out rather than asked for nothing on every request (a few % of a listing's cost).
     // Its one line at the default level, an error for a 5xx, is written by `front` instead.
-    // Decided when the router is built: a subscriber installed later does not add it.
+    // Decided when the app is built: a subscriber installed later does not add it.
     let traced = tracing::enabled!(target: "tower_http::trace::make_span", tracing::Level::DEBUG)
         || tracing::enabled!(target: "tower_http::trace::on_response", tracing::Level::DEBUG);
-    match traced {
-        true => all.layer(tower_http::trace::TraceLayer::new_for_http()),
-        false => all,
+    App(Arc::new(Surfaces { api, ui, traced }))
+}
+
+/// The whole HTTP application as one service, with the checks every request passes written
+/// around the routers rather than layered onto them: axum's `Router::layer` wraps each route
+/// in a boxed service that is cloned, and its future boxed, on every request (with three
+/// such layers, over half of a cached listing's 54 allocations were theirs).
+#[derive(Clone)]
+pub struct App(Arc<Surfaces>);
+
+struct Surfaces {
+    api: Api,
+    /// The web interface's routes (`/` and `/ui/…`), when it is on.
+    ui: Option<Router>,
+    /// Whether tower-http's request logs are wanted (see [`app`]).
+    traced: bool,
+}
+
+/// Everything but the web interface's pages, behind [`front`]: what the gateway calls into.
+#[derive(Clone)]
+pub struct Api(Arc<(AppState, Router)>);
+
+type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>>;
+
+impl<B> tower::Service<axum::http::Request<B>> for App
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Answer {
+        let app = self.0.clone();
+        let req = req.map(axum::body::Body::new);
+        if !app.traced {
+            return Box::pin(async move { Ok(app.answer(req).await) });
+        }
+        let untraced = tower::service_fn(move |req: Request| {
+            let app = app.clone();
+            async move { Ok::<_, std::convert::Infallible>(app.answer(req).await) }
+        });
+        let traced = tower::Layer::layer(&tower_http::trace::TraceLayer::new_for_http(), untraced);
+        Box::pin(async move { Ok(tower::ServiceExt::oneshot(traced, req).await?.map(axum::body::Body::new)) })
     }
 }
 
-/// axum answers an unknown method with a bare 405; give it the spec's body, keep `Allow`.
-async fn method_not_allowed(res: Response) -> Response {
-    if res.status() != StatusCode::METHOD_NOT_ALLOWED || res.extensions().get::<ApiError>().is_some() {
-        return res;
+impl Surfaces {
+    async fn answer(&self, req: Request) -> Response {
+        let path = req.uri().path();
+        match &self.ui {
+            // Its own refusals in the configured shape too (the API's are shaped already).
+            Some(ui) if path == "/" || path.starts_with("/ui/") => {
+                let res = tower::ServiceExt::oneshot(ui.clone(), req).await.unwrap_or_else(|never| match never {});
+                shaped(&self.api.0.0, res)
+            }
+            _ => front(&self.api, req).await,
+        }
     }
-    let allow = res.headers().get(header::ALLOW).cloned();
-    let mut out = ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed here").into_response();
-    if let Some(a) = allow {
-        out.headers_mut().insert(header::ALLOW, a);
-    }
-    out
 }
 
-/// What every request goes through, outermost first: the capacity check (over
+impl tower::Service<Request> for Api {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Answer {
+        let api = self.clone();
+        Box::pin(async move { Ok(front(&api, req).await) })
+    }
+}
+
+/// What every API request goes through, outermost first: the capacity check (over
 /// `--max-concurrent-requests` requests in flight, the next one gets 503/6 at once; one
-/// semaphore for the whole router), the gate (life-cycle, URI length, `Accept`), and the
-/// rendering of every error answer in its final shape.
-async fn front(State(s): State<AppState>, req: Request, next: Next) -> Response {
+/// semaphore for the whole API), the gate (life-cycle, URI length, `Accept`), the routes
+/// (a handler that panics answers 500/1, in the configured shape, instead of dropping the
+/// connection; the panic is logged), and the rendering of every error answer in its final
+/// shape.
+async fn front(api: &Api, req: Request) -> Response {
+    let (s, routes) = &*api.0;
     let res = match s.slots.clone().try_acquire_owned() {
-        Ok(_permit) => gate(&s, req, next).await,
+        Ok(_permit) => match gate(s, &req) {
+            Ok(()) => {
+                let routed = tower::ServiceExt::oneshot(routes.clone(), req);
+                match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(routed)).await {
+                    Ok(res) => res.unwrap_or_else(|never| match never {}),
+                    Err(_) => ApiError::new(ErrorCode::Internal, "a handler panicked").into_response(),
+                }
+            }
+            Err(refused) => {
+                // Read and drop what the client is still sending, so it sees this answer.
+                tokio::spawn(linger::drain(req.into_body()));
+                refused.into_response()
+            }
+        },
         Err(_) => {
             tokio::spawn(linger::drain(req.into_body()));
             ApiError::new(ErrorCode::OverCapacity, "too many requests in flight").into_response()
@@ -199,7 +269,7 @@ async fn front(State(s): State<AppState>, req: Request, next: Next) -> Response 
         // legacy API's, say nothing of their own).
         tracing::error!(status = res.status().as_u16(), "response failed");
     }
-    shaped(&s, res)
+    shaped(s, res)
 }
 
 /// An answer in its final shape: errors rendered as the settings say.
@@ -208,15 +278,13 @@ fn shaped(s: &AppState, res: Response) -> Response {
 }
 
 /// Checks that apply to every request before routing: life-cycle, URI length, `Accept`.
-async fn gate(s: &AppState, req: Request, next: Next) -> Response {
+fn gate(s: &AppState, req: &Request) -> Result<(), ApiError> {
     if s.phase.load(Ordering::Acquire) != phase::READY {
-        // Read and drop what the client is still sending, so it sees this answer.
-        tokio::spawn(linger::drain(req.into_body()));
-        return ApiError::new(ErrorCode::Unavailable, "the service is starting or stopping").into_response();
+        return Err(ApiError::new(ErrorCode::Unavailable, "the service is starting or stopping"));
     }
     let uri_len = req.uri().path().len() + req.uri().query().map_or(0, |q| q.len() + 1);
     if uri_len > s.svc.cfg.max_uri_len {
-        return ApiError::new(ErrorCode::UriTooLong, format!("URI of {uri_len} bytes")).into_response();
+        return Err(ApiError::new(ErrorCode::UriTooLong, format!("URI of {uri_len} bytes")));
     }
     // Content URLs answer bytes, not JSON: Accept does not apply to them.
     let is_content = req.uri().path().starts_with("/cloud/v1/files/") && req.uri().path().matches('/').count() >= 6;
@@ -224,24 +292,21 @@ async fn gate(s: &AppState, req: Request, next: Next) -> Response {
         && let Some(accept) = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok())
         && !extract::accepts_json(accept)
     {
-        return ApiError::new(ErrorCode::NotAcceptable, format!("Accept {accept:?} excludes application/json"))
-            .into_response();
+        return Err(ApiError::new(ErrorCode::NotAcceptable, format!("Accept {accept:?} excludes application/json")));
     }
-    next.run(req).await
-}
-
-/// Every error answer of a router's own (the web interface's) gets its final shape here.
-async fn shape_errors(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    shaped(&s, next.run(req).await)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::body::Body;
+    use axum::http::StatusCode;
     use tower::ServiceExt as _;
 
-    async fn answer(phase_now: u8) -> (StatusCode, serde_json::Value) {
+    /// The answer to one request, by the whole app in `phase_now` or, with `panicking`, by
+    /// the API's front around a route whose handler panics.
+    async fn answer_to(phase_now: u8, panicking: bool) -> (StatusCode, serde_json::Value) {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Arc::new(crate::Config::new(dir.path()));
         let svc = crate::open_service(cfg, "http://x".into()).await.unwrap();
@@ -254,10 +319,23 @@ mod tests {
             faults: None,
         });
         let req = axum::http::Request::get("/cloud/v1/freespace").body(Body::empty()).unwrap();
-        let res = router(state).oneshot(req).await.unwrap();
+        let res = match panicking {
+            false => app(state).oneshot(req).await.unwrap(),
+            true => {
+                async fn boom() -> Response {
+                    panic!("a handler's bug")
+                }
+                let boom = Router::new().fallback(boom).with_state(state.clone());
+                front(&Api(Arc::new((state, boom))), req).await
+            }
+        };
         let status = res.status();
         let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
         (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    async fn answer(phase_now: u8) -> (StatusCode, serde_json::Value) {
+        answer_to(phase_now, false).await
     }
 
     /// A log writer into a shared buffer.
@@ -276,6 +354,10 @@ mod tests {
 
     /// What the service logs while answering one request in `phase_now` under `filter`.
     async fn logged(filter: &str, phase_now: u8) -> String {
+        logged_with(filter, phase_now, false).await
+    }
+
+    async fn logged_with(filter: &str, phase_now: u8, panicking: bool) -> String {
         let out = Captured::default();
         let w = out.clone();
         let sub = tracing_subscriber::fmt()
@@ -284,17 +366,17 @@ mod tests {
             .with_ansi(false)
             .finish();
         let _scope = tracing::subscriber::set_default(sub);
-        answer(phase_now).await;
+        answer_to(phase_now, panicking).await;
         String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
     }
 
-    // One test, not two: tracing caches each callsite's interest process-wide. A test
+    // One test, not three: tracing caches each callsite's interest process-wide. A test
     // answering requests with no subscriber on another thread could register tower-http's
     // callsites as "never" while this one sets its own subscriber, and its events would be
     // lost (CI saw the 503 line go missing). Nothing else in this crate's tests routes a
-    // request, so running both checks on one thread keeps the cache truthful.
+    // request, so running every check on one thread keeps the cache truthful.
     #[tokio::test]
-    async fn requests_are_logged_only_at_debug_failures_always_and_starting_answers_503_5() {
+    async fn requests_are_logged_only_at_debug_failures_always_503_5_while_starting_500_1_on_a_panic() {
         for (filter, each) in [("info", false), ("debug", true), ("warn,tower_http=debug", true)] {
             let text = logged(filter, phase::READY).await;
             assert_eq!(text.contains("finished processing request"), each, "{filter}: {text}");
@@ -309,5 +391,11 @@ mod tests {
         }
         // Ready: the request goes through to authentication.
         assert_eq!(answer(phase::READY).await.1["code"], 40);
+
+        // A handler's panic is an answer (and a line), not a dropped connection.
+        let text = logged_with("info", phase::READY, true).await;
+        assert!(text.contains("response failed status=500"), "{text}");
+        let expected = serde_json::to_value(ocloud_wire::error::DualError::from(ErrorCode::Internal)).unwrap();
+        assert_eq!(answer_to(phase::READY, true).await, (StatusCode::INTERNAL_SERVER_ERROR, expected));
     }
 }

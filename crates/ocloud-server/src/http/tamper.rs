@@ -48,10 +48,6 @@ pub enum Tamper {
     Bandwidth { bytes_per_s: u64 },
 }
 
-/// The socket of the connection a request came on (plain TCP only), for a reset.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnFd(pub RawFd);
-
 /// Aborts the connection on `fd` with a reset: linger 0 makes the close send RST, and the
 /// shutdown makes hyper's next read or write on it fail, so it closes at once.
 fn reset(fd: RawFd) {

@@ -21,14 +21,12 @@ async fn send(s: &UiState, session: &Session, mut parts: Parts, path_and_query: 
         Err(_) => return ApiError::new(ErrorCode::InvalidUrlParameter, "not a path").into_response(),
     };
     parts.headers.remove(header::COOKIE);
-    // Only the client's address goes along: the outer route's parameters and matched path
+    // Only the client's connection goes along: the outer route's parameters and matched path
     // would be taken for the API route's own.
     let mut ext = axum::http::Extensions::new();
-    if let Some(c) = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
-        ext.insert(*c);
-    }
-    if let Some(fd) = parts.extensions.get::<crate::http::tamper::ConnFd>() {
-        ext.insert(*fd);
+    // Not the `sendfile` stand-ins: see `http::sendfile`.
+    if let Some(c) = parts.extensions.get::<crate::http::conn::Conn>() {
+        ext.insert(crate::http::conn::Conn { splice: None, ..c.clone() });
     }
     parts.extensions = ext;
     if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", session.access)) {

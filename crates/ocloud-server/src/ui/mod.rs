@@ -31,8 +31,8 @@ use crate::http::AppState;
 pub struct UiState {
     /// The service.
     pub app: AppState,
-    /// `/cloud/v1` and the rest, as clients see them (with every layer).
-    pub api: Router,
+    /// `/cloud/v1` and the rest, as clients see them (with every check).
+    pub api: crate::http::Api,
 }
 
 /// The interface's routes.
