@@ -16,12 +16,15 @@ const MAX_ENTRIES: usize = 10_000;
 
 struct Generational<K, V> {
     generation: u64,
-    map: HashMap<K, V>,
+    /// foldhash rather than SipHash: hashing a key was most of a cached listing's lookup.
+    /// Still seeded per process, and the keys are a token's SHA-256 or a listing the caller
+    /// could read, so a client cannot pick colliding ones.
+    map: HashMap<K, V, foldhash::fast::RandomState>,
 }
 
 impl<K: std::hash::Hash + Eq, V: Clone> Generational<K, V> {
     fn new() -> Self {
-        Generational { generation: 0, map: HashMap::new() }
+        Generational { generation: 0, map: HashMap::default() }
     }
 
     fn get<Q: std::hash::Hash + Eq + ?Sized>(&mut self, generation: u64, k: &Q) -> Option<V>

@@ -73,8 +73,12 @@ pub async fn root_folder(State(s): State<AppState>, Auth(a): Auth, q: RawQuery) 
     Ok(json_bytes(s.svc.list_json(&a, None, &p).await?))
 }
 
+/// Ready JSON bytes as an answer (its header a static value: parsed from a `&str`, it was
+/// copied on every cached listing).
 fn json_bytes(body: bytes::Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    let mut res = Response::new(Body::from(body));
+    res.headers_mut().insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+    res
 }
 
 /// One folder.
