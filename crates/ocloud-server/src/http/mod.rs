@@ -173,7 +173,8 @@ struct Surfaces {
     traced: bool,
 }
 
-/// Everything but the web interface's pages, behind [`front`]: what the gateway calls into.
+/// Everything but the web interface's pages, behind the checks every API request passes
+/// (`front`): what the gateway calls into.
 #[derive(Clone)]
 pub struct Api(Arc<(AppState, Router)>);
 
