@@ -41,6 +41,9 @@ async fn the_control_plane_is_absent_without_emulator_and_guarded_with_it() {
     let s = emulator();
     control(&s, reqwest::Method::GET, "/clock", None, None).await.assert_error(401, 40);
     control(&s, reqwest::Method::GET, "/clock", None, Some("wrong")).await.assert_error(401, 41);
+    // A wrong method too: which methods a route has is for the admin only.
+    control(&s, reqwest::Method::DELETE, "/clock", None, None).await.assert_error(401, 40);
+    control(&s, reqwest::Method::DELETE, "/clock", None, Some(ADMIN)).await.assert_error(405, 61);
     // An access token of the API is no admin token.
     control(&s, reqwest::Method::GET, "/clock", None, Some(&s.api().token)).await.assert_error(401, 41);
     let clock = control(&s, reqwest::Method::GET, "/clock", None, Some(ADMIN)).await.ok();

@@ -239,36 +239,39 @@ async fn enospc_mid_upload_removes_the_partial_file() {
     assert_eq!(api.download(r["fileId"].as_str().unwrap()).await.as_ref(), b"fits");
 }
 
-/// An upload refused before its body is read (here 413/66 from its Content-Length) gets its
-/// answer even while the client is still sending: the rest is read and dropped (lingering
-/// close) instead of the connection being reset under the client.
+/// An upload refused before its body is read (413/66 from its Content-Length, or 405/61 for
+/// a wrong method on the upload route) gets its answer even while the client is still
+/// sending: the rest is read and dropped (lingering close) instead of the connection being
+/// reset under the client.
 #[tokio::test]
 async fn an_early_refusal_reaches_a_client_still_sending() {
     use std::io::{Read as _, Write as _};
     let s = Server::start(&["--max-upload-size", "1MiB"]);
     let token = s.admin_token(&[]);
-    let mut c = connect(&s.addr());
-    c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
-    let total = 8 << 20;
-    write!(
-        c,
-        "POST /cloud/v1/files/content?name=big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {total}\r\n\r\n"
-    )
-    .unwrap();
-    // Send the whole body as a client that does not look for an early answer does.
-    let chunk = vec![0u8; 64 << 10];
-    for _ in 0..total / chunk.len() {
-        c.write_all(&chunk).expect("the service reset the connection under a client still sending");
+    for (method, status) in [("POST", "413"), ("PUT", "405")] {
+        let mut c = connect(&s.addr());
+        c.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+        let total = 8 << 20;
+        write!(
+            c,
+            "{method} /cloud/v1/files/content?name=big.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {total}\r\n\r\n"
+        )
+        .unwrap();
+        // Send the whole body as a client that does not look for an early answer does.
+        let chunk = vec![0u8; 64 << 10];
+        for _ in 0..total / chunk.len() {
+            c.write_all(&chunk).unwrap_or_else(|e| panic!("{method}: reset under a client still sending: {e}"));
+        }
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&answer).contains("\"error\"") {
+            let n = c.read(&mut buf).expect("the answer is readable");
+            assert!(n > 0, "{method}: closed before the answer: {:?}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status}")), "{method}: {text}");
     }
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&answer).contains("\"error\"") {
-        let n = c.read(&mut buf).expect("the answer is readable");
-        assert!(n > 0, "closed before the answer: {:?}", String::from_utf8_lossy(&answer));
-        answer.extend_from_slice(&buf[..n]);
-    }
-    let text = String::from_utf8_lossy(&answer);
-    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
 }
 
 #[tokio::test]

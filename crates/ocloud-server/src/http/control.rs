@@ -47,6 +47,8 @@ pub fn routes(state: AppState) -> axum::Router<AppState> {
         .route("/_ocloud/v1/snapshots/{id}/restore", post(restore))
         .route("/_ocloud/v1/snapshots/{id}/export", get(export))
         .route("/_ocloud/v1/snapshots/import", post(import))
+        // Before the guard, so that it covers a wrong method too (405 only with the token).
+        .method_not_allowed_fallback(super::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state, guard))
 }
 

@@ -2,7 +2,8 @@
 //! table (§4.1) in the configured shape (`--error-shape`, §4.2).
 //!
 //! A handler returns an [`ApiError`]; its response carries the error in its extensions, and
-//! [`render`] (run by a middleware over every route) writes the final body.
+//! [`render`] (run around the routes, by `http::front` and the web interface's dispatch)
+//! writes the final body.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

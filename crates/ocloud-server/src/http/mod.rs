@@ -110,7 +110,12 @@ pub fn app(state: AppState) -> App {
         .route("/cloud/v1/folders/", get(root_folder).post(create_folder))
         .route("/cloud/v1/folders/{id}", get(folder).post(update_folder).delete(delete_folder))
         .route("/cloud/v1/folders/{id}/", get(folder).post(update_folder).delete(delete_folder))
-        .route("/cloud/v1/files/content", post(upload::upload).layer(middleware::from_fn(linger::linger)))
+        // A fallback set before a route's own layer is wrapped by it: the 405s of the upload
+        // routes drain the body too (and the control plane's are behind its admin token).
+        .route(
+            "/cloud/v1/files/content",
+            post(upload::upload).fallback(method_not_allowed).layer(middleware::from_fn(linger::linger)),
+        )
         .route("/cloud/v1/files/{id}", get(file).post(update_file).delete(delete_file))
         .route("/cloud/v1/files/{id}/{kind}/{opaque}", get(content::get))
         .route("/cloud/v1/session", post(session))
@@ -124,7 +129,10 @@ pub fn app(state: AppState) -> App {
         )
         .route(
             "/personal/photos/v1",
-            get(legacy::photos_api).post(legacy::photos_api).layer(middleware::from_fn(linger::linger)),
+            get(legacy::photos_api)
+                .post(legacy::photos_api)
+                .fallback(method_not_allowed)
+                .layer(middleware::from_fn(linger::linger)),
         )
         .route("/personal/photos/v1/photo", get(legacy::photo))
         .route("/oauth/v2/authorize", get(oauth::authorize))
@@ -135,10 +143,8 @@ pub fn app(state: AppState) -> App {
         .route("/oauth/v2/logout", get(oauth::logout).post(oauth::logout))
         .merge(if state.svc.cfg.emulator.is_some() { control::routes(state.clone()) } else { Router::new() })
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such endpoint") })
-        // Last: it is set on the routes registered above. axum adds `Allow`.
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed here")
-        });
+        // Last: it is set on the routes registered above that have no fallback of their own.
+        .method_not_allowed_fallback(method_not_allowed);
     // The emulator's journal sees every routed request; without `--emulator` it is not here.
     let routes = match state.journal {
         Some(_) => routes.layer(emulate::EmulateLayer(state.clone())),
@@ -156,6 +162,11 @@ pub fn app(state: AppState) -> App {
     let traced = tracing::enabled!(target: "tower_http::trace::make_span", tracing::Level::DEBUG)
         || tracing::enabled!(target: "tower_http::trace::on_response", tracing::Level::DEBUG);
     App(Arc::new(Surfaces { api, ui, traced }))
+}
+
+/// A path's route exists, not for this method: the spec's body; axum adds `Allow`.
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed here")
 }
 
 /// The whole HTTP application as one service, with the checks every request passes written

@@ -12,8 +12,8 @@
 //!   own buffer) and writes them in order, each stand-in advanced only by what was sent;
 //! - nothing between the handler and the connection reads a body's bytes. The path is taken
 //!   only without TLS, without the emulator (its faults rewrite bodies), and for requests
-//!   that came straight from a connection: the web interface's gateway and zip do not carry
-//!   the [`Splice`] extension.
+//!   that came straight from a connection: the web interface's gateway and zip do not pass
+//!   the [`Splice`] on.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -93,7 +93,8 @@ fn send_file(_: std::os::fd::RawFd, _: &std::fs::File, _: u64, _: usize) -> std:
 /// Whether this platform sends downloads with `sendfile` (Linux only).
 pub const AVAILABLE: bool = cfg!(target_os = "linux");
 
-/// One connection's stand-ins, in the order hyper will write them. A request extension.
+/// One connection's stand-ins, in the order hyper will write them. Requests reach it
+/// through their [`super::conn::Conn`] extension.
 #[derive(Default)]
 pub struct Splice {
     queue: Mutex<VecDeque<Pending>>,

@@ -25,8 +25,8 @@ use axum::routing::{any, get, post};
 
 use crate::http::AppState;
 
-/// What the interface's handlers share: the service's state, and the API router the gateway
-/// and the zip call into.
+/// What the interface's handlers share: the service's state, and the API service the
+/// gateway and the zip call into.
 #[derive(Clone)]
 pub struct UiState {
     /// The service.
