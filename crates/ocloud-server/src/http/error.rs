@@ -170,11 +170,29 @@ pub fn render(mut res: Response, shape: ErrorShape, expired_code: u16) -> Respon
     let mut out = Response::new(axum::body::Body::from(body.unwrap_or_default()));
     *out.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = out.headers_mut();
+    // Appended, not inserted: a header can have several values (the web interface's renewed
+    // session cookies on a refused gateway call), and insert kept the last one only.
     for (k, v) in res.headers() {
         if k != header::CONTENT_LENGTH {
-            headers.insert(k.clone(), v.clone());
+            headers.append(k.clone(), v.clone());
         }
     }
     out.extensions_mut().insert(err);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rendered_error_keeps_every_value_of_its_headers() {
+        let mut res = ApiError::new(ErrorCode::AccessDenied, "no").into_response();
+        res.headers_mut().append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        res.headers_mut().append(header::SET_COOKIE, HeaderValue::from_static("b=2"));
+        let out = render(res, ErrorShape::Flat, 40);
+        let cookies: Vec<_> = out.headers().get_all(header::SET_COOKIE).iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(out.headers().get_all(header::CONTENT_TYPE).iter().count(), 1);
+    }
 }
