@@ -81,11 +81,13 @@ async fn serve_tcp(
             let fd = std::os::fd::AsRawFd::as_raw_fd(&tcp);
             let splice = Arc::new(super::sendfile::Splice::default());
             let io = super::sendfile::SpliceIo::new(tcp, splice.clone());
-            serve_one(http, io, Some(fd), Some(splice), peer, app, stop, shed).await
+            let conn = Conn { peer, fd: Some(fd), splice: Some(splice) };
+            serve_one(http, io, conn, app, stop, shed).await
         }
         Some(acceptor) => {
             if let Some(tls) = super::tls::handshake(&acceptor, tcp).await {
-                serve_one(http, tls, None, None, peer, app, stop, shed).await;
+                let conn = Conn { peer, fd: None, splice: None };
+                serve_one(http, tls, conn, app, stop, shed).await;
             }
         }
     }
@@ -107,15 +109,12 @@ fn pending_bytes(fd: std::os::fd::RawFd) -> bool {
 
 /// One connection until it ends, or closes gracefully on `stop` or `shed`. A shed reaches a
 /// connection that has not begun its first request only if nothing is waiting on its socket
-/// (`fd`, when known): a client that just connected and sent its request is served, not
+/// (`conn.fd`, when known): a client that just connected and sent its request is served, not
 /// closed with the request unread.
-#[allow(clippy::too_many_arguments)]
 async fn serve_one<I>(
     http: &hyper::server::conn::http1::Builder,
     io: I,
-    fd: Option<std::os::fd::RawFd>,
-    splice: Option<Arc<super::sendfile::Splice>>,
-    peer: std::net::SocketAddr,
+    conn: Conn,
     app: super::App,
     mut stop: watch::Receiver<bool>,
     mut shed: Shed,
@@ -124,7 +123,7 @@ async fn serve_one<I>(
 {
     let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = served.clone();
-    let conn = Conn { peer, fd, splice };
+    let fd = conn.fd;
     let app = tower::ServiceExt::map_request(app, move |mut req: axum::http::Request<hyper::body::Incoming>| {
         seen.store(true, std::sync::atomic::Ordering::Relaxed);
         req.extensions_mut().insert(conn.clone());
