@@ -68,6 +68,12 @@ impl FileSink {
         FileSink { filling: Vec::new(), idle: Some(Target::Later(Box::new(open))), writing: None, write_back }
     }
 
+    /// Whether the file is still to be opened: every byte so far fits in the buffer, and
+    /// [`Self::close_with`] will open, write and close it in one go.
+    pub fn unopened(&self) -> bool {
+        matches!(self.idle, Some(Target::Later(_)))
+    }
+
     /// Copies `data` in. Fails if an earlier write failed (the error is that write's).
     pub async fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
         while !data.is_empty() {

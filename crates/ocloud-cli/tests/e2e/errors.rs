@@ -174,14 +174,19 @@ async fn over_capacity_503_6() {
 async fn internal_error_1_leaks_nothing() {
     let s = Server::start_embedded(&[]); // breaks the local content store
     let api = s.api();
-    // Make the content store unwritable: its temp dir becomes a plain file.
-    let tmp = s.data.join("tmp");
-    std::fs::remove_dir_all(&tmp).unwrap();
-    std::fs::write(&tmp, b"not a dir").unwrap();
-    let r = api.upload("a.txt", b"abc", None).await;
-    r.assert_error(500, 1);
-    assert!(r.header("x-ocloud-detail").is_none(), "no internals on a 500");
-    assert!(!String::from_utf8_lossy(&r.body).contains("tmp"));
+    // Make the content store unwritable: its temp dir and its blob dir become plain files
+    // (a small upload is written straight into the blob dir, a large one into the temp dir).
+    for dir in ["tmp", "blobs"] {
+        std::fs::remove_dir_all(s.data.join(dir)).unwrap();
+        std::fs::write(s.data.join(dir), b"not a dir").unwrap();
+    }
+    for size in [3, (1 << 20) + 1] {
+        let r = api.upload("a.txt", &vec![b'a'; size], None).await;
+        r.assert_error(500, 1);
+        assert!(r.header("x-ocloud-detail").is_none(), "no internals on a 500");
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(!body.contains("tmp") && !body.contains("blobs"), "{body}");
+    }
 }
 
 /// The exact bytes a client sees for a 404 and for an expired token, in each shape; the upload
