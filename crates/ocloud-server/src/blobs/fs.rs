@@ -2,12 +2,13 @@
 //!
 //! A blob is streamed to `<data>/tmp/<instance>/<key>.part` (made with the first write to
 //! disk), fsynced, renamed into place and its directory fsynced; only then does `commit`
-//! return. A blob that fits in the write buffer (1 MiB) is written at its commit, in one trip
-//! to the blocking pool, straight to its own path: no temp file, no rename, one directory
-//! touched instead of two, which was a third of the disk writes of a small upload. Until its
-//! file row commits, a blob is only a claimed key (see `domain::content`): a crash while it
-//! is being written leaves an unreferenced object, never a partial file, and the reaper takes
-//! it. Renditions live beside it as `<key>.<kind>`.
+//! return. On Linux, a blob that fits in the write buffer (1 MiB) is written at its commit, in
+//! one trip to the blocking pool, as an unnamed file in its own directory (`O_TMPFILE`),
+//! fsynced, then linked under its key and the directory fsynced: no temp file and no rename
+//! across directories, one directory touched instead of two (a burst of small uploads made
+//! 7.6 disk writes per file, now 7.1), and still nothing visible before it is whole.
+//! Where `O_TMPFILE` or the link is refused (probed at open), the temp file is used.
+//! Renditions live beside it as `<key>.<kind>`.
 //!
 //! Temp files are per instance: each process that opens the store writes into its own
 //! `tmp/<instance>/` and holds an exclusive `flock` on its `lock` file while it lives. On
@@ -36,6 +37,8 @@ pub struct FsBlobs {
     _lock: std::sync::Arc<std::fs::File>,
     /// Partial uploads of dead instances removed on open.
     pub cleared: usize,
+    /// Small blobs are written as unnamed files then linked (see the module docs).
+    unnamed: bool,
 }
 
 impl FsBlobs {
@@ -60,7 +63,11 @@ impl FsBlobs {
         if !try_lock(&lock) {
             return Err(std::io::Error::other(format!("{}: cannot lock", tmp.display())));
         }
-        Ok(FsBlobs { root, tmp, _lock: std::sync::Arc::new(lock), cleared })
+        let unnamed = can_link_unnamed(&tmp);
+        if !unnamed {
+            tracing::debug!(dir = %tmp.display(), "unnamed files refused here: small blobs go through temp files");
+        }
+        Ok(FsBlobs { root, tmp, _lock: std::sync::Arc::new(lock), cleared, unnamed })
     }
 
     fn path(&self, key: &str) -> BlobResult<PathBuf> {
@@ -140,10 +147,50 @@ fn sync_dir_now(dir: &Path) -> std::io::Result<()> {
 /// An I/O failure and the path it concerns.
 type Failed = (PathBuf, std::io::Error);
 
-/// Makes a blob written at its own path durable: fsync, then its directory's fsync.
-/// `Err`: the file's own fsync failed; `Ok(Err)`: its directory's.
-fn settle(f: std::fs::File, dest: &Path) -> Result<Result<(), Failed>, Failed> {
+/// An unnamed file in `dir`, to be linked under a name once written ([`link_into_place`]).
+#[cfg(target_os = "linux")]
+fn unnamed_file(dir: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).custom_flags(libc::O_TMPFILE).mode(0o600).open(dir)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unnamed_file(_: &Path) -> std::io::Result<std::fs::File> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Gives a written unnamed file the name `dest` (through `/proc/self/fd`, which needs no
+/// privilege, unlike `AT_EMPTY_PATH`).
+#[cfg(target_os = "linux")]
+fn link(f: &std::fs::File, dest: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", f.as_raw_fd()))?;
+    let to = std::ffi::CString::new(dest.as_os_str().as_bytes())?;
+    // SAFETY: two NUL-terminated paths that outlive the call.
+    let r =
+        unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
+    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn link(_: &std::fs::File, _: &Path) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// Whether unnamed files can be made and linked in `dir` (not on every file system or kernel).
+fn can_link_unnamed(dir: &Path) -> bool {
+    let probe = dir.join("unnamed-probe");
+    let ok = unnamed_file(dir).and_then(|f| link(&f, &probe)).is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
+/// Makes a written unnamed file the blob at `dest`: fsync, link, fsync of the directory.
+/// `Err`: failed before the link (nothing is visible); `Ok(Err)`: after it.
+fn link_into_place(f: std::fs::File, dest: &Path) -> Result<Result<(), Failed>, Failed> {
     f.sync_all().map_err(|e| (dest.to_owned(), e))?;
+    link(&f, dest).map_err(|e| (dest.to_owned(), e))?;
     drop(f);
     let dir = dest.parent().expect("blob path has a parent");
     Ok(sync_dir_now(dir).map_err(|e| (dir.to_owned(), e)))
@@ -175,6 +222,8 @@ struct FsWriter {
     /// Durable at `dest`: no temp file is left.
     committed: bool,
     gate: std::sync::Arc<std::sync::Mutex<Gate>>,
+    /// See [`FsBlobs::unnamed`].
+    unnamed: bool,
 }
 
 /// Where the writer's file is made, decided when it is made. The file is made on the blocking
@@ -184,7 +233,8 @@ struct FsWriter {
 #[derive(Default)]
 struct Gate {
     dropped: bool,
-    /// Made at `dest` rather than as a temp file (a small blob, made at its commit).
+    /// Made as an unnamed file in `dest`'s directory rather than as a temp file (a small
+    /// blob, made at its commit).
     in_place: bool,
 }
 
@@ -201,15 +251,16 @@ impl BlobWriter for FsWriter {
 
     async fn commit(mut self: Box<Self>) -> BlobResult<String> {
         let sink = self.sink.take().expect("writer committed twice");
-        let in_place = sink.unopened();
+        let in_place = self.unnamed && sink.unopened();
         if in_place {
             self.gate.lock().unwrap_or_else(|p| p.into_inner()).in_place = true;
         }
         let (tmp, dest) = (self.tmp.clone(), self.dest.clone());
         // The last write, the fsync, the rename (if any) and the directory's fsync in one trip
         // to the blocking pool: for a small file that trip is most of the upload's cost.
-        let placed =
-            sink.close_with(move |f| Ok(if in_place { settle(f, &dest) } else { place(f, &tmp, &dest) })).await;
+        let placed = sink
+            .close_with(move |f| Ok(if in_place { link_into_place(f, &dest) } else { place(f, &tmp, &dest) }))
+            .await;
         let written = if in_place { &self.dest } else { &self.tmp };
         let synced = match placed {
             Ok(Ok(synced)) => synced,
@@ -235,8 +286,9 @@ impl Drop for FsWriter {
         self.sink.take();
         let mut gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
         gate.dropped = true;
-        if !self.committed {
-            let _ = std::fs::remove_file(if gate.in_place { &self.dest } else { &self.tmp });
+        // An unnamed file not linked yet vanishes when closed.
+        if !self.committed && !gate.in_place {
+            let _ = std::fs::remove_file(&self.tmp);
         }
     }
 }
@@ -258,12 +310,14 @@ impl Blobs for FsBlobs {
                 if gate.dropped {
                     return Err(std::io::Error::other("the upload was abandoned"));
                 }
-                // A claimed key is new: never write over a file already there.
-                if gate.in_place { private_file(&at_dest, true) } else { private_file(&at_tmp, false) }
+                match gate.in_place {
+                    true => unnamed_file(at_dest.parent().expect("blob path has a parent")),
+                    false => private_file(&at_tmp),
+                }
             },
             true,
         );
-        Ok(Box::new(FsWriter { key, tmp, dest, sink: Some(sink), committed: false, gate }))
+        Ok(Box::new(FsWriter { key, tmp, dest, sink: Some(sink), committed: false, gate, unnamed: self.unnamed }))
     }
 
     fn available(&self) -> Option<u64> {
@@ -307,7 +361,7 @@ impl Blobs for FsBlobs {
         // Unique temp name: a background job and a request may render the same thing at once.
         let tmp = self.tmp.join(format!("{key}.{}.part", uuid::Uuid::new_v4().simple()));
         tokio::task::spawn_blocking(move || {
-            let mut f = private_file(&tmp, false).map_err(|e| io(&tmp, e))?;
+            let mut f = private_file(&tmp).map_err(|e| io(&tmp, e))?;
             // Placed as a streamed blob is: fsync, rename, the directory's fsync.
             let placed = std::io::Write::write_all(&mut f, &bytes).map_err(|e| (tmp.clone(), e));
             match placed.and_then(|()| place(f, &tmp, &dest)) {
@@ -486,15 +540,10 @@ fn free_bytes(dir: &Path) -> Option<u64> {
     }
 }
 
-/// Creates a file only its owner can read (content is private to the service's user); with
-/// `new`, fails if one is there.
-fn private_file(path: &Path, new: bool) -> std::io::Result<std::fs::File> {
+/// Creates a file only its owner can read (content is private to the service's user).
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
     let mut o = std::fs::OpenOptions::new();
-    if new {
-        o.write(true).create_new(true);
-    } else {
-        o.write(true).create(true).truncate(true);
-    }
+    o.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
     o.open(path)
@@ -577,8 +626,11 @@ mod tests {
         assert_eq!(temp_files(), 0);
         let key = w.commit().await.unwrap();
         assert_eq!((temp_files(), read(&blobs, &key, 0, None).await.unwrap()), (0, b"small".to_vec()));
-        // Written at its own path: a blob whose path cannot be made fails its commit, naming
-        // the path, and leaves nothing behind.
+        // Written in its own directory (unnamed, then linked, where the file system allows:
+        // this one does): a blob whose directory is unusable fails its commit, naming the
+        // path, and leaves nothing behind.
+        #[cfg(target_os = "linux")]
+        assert!(blobs.unnamed);
         let mut w = blobs.create().await.unwrap();
         let shard = blobs.path(w.key()).unwrap().parent().unwrap().to_owned();
         let kept = dir.path().join("kept-shard");
