@@ -129,7 +129,7 @@ impl FileSink {
     }
 
     /// Writes what is left, then runs `then` on the file, both in one trip to the blocking
-    /// pool: a small file (one buffer) is written, fsynced and renamed in a single trip.
+    /// pool: a small file (one buffer) is written, fsynced and put in place in a single trip.
     pub async fn close_with<T: Send + 'static>(
         mut self,
         then: impl FnOnce(std::fs::File) -> std::io::Result<T> + Send + 'static,
