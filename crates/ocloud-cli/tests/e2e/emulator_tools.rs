@@ -223,6 +223,12 @@ async fn a_snapshot_archive_restores_on_a_fresh_service() {
     assert_eq!(there.root("").await, before.clone().tap_urls(&s.url, &t.url));
     let sub = there.get(&format!("/cloud/v1/folders/{}", folder["id"].as_str().unwrap())).await.ok();
     assert_eq!(there.download(sub["files"][0]["id"].as_str().unwrap()).await.as_ref(), &content[..]);
+    // The same archive again: its blobs are there already, large and small, and are written
+    // over (a small one is linked under its key, which is taken: it replaces it).
+    let out = emu(&t, &["import", archive.to_str().unwrap()]);
+    assert!(out.status.success(), "a second import: {}", String::from_utf8_lossy(&out.stderr));
+    let small = there.root("").await["files"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(there.download(&small).await.as_ref(), b"hello");
 
     // Not an archive: 400/24 naming what is wrong, nothing changed.
     let r = Api::send(
