@@ -192,13 +192,19 @@ fn main() -> ExitCode {
     // Colours only for a terminal: escape codes in a log file or a pipe are noise, or worse.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
-    // The service (and `admin`, which opens its stores) runs on every core. A client command
-    // runs on this one thread (files are still read and written on the blocking pool): its
-    // transfers and their connections then wake one another without crossing threads, which
-    // was a fifth of the CLI's CPU time for many small files and changes nothing for large
-    // ones (measured in bench/README.md).
+    // The service (and `admin`, which opens its stores) runs on every core, and so does a
+    // client command that speaks HTTPS: its TLS work would share the one thread with the
+    // transfer (a 512 MiB upload over HTTPS measured up to 1.6× slower so, though within this
+    // VM's noise: not a risk worth taking). A client command over plain HTTP runs on
+    // this one thread (files are still read and written on the blocking pool): its transfers
+    // and their connections then wake one another without crossing threads, which was a
+    // fifth of the CLI's CPU time for many small files and changes nothing for large ones
+    // (measured in bench/README.md).
+    let plain_http =
+        |s: Settings| [s.endpoints.api, s.endpoints.upload, s.endpoints.oauth].iter().all(|u| u.starts_with("http://"));
     let runtime = match &cli.command {
         Command::Serve(_) | Command::Admin(_) => tokio::runtime::Runtime::new(),
+        _ if !Settings::resolve(&cli.global).is_ok_and(plain_http) => tokio::runtime::Runtime::new(),
         _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
     };
     let runtime = match runtime {
