@@ -48,6 +48,17 @@ async function waitNames(page, pred, what) {
   }
   throw new Error(`${what}: the list shows ${JSON.stringify(ns)}`);
 }
+// Waits (up to 10 s) for the page's title, polled from here like waitNames.
+async function waitTitle(page, want, what) {
+  const end = Date.now() + 10000;
+  let t = '';
+  while (Date.now() < end) {
+    t = await page.title();
+    if (t === want) return;
+    await page.waitForTimeout(50);
+  }
+  throw new Error(`check failed: ${what}: the title is ${JSON.stringify(t)}`);
+}
 async function dialog(page, value) {
   await page.waitForSelector('#dialog[open]');
   if (value !== undefined) await page.fill('#dialog-body input', value);
@@ -73,7 +84,9 @@ await step('sign in', async () => {
   await page.click('button[type=submit]');
   await page.waitForURL(`${BASE_URL}/`);
   await page.waitForSelector('#space[aria-valuetext]');
-  check((await page.title()) === 'My files · ocloud', `the file page: ${await page.title()}`);
+  // The title is the folder's name, set when its first page arrives; the free space gauge is
+  // asked for at the same time and may be answered first.
+  await waitTitle(page, 'My files · ocloud', 'the file page');
 });
 
 await step('new folder', async () => {
