@@ -189,6 +189,11 @@ fn can_link_unnamed(dir: &Path) -> bool {
     ok
 }
 
+/// An error of the file-system call on `p`, named after it.
+fn at(p: &Path) -> impl FnOnce(std::io::Error) -> Failed + '_ {
+    move |e| (p.to_owned(), e)
+}
+
 /// Makes a written unnamed file the blob at `dest`: fsync, link, fsync of the directory,
 /// unless the writer was `abandoned` meanwhile. A `dest` already there is replaced through
 /// `tmp`, a link then a rename. `Err`: failed before the blob was in place (nothing is
@@ -199,32 +204,29 @@ fn link_into_place(
     dest: &Path,
     abandoned: impl Fn() -> bool,
 ) -> Result<Result<(), Failed>, Failed> {
-    f.sync_all().map_err(|e| (dest.to_owned(), e))?;
+    f.sync_all().map_err(at(dest))?;
     if abandoned() {
         return Err((dest.to_owned(), std::io::Error::other("the upload was abandoned")));
     }
     match link(&f, dest) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            link(&f, tmp).map_err(|e| (tmp.to_owned(), e))?;
+            link(&f, tmp).map_err(at(tmp))?;
             if let Err(e) = std::fs::rename(tmp, dest) {
                 let _ = std::fs::remove_file(tmp);
-                return Err((dest.to_owned(), e));
+                return Err(at(dest)(e));
             }
         }
-        Err(e) => return Err((dest.to_owned(), e)),
+        Err(e) => return Err(at(dest)(e)),
     }
     drop(f);
     let dir = dest.parent().expect("blob path has a parent");
-    Ok(sync_dir_now(dir).map_err(|e| (dir.to_owned(), e)))
+    Ok(sync_dir_now(dir).map_err(at(dir)))
 }
 
 /// Makes a written temp file the blob at `dest`: fsync, rename, fsync of the directory.
 /// `Err`: failed before the rename (the temp file is still there); `Ok(Err)`: after it.
 fn place(f: std::fs::File, tmp: &Path, dest: &Path) -> Result<Result<(), Failed>, Failed> {
-    fn at(p: &Path) -> impl FnOnce(std::io::Error) -> Failed + '_ {
-        move |e| (p.to_owned(), e)
-    }
     f.sync_all().map_err(at(tmp))?;
     drop(f);
     let dir = dest.parent().expect("blob path has a parent");
@@ -289,12 +291,15 @@ impl BlobWriter for FsWriter {
                 Ok(if in_place { link_into_place(f, &tmp, &dest, || state().dropped) } else { place(f, &tmp, &dest) })
             })
             .await;
-        let in_place = self.gate.lock().unwrap_or_else(|p| p.into_inner()).in_place;
-        let written = if in_place { &self.dest } else { &self.tmp };
         let synced = match placed {
             Ok(Ok(synced)) => synced,
             Ok(Err((path, e))) => return Err(io(&path, e)),
-            Err(e) => return Err(io(written, e)),
+            // Failed before placing (making the file, or its last write): named after the
+            // file the opener made.
+            Err(e) => {
+                let in_place = self.gate.lock().unwrap_or_else(|p| p.into_inner()).in_place;
+                return Err(io(if in_place { &self.dest } else { &self.tmp }, e));
+            }
         };
         self.committed = true;
         synced.map_err(|(path, e)| io(&path, e))?;
