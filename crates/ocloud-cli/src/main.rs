@@ -200,12 +200,17 @@ fn main() -> ExitCode {
     // and their connections then wake one another without crossing threads, which was a
     // fifth of the CLI's CPU time for many small files and changes nothing for large ones
     // (measured in bench/README.md).
-    let plain_http =
-        |s: Settings| [s.endpoints.api, s.endpoints.upload, s.endpoints.oauth].iter().all(|u| u.starts_with("http://"));
-    let runtime = match &cli.command {
-        Command::Serve(_) | Command::Admin(_) => tokio::runtime::Runtime::new(),
-        _ if !Settings::resolve(&cli.global).is_ok_and(plain_http) => tokio::runtime::Runtime::new(),
-        _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+    let plain_http = |s: &Settings| {
+        [&s.endpoints.api, &s.endpoints.upload, &s.endpoints.oauth].iter().all(|u| u.starts_with("http://"))
+    };
+    // A client command's settings are read once, here, and handed to it.
+    let settings = match &cli.command {
+        Command::Serve(_) | Command::Admin(_) => None,
+        _ => Some(Settings::resolve(&cli.global)),
+    };
+    let runtime = match &settings {
+        Some(Ok(s)) if plain_http(s) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        _ => tokio::runtime::Runtime::new(),
     };
     let runtime = match runtime {
         Ok(r) => r,
@@ -214,7 +219,7 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Error as u8);
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, settings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe (`ocloud cat f | head`) is not an error.
@@ -229,10 +234,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; `settings` are the client's, resolved by `main` for every command but
+/// `serve` and `admin`.
+async fn run(cli: Cli, settings: Option<anyhow::Result<Settings>>) -> anyhow::Result<()> {
     let out = Printer::new(cli.json, cli.quiet);
-    let settings = || Settings::resolve(&cli.global);
-    let api = || settings()?.manager();
+    // Each command below takes them at most once.
+    let settings = || settings.expect("client settings are resolved for client commands");
+    let api = |s: anyhow::Result<Settings>| s?.manager();
     match &cli.command {
         Command::Serve(args) => cmd::serve::run((**args).clone(), cli.json).await,
         Command::Emu(c) => cmd::emu::run(c, &cli.global, &out).await,
@@ -241,22 +249,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logout => cmd::auth::logout(&settings()?, &out).await,
         Command::Whoami => cmd::auth::whoami(&settings()?, &out).await,
         Command::Config(c) => cmd::auth::config(&settings()?, c, &out).await,
-        Command::Df => cmd::fs::df(&api()?, &out).await,
-        Command::Ls(a) => cmd::fs::ls(&api()?, a, &out).await,
-        Command::Tree { path } => cmd::fs::tree(&api()?, path, &out).await,
-        Command::Stat { path } => cmd::fs::stat(&api()?, path, &out).await,
-        Command::Mkdir { path, parents } => cmd::fs::mkdir(&api()?, path, *parents, &out).await,
-        Command::Rm { path, recursive } => cmd::fs::rm(&api()?, path, *recursive, &out).await,
-        Command::Mv { src, dst } => cmd::fs::mv_cp(&api()?, src, dst, false, &out).await,
-        Command::Cp { src, dst } => cmd::fs::mv_cp(&api()?, src, dst, true, &out).await,
-        Command::Rename { path, new_name } => cmd::fs::rename(&api()?, path, new_name, &out).await,
-        Command::Cat { path } => cmd::fs::cat(&api()?, path).await,
-        Command::Upload { local, remote, opts } => cmd::transfer::upload(&api()?, local, remote, opts, &out).await,
-        Command::Download { remote, local, opts } => cmd::transfer::download(&api()?, remote, local, opts, &out).await,
-        Command::Sync(a) => cmd::transfer::sync(&api()?, a, &out).await,
-        Command::Check(a) => cmd::transfer::check(&api()?, a, &out).await,
-        Command::Photos(c) => cmd::personal::photos(&api()?, c, &out).await,
-        Command::Content(c) => cmd::personal::content(&api()?, c, &out).await,
+        Command::Df => cmd::fs::df(&api(settings())?, &out).await,
+        Command::Ls(a) => cmd::fs::ls(&api(settings())?, a, &out).await,
+        Command::Tree { path } => cmd::fs::tree(&api(settings())?, path, &out).await,
+        Command::Stat { path } => cmd::fs::stat(&api(settings())?, path, &out).await,
+        Command::Mkdir { path, parents } => cmd::fs::mkdir(&api(settings())?, path, *parents, &out).await,
+        Command::Rm { path, recursive } => cmd::fs::rm(&api(settings())?, path, *recursive, &out).await,
+        Command::Mv { src, dst } => cmd::fs::mv_cp(&api(settings())?, src, dst, false, &out).await,
+        Command::Cp { src, dst } => cmd::fs::mv_cp(&api(settings())?, src, dst, true, &out).await,
+        Command::Rename { path, new_name } => cmd::fs::rename(&api(settings())?, path, new_name, &out).await,
+        Command::Cat { path } => cmd::fs::cat(&api(settings())?, path).await,
+        Command::Upload { local, remote, opts } => {
+            cmd::transfer::upload(&api(settings())?, local, remote, opts, &out).await
+        }
+        Command::Download { remote, local, opts } => {
+            cmd::transfer::download(&api(settings())?, remote, local, opts, &out).await
+        }
+        Command::Sync(a) => cmd::transfer::sync(&api(settings())?, a, &out).await,
+        Command::Check(a) => cmd::transfer::check(&api(settings())?, a, &out).await,
+        Command::Photos(c) => cmd::personal::photos(&api(settings())?, c, &out).await,
+        Command::Content(c) => cmd::personal::content(&api(settings())?, c, &out).await,
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "ocloud", &mut std::io::stdout());
             Ok(())
