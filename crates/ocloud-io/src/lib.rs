@@ -14,6 +14,7 @@ use std::io::{Seek, Write};
 
 #[cfg(target_os = "linux")]
 pub mod splice;
+pub mod tcp;
 
 use tokio::task::JoinHandle;
 

@@ -158,6 +158,9 @@ pub async fn serve(
     }
     let listener =
         tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("listening on {}", cfg.listen))?;
+    // Bound to loopback, every connection is: they inherit this from the listener, from their
+    // start (see `ocloud_io::tcp` for why).
+    ocloud_io::tcp::unpaced_if_loopback(&listener, cfg.listen.ip());
     let addr = listener.local_addr()?;
     let limits = http::conn::Limits { header_timeout: cfg.header_timeout, max_connections: cfg.max_connections };
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
