@@ -96,6 +96,57 @@ pub(crate) struct Body {
     read_timeout: Duration,
 }
 
+/// Connects as reqwest would; `None`: no connection of its own (reqwest connects more
+/// patiently: both address families at once, its own retries), so let it try.
+async fn connect(s: &Settings, t: &Target) -> Option<TcpStream> {
+    // As reqwest: host names compare without case, the last override wins.
+    let addr =
+        s.resolve.iter().rfind(|(h, _)| h.eq_ignore_ascii_case(&t.host)).map(|(_, a)| SocketAddr::new(a.ip(), t.port));
+    let connect = async {
+        let addrs: Vec<SocketAddr> = match addr {
+            Some(a) => vec![a],
+            None => tokio::net::lookup_host((t.host.as_str(), t.port)).await?.collect(),
+        };
+        let mut failed = io::Error::new(io::ErrorKind::NotFound, "no address");
+        for a in addrs {
+            match connect_to(a).await {
+                Ok(sock) => return Ok(sock),
+                Err(e) => failed = e,
+            }
+        }
+        Err(failed)
+    };
+    match in_time(s.connect_timeout, "connecting", connect).await {
+        Ok(sock) => {
+            let _ = sock.set_nodelay(true);
+            Some(sock)
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "no connection of its own, asking through reqwest");
+            None
+        }
+    }
+}
+
+/// Connects to `addr`; to a loopback address without pacing, set before connecting so that
+/// the system's congestion control (BBR's pacing) never starts (see `ocloud_io::tcp`).
+async fn connect_to(addr: SocketAddr) -> io::Result<TcpStream> {
+    let sock = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    ocloud_io::tcp::unpaced_if_loopback(&sock, addr.ip());
+    sock.connect(addr).await
+}
+
+/// The request's first lines, up to the headers particular to it.
+fn request_head(method: &str, t: &Target, token: &str) -> String {
+    format!(
+        "{method} {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nUser-Agent: ocloud-client/{}\r\n\
+         Accept: */*\r\nConnection: close\r\n",
+        t.path,
+        t.authority,
+        env!("CARGO_PKG_VERSION"),
+    )
+}
+
 /// Sends `GET` with the bearer token (and `Range: bytes={from}-` when `from > 0`), and reads
 /// the answer's head.
 pub(crate) async fn get(s: &Settings, t: &Target, token: &str, from: u64) -> io::Result<Answer> {
@@ -103,47 +154,40 @@ pub(crate) async fn get(s: &Settings, t: &Target, token: &str, from: u64) -> io:
         // Not a header value: reqwest refuses it the way it does.
         return Ok(Answer::Unsuitable);
     }
-    // As reqwest: host names compare without case, the last override wins.
-    let addr =
-        s.resolve.iter().rfind(|(h, _)| h.eq_ignore_ascii_case(&t.host)).map(|(_, a)| SocketAddr::new(a.ip(), t.port));
-    let connect = async {
-        match addr {
-            Some(a) => TcpStream::connect(a).await,
-            None => TcpStream::connect((t.host.as_str(), t.port)).await,
-        }
-    };
-    let mut sock = match in_time(s.connect_timeout, "connecting", connect).await {
-        Ok(sock) => sock,
-        // reqwest connects more patiently (both address families at once, its own retries):
-        // let it try.
-        Err(e) => {
-            tracing::debug!(error = %e, "no connection of its own, asking through reqwest");
-            return Ok(Answer::Unsuitable);
-        }
-    };
-    sock.set_nodelay(true)?;
+    let Some(mut sock) = connect(s, t).await else { return Ok(Answer::Unsuitable) };
     let range = if from > 0 { format!("Range: bytes={from}-\r\n") } else { String::new() };
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nUser-Agent: ocloud-client/{}\r\n\
-         Accept: */*\r\n{range}Connection: close\r\n\r\n",
-        t.path,
-        t.authority,
-        env!("CARGO_PKG_VERSION"),
-    );
+    let request = format!("{}{range}\r\n", request_head("GET", t, token));
     in_time(s.read_timeout, "sending", sock.write_all(request.as_bytes())).await?;
+    let Some(head) = read_head(&mut sock, s).await? else { return Ok(Answer::Unsuitable) };
+    match (head.status, head.len()) {
+        (200 | 206, Some(len)) if head.plain() => {
+            let range_start = crate::transfer::content_range_start(&head.headers);
+            let Head { status, early, .. } = head;
+            Ok(Answer::Body(Body { status, range_start, len, early, sock, read_timeout: s.read_timeout }))
+        }
+        (400..=599, _) if head.plain() => Ok(Answer::Refused(head.whole(&mut sock, s).await?)),
+        _ => Ok(Answer::Unsuitable),
+    }
+}
 
+/// An answer's head, and the body's first bytes read along with it.
+struct Head {
+    status: u16,
+    headers: http::HeaderMap,
+    early: Vec<u8>,
+}
+
+/// Reads an answer's head; `None`: beyond what this reader takes (more headers, looser
+/// syntax), reqwest may.
+async fn read_head(sock: &mut TcpStream, s: &Settings) -> io::Result<Option<Head>> {
     let mut buf = Vec::with_capacity(16 << 10);
-    let (status, headers, head_len) = loop {
+    loop {
         if in_time(s.read_timeout, "waiting for the answer", sock.read_buf(&mut buf)).await? == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the connection closed before an answer"));
         }
         let mut slots = [httparse::EMPTY_HEADER; 64];
         let mut head = httparse::Response::new(&mut slots);
-        let parsed = match head.parse(&buf) {
-            Ok(p) => p,
-            // Beyond what this reader takes (more headers, looser syntax): reqwest may.
-            Err(_) => return Ok(Answer::Unsuitable),
-        };
+        let Ok(parsed) = head.parse(&buf) else { return Ok(None) };
         match parsed {
             httparse::Status::Complete(n) => {
                 let mut headers = http::HeaderMap::new();
@@ -154,35 +198,154 @@ pub(crate) async fn get(s: &Settings, t: &Target, token: &str, from: u64) -> io:
                         headers.append(name, value);
                     }
                 }
-                break (head.code.unwrap_or(0), headers, n);
+                let status = head.code.unwrap_or(0);
+                return Ok(Some(Head { status, headers, early: buf.split_off(n) }));
             }
-            httparse::Status::Partial if buf.len() >= MAX_HEAD => return Ok(Answer::Unsuitable),
+            httparse::Status::Partial if buf.len() >= MAX_HEAD => return Ok(None),
             httparse::Status::Partial => {}
         }
-    };
-    let early = buf.split_off(head_len);
-    let text = |name: http::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
-    let len = text(http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
-    let plain = !headers.contains_key(http::header::TRANSFER_ENCODING)
-        && text(http::header::CONTENT_ENCODING).is_none_or(|c| c.eq_ignore_ascii_case("identity"));
-    match (status, len) {
-        (200 | 206, Some(len)) if plain => {
-            let range_start = crate::transfer::content_range_start(&headers);
-            Ok(Answer::Body(Body { status, range_start, len, early, sock, read_timeout: s.read_timeout }))
+    }
+}
+
+impl Head {
+    fn text(&self, name: http::HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body's announced length.
+    fn len(&self) -> Option<u64> {
+        self.text(http::header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok())
+    }
+
+    /// Whether the body comes as it is: not chunked, not encoded.
+    fn plain(&self) -> bool {
+        !self.headers.contains_key(http::header::TRANSFER_ENCODING)
+            && self.text(http::header::CONTENT_ENCODING).is_none_or(|c| c.eq_ignore_ascii_case("identity"))
+    }
+
+    /// The whole answer (its body's first MiB) as reqwest would have given it. The
+    /// connection closes after the answer (`Connection: close`), so reading to its end is safe.
+    async fn whole(self, sock: &mut TcpStream, s: &Settings) -> io::Result<reqwest::Response> {
+        let cap = self.len().unwrap_or(MAX_ERROR_BODY).min(MAX_ERROR_BODY);
+        let Head { status, headers, early: mut body } = self;
+        let rest = cap.saturating_sub(body.len() as u64);
+        in_time(s.read_timeout, "reading the answer", (&mut *sock).take(rest).read_to_end(&mut body)).await?;
+        body.truncate(cap as usize);
+        let mut answer = http::Response::new(body);
+        *answer.status_mut() = http::StatusCode::from_u16(status).map_err(io::Error::other)?;
+        *answer.headers_mut() = headers;
+        Ok(reqwest::Response::from(answer))
+    }
+}
+
+/// An upload's `multipart/form-data` body around the file's content: the `description`
+/// part, the `file` part's head, and the closing boundary, as reqwest's `Form` frames them.
+pub(crate) struct Form {
+    boundary: String,
+    head: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl Form {
+    /// The form for a file named `file_name`, described by the JSON `description`.
+    pub(crate) fn new(description: &str, file_name: &str) -> Form {
+        let boundary = format!("{:032x}", rand::random::<u128>());
+        // Quoted as reqwest quotes it (RFC 7578 has no `filename*`).
+        let name = file_name.replace('\\', "\\\\").replace('"', "\\\"").replace('\r', "\\\r").replace('\n', "\\\n");
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\n{description}\r\n\
+             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        );
+        let tail = format!("\r\n--{boundary}--\r\n");
+        Form { boundary, head: head.into_bytes(), tail: tail.into_bytes() }
+    }
+}
+
+/// What an upload of a file on a connection of its own came to.
+pub(crate) enum Posted {
+    /// A success, read whole.
+    Stored(reqwest::Response),
+    /// The service's error answer, read whole.
+    Refused(reqwest::Response),
+    /// Not sent (no connection of its own, a token that is no header value): send it through
+    /// reqwest.
+    Unsent,
+    /// Sent whole, but the answer is not one this reader takes: the file may be stored, so
+    /// it is not sent again.
+    Unclear(io::Error),
+}
+
+/// Sends `POST` of `form` around the `size` bytes of `file`, the content going from the page
+/// cache to the socket with `sendfile` (no copy in this process, and the loopback connection
+/// unpaced): the large-upload twin of [`get`]. `progress` hears of every batch sent.
+pub(crate) async fn post_file(
+    s: &Settings,
+    t: &Target,
+    token: &str,
+    form: &Form,
+    file: std::fs::File,
+    size: u64,
+    progress: Option<Arc<dyn Progress>>,
+) -> io::Result<Posted> {
+    if http::HeaderValue::from_str(token).is_err() {
+        return Ok(Posted::Unsent);
+    }
+    let Some(mut sock) = connect(s, t).await else { return Ok(Posted::Unsent) };
+    let length = form.head.len() as u64 + size + form.tail.len() as u64;
+    let request = format!(
+        "{}Content-Type: multipart/form-data; boundary={}\r\nContent-Length: {length}\r\n\r\n",
+        request_head("POST", t, token),
+        form.boundary
+    );
+    in_time(s.read_timeout, "sending", sock.write_all(&[request.as_bytes(), &form.head].concat())).await?;
+
+    let std_sock = Arc::new(sock.into_std()?);
+    std_sock.set_nonblocking(false)?;
+    std_sock.set_write_timeout(Some(s.read_timeout))?;
+    let stop = StopOnDrop(Some(std_sock.clone()));
+    let (out, tail) = (std_sock.clone(), form.tail.clone());
+    let task = tokio::task::spawn_blocking(move || {
+        let advance = |n: u64| {
+            if let Some(p) = &progress {
+                p.advance(n);
+            }
+        };
+        ocloud_io::splice::file_to_socket(&file, 0, size, &out, advance)?;
+        (&*out).write_all(&tail)
+    });
+    let sent = task.await.map_err(io::Error::other)?;
+    stop.disarm();
+    let std_sock = Arc::into_inner(std_sock).expect("the sending task has ended");
+    std_sock.set_nonblocking(true)?;
+    let mut sock = TcpStream::from_std(std_sock)?;
+
+    if let Err(e) = sent {
+        // The service may have answered before taking the whole body (a refusal); read it
+        // when it is there, else report the failure to send.
+        if e.kind() == io::ErrorKind::TimedOut {
+            return Err(e);
         }
-        (400..=599, len) if plain => {
-            // Closed after the answer (`Connection: close`), so reading to the end is safe.
-            let mut body = early;
-            let cap = len.unwrap_or(MAX_ERROR_BODY).min(MAX_ERROR_BODY);
-            let rest = cap.saturating_sub(body.len() as u64);
-            in_time(s.read_timeout, "reading the answer", (&mut sock).take(rest).read_to_end(&mut body)).await?;
-            body.truncate(cap as usize);
-            let mut answer = http::Response::new(body);
-            *answer.status_mut() = http::StatusCode::from_u16(status).map_err(io::Error::other)?;
-            *answer.headers_mut() = headers;
-            Ok(Answer::Refused(reqwest::Response::from(answer)))
+        return match read_head(&mut sock, s).await {
+            Ok(Some(head)) if head.plain() && head.status >= 400 => {
+                Ok(Posted::Refused(head.whole(&mut sock, s).await?))
+            }
+            _ => Err(e),
+        };
+    }
+    match read_head(&mut sock, s).await? {
+        Some(head) if head.plain() && (200..300).contains(&head.status) => {
+            Ok(Posted::Stored(head.whole(&mut sock, s).await?))
         }
-        _ => Ok(Answer::Unsuitable),
+        Some(head) if head.plain() && head.status >= 400 => Ok(Posted::Refused(head.whole(&mut sock, s).await?)),
+        Some(head) => Ok(Posted::Unclear(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the answer to the upload ({}) is not one this client reads", head.status),
+        ))),
+        None => Ok(Posted::Unclear(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the answer to the upload could not be read",
+        ))),
     }
 }
 
@@ -202,7 +365,7 @@ impl Body {
         // The transfer holds a blocking thread until it ends; if the caller stops waiting
         // (a time-out, a `select!`), the connection is shut so that it ends now, and no
         // longer writes into a part file that a next attempt may be using.
-        let _stop = StopOnDrop(sock.clone());
+        let _stop = StopOnDrop(Some(sock.clone()));
         let task = tokio::task::spawn_blocking(move || {
             let advance = |n: u64| {
                 if let Some(p) = &progress {
@@ -219,12 +382,21 @@ impl Body {
     }
 }
 
-/// Shuts a connection down when dropped.
-struct StopOnDrop(Arc<std::net::TcpStream>);
+/// Shuts a connection down when dropped, unless disarmed: a blocking transfer whose caller
+/// stopped waiting (a time-out, a `select!`) then ends at once.
+struct StopOnDrop(Option<Arc<std::net::TcpStream>>);
+
+impl StopOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        let _ = self.0.shutdown(std::net::Shutdown::Both);
+        if let Some(sock) = &self.0 {
+            let _ = sock.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
@@ -433,5 +605,108 @@ mod tests {
         }
         let seen = tokio::task::spawn_blocking(move || peer.join().unwrap()).await.unwrap();
         assert_eq!(seen.unwrap(), 0, "the peer saw the connection closed, not a read time-out");
+    }
+
+    /// A peer for one upload: reads the request's head and `read` bytes of its body (all of it
+    /// when `None`), answers `answer` and closes. Gives back the head and the body read.
+    fn upload_peer(
+        answer: Vec<u8>,
+        read: Option<usize>,
+    ) -> (crate::ApiManager, std::thread::JoinHandle<(String, Vec<u8>)>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let peer = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8];
+            while !head.ends_with(b"\r\n\r\n") && c.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8(head).unwrap();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            let mut body = vec![0u8; read.unwrap_or(length).min(length)];
+            c.read_exact(&mut body).unwrap();
+            c.write_all(&answer).unwrap();
+            (head, body)
+        });
+        let endpoints = crate::Endpoints { api: base.clone(), upload: base.clone(), oauth: base };
+        let m = crate::ApiManager::builder("id", "secret", "http://127.0.0.1:1/cb")
+            .endpoints(endpoints)
+            .retry(crate::RetryPolicy { max_attempts: 1, ..Default::default() })
+            .build()
+            .unwrap();
+        m.init_with_access_token("T0K");
+        (m, peer)
+    }
+
+    #[tokio::test]
+    async fn a_large_upload_is_sent_with_sendfile_on_its_own_connection() {
+        let c = content(3 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, &c).unwrap();
+        let json = br#"{"fileId":"id1","fileName":"say \"hi\".bin"}"#;
+        let (m, peer) = upload_peer(
+            answer(
+                &format!("HTTP/1.1 201 Created\nContent-Type: application/json\nContent-Length: {}\n", json.len()),
+                json,
+            ),
+            None,
+        );
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let s = seen.clone();
+        let progress: Arc<dyn Progress> = Arc::new(move |n| {
+            s.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        });
+        let r = m.files().upload_path(&path, Some("fold"), Some("say \"hi\".bin"), Some(progress)).await.unwrap();
+        assert_eq!((r.file_id.as_str(), r.file_name.as_str()), ("id1", "say \"hi\".bin"));
+        assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), c.len() as u64, "every byte counted once");
+        let (head, body) = tokio::task::spawn_blocking(move || peer.join().unwrap()).await.unwrap();
+        assert!(head.starts_with("POST /cloud/v1/files/content HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains("Authorization: Bearer T0K\r\n") && head.contains("Connection: close\r\n"), "{head}");
+        let boundary =
+            head.lines().find_map(|l| l.strip_prefix("Content-Type: multipart/form-data; boundary=")).unwrap();
+        // Framed as reqwest's `Form` frames it (which the service's parser is tested with).
+        let expected = [
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\n\
+                 {{\"name\":\"say \\\"hi\\\".bin\",\"size\":\"{}\",\"folder\":\"fold\"}}\r\n\
+                 --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"say \\\"hi\\\".bin\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n",
+                c.len()
+            )
+            .into_bytes(),
+            c.clone(),
+            format!("\r\n--{boundary}--\r\n").into_bytes(),
+        ]
+        .concat();
+        assert_eq!(body.len(), expected.len());
+        assert!(body == expected, "the multipart body: {}", String::from_utf8_lossy(&body[..300]));
+    }
+
+    #[tokio::test]
+    async fn an_upload_refused_before_its_body_is_read_gives_the_services_error() {
+        let c = content(8 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, &c).unwrap();
+        let json = br#"{"error":{"code":"PDK_RP_0004","label":"INVALID_TOKEN","details":"OIDC rejected the token"}}"#;
+        // Answered after 64 KiB of the body, the rest never read: the peer closes with it unread.
+        let (m, peer) = upload_peer(
+            answer(
+                &format!("HTTP/1.1 401 Unauthorized\nContent-Type: application/json\nContent-Length: {}\n", json.len()),
+                json,
+            ),
+            Some(64 << 10),
+        );
+        match m.files().upload_path(&path, None, None, None).await {
+            Err(crate::Error::Api(a)) => assert_eq!(a.status, 401, "{a:?}"),
+            other => panic!("{other:?}"),
+        }
+        peer.join().unwrap();
     }
 }

@@ -50,12 +50,15 @@ pub(crate) fn counted<R: AsyncRead + Send + 'static>(reader: R, progress: Option
     reqwest::Body::wrap_stream(stream)
 }
 
-fn form(name: &str, size: u64, folder: Option<&str>, body: reqwest::Body) -> Result<Form> {
+/// The upload form's `description` part (spec §3.9).
+fn description(name: &str, size: u64, folder: Option<&str>) -> String {
     let desc = UploadDescription { name: name.to_owned(), size: size.to_string(), folder: folder.map(str::to_owned) };
+    serde_json::to_string(&desc).expect("description serialises")
+}
+
+fn form(name: &str, size: u64, folder: Option<&str>, body: reqwest::Body) -> Result<Form> {
     let part = Part::stream_with_length(body, size).file_name(name.to_owned()).mime_str("application/octet-stream")?;
-    Ok(Form::new()
-        .text("description", serde_json::to_string(&desc).expect("description serialises"))
-        .part("file", part))
+    Ok(Form::new().text("description", description(name, size, folder)).part("file", part))
 }
 
 impl crate::cloud::Files<'_> {
@@ -100,6 +103,15 @@ impl crate::cloud::Files<'_> {
         })
         .await?;
         let url = self.m.upload_url("/files/content");
+        #[cfg(target_os = "linux")]
+        if content.is_none()
+            && size >= crate::raw::LARGE
+            && let Some(resp) = self.upload_raw(&url, path, &name, size, folder, &progress).await?
+        {
+            let r: UploadResponse = resp.json().await?;
+            self.m.inner.paths.clear();
+            return Ok(r);
+        }
         let resp = self
             .m
             .send(Replay::Safe, |c| {
@@ -119,6 +131,47 @@ impl crate::cloud::Files<'_> {
         let r: UploadResponse = resp.json().await?;
         self.m.inner.paths.clear();
         Ok(r)
+    }
+
+    /// Uploads a large file on a connection of its own, its content sent with `sendfile`
+    /// (`raw.rs`), when the URL allows it; `None`: send it through reqwest.
+    #[cfg(target_os = "linux")]
+    async fn upload_raw(
+        &self,
+        url: &str,
+        path: &Path,
+        name: &str,
+        size: u64,
+        folder: Option<&str>,
+        progress: &Option<Arc<dyn Progress>>,
+    ) -> Result<Option<reqwest::Response>> {
+        use crate::manager::Attempt;
+        use crate::raw::Posted;
+        let Some(target) = crate::raw::Target::of(url) else { return Ok(None) };
+        let form = crate::raw::Form::new(&description(name, size, folder), name);
+        let (settings, target, form) = (&self.m.inner.raw, &target, &form);
+        let got = self
+            .m
+            .attempts(Replay::Safe, |token| {
+                let progress = progress.clone();
+                async move {
+                    // Opened for every attempt, as the reqwest path reopens it.
+                    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                    let lost = |source, again| Attempt::Lost(Error::Connection { url: url.to_owned(), source }, again);
+                    Ok(match crate::raw::post_file(settings, target, &token, form, file, size, progress).await {
+                        Ok(Posted::Stored(r)) => Attempt::Answered(Some(r)),
+                        Ok(Posted::Refused(r)) => Attempt::Refused(r),
+                        Ok(Posted::Unsent) => Attempt::Answered(None),
+                        Ok(Posted::Unclear(source)) => lost(source, false),
+                        Err(source) => lost(source, true),
+                    })
+                }
+            })
+            .await?;
+        if got.is_none() {
+            tracing::debug!(url, "not sent on a connection of its own, sending through reqwest");
+        }
+        Ok(got)
     }
 
     /// Uploads `size` bytes read from `reader`. A stream cannot be replayed: a failure after

@@ -70,6 +70,54 @@ pub fn socket_to_file(sock: &TcpStream, file: &File, len: u64, mut progress: imp
     Ok(())
 }
 
+/// Sends `len` bytes of `file` from `offset` to the blocking socket `sock` with `sendfile(2)`:
+/// the file's pages go to the socket by reference, no copy in this process. `progress` hears
+/// of every batch sent. Blocks; a write timeout set on the socket applies. A file that ends
+/// early is an `UnexpectedEof` error (the peer was promised `len` bytes).
+pub fn file_to_socket(
+    file: &File,
+    offset: u64,
+    len: u64,
+    sock: &TcpStream,
+    mut progress: impl FnMut(u64),
+) -> io::Result<()> {
+    let (mut at, end) = (offset, offset + len);
+    while at < end {
+        let want = (end - at).min(PIPE as u64 * 4) as usize;
+        // On a blocking socket, `WouldBlock` is its write timeout.
+        let n = match send_file(sock.as_raw_fd(), file, at, want) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(quiet()),
+            other => other?,
+        };
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the file ended after {} of {len} bytes", at - offset),
+            ));
+        }
+        at += n as u64;
+        progress(n as u64);
+    }
+    Ok(())
+}
+
+/// One `sendfile` of up to `len` bytes of `file` from `offset` to `sock` (blocking or not:
+/// a full non-blocking socket is `WouldBlock`); retried when interrupted.
+pub fn send_file(sock: RawFd, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+    loop {
+        let mut off = offset as libc::off_t;
+        // SAFETY: valid descriptors (the caller holds both), a local offset.
+        let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, len) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Moves up to `len` bytes from the pipe to the file through a buffer.
 fn copy(mut pipe: &File, mut file: &File, len: usize, buffer: &mut Vec<u8>) -> io::Result<usize> {
     use std::io::{Read, Write};

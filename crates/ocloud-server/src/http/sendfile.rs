@@ -79,10 +79,7 @@ fn page_in(_: &std::fs::File, _: u64, _: usize) -> std::io::Result<()> {
 /// `sendfile(2)`: up to `len` bytes of `file` from `offset` to `sock`.
 #[cfg(target_os = "linux")]
 fn send_file(sock: std::os::fd::RawFd, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<usize> {
-    let mut off = offset as libc::off_t;
-    // SAFETY: valid descriptors (the caller holds both), a local offset.
-    let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, len) };
-    if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+    ocloud_io::splice::send_file(sock, file, offset, len)
 }
 
 #[cfg(not(target_os = "linux"))]
