@@ -99,38 +99,45 @@ async fn a_download_reset_part_way_resumes_where_it_stopped() {
 async fn a_truncated_upload_gives_one_clear_line_and_a_reset_one_is_retried() {
     let s = setup().await;
     let gus = Api::new(&s.url, "OFR-gus");
-    let content = pattern(200_000);
-    let file = s.data.join("up.bin");
-    std::fs::write(&file, &content).unwrap();
-    // Cut short: the service answers the short body, the CLI says so in one line naming the
-    // file, and nothing is stored.
-    faults(
-        &s,
-        json!([{"match": {"op": "files.upload"}, "when": {"times": 1},
-                       "action": {"truncate": {"after": 50_000, "body": "request"}}}]),
-    )
-    .await;
-    let out = cli(&s, &["upload", file.to_str().unwrap(), "/"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the truncated upload did not fail");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    assert!(err.contains("up.bin"), "the line names the file: {err}");
-    assert!(gus.root("").await["files"].as_array().unwrap().is_empty(), "nothing stored");
-    // Reset part-way: the connection is lost, so the CLI sends the file again, whole.
-    faults(
-        &s,
-        json!([{"name": "rst", "match": {"op": "files.upload"}, "when": {"times": 1},
-                       "action": {"reset": {"after": 50_000, "body": "request"}}}]),
-    )
-    .await;
-    let out = cli(&s, &["upload", file.to_str().unwrap(), "/"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let files = gus.root("").await["files"].as_array().unwrap().clone();
-    assert_eq!(files.len(), 1, "{files:?}");
-    assert_eq!(gus.download(files[0]["id"].as_str().unwrap()).await.as_ref(), &content[..]);
-    let ups = journal(&s, "op=files.upload").await;
-    assert_eq!(ups.iter().filter(|e| e["fault"] == "rst").count(), 1, "{ups:?}");
-    assert_eq!(ups.last().unwrap()["status"], 201);
+    // Small through reqwest; large on a connection of the client's own, sent with `sendfile`.
+    for (i, (size, after)) in [(200_000, 50_000), (3 << 20, 1 << 20)].into_iter().enumerate() {
+        let content = pattern(size);
+        let file = s.data.join(format!("up{i}.bin"));
+        std::fs::write(&file, &content).unwrap();
+        let folder = format!("/f{i}");
+        let id = gus.mkdir(&folder[1..], None).await["id"].as_str().unwrap().to_owned();
+        let files_in =
+            async || gus.get(&format!("/cloud/v1/folders/{id}")).await.ok()["files"].as_array().unwrap().clone();
+        // Cut short: the service answers the short body, the CLI says so in one line naming
+        // the file, and nothing is stored.
+        faults(
+            &s,
+            json!([{"match": {"op": "files.upload"}, "when": {"times": 1},
+                           "action": {"truncate": {"after": after, "body": "request"}}}]),
+        )
+        .await;
+        let out = cli(&s, &["upload", file.to_str().unwrap(), &folder]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "the truncated upload of {size} B did not fail");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(&format!("up{i}.bin")), "the line names the file: {err}");
+        assert!(files_in().await.is_empty(), "nothing stored ({size} B)");
+        // Reset part-way: the connection is lost, so the CLI sends the file again, whole.
+        faults(
+            &s,
+            json!([{"name": "rst", "match": {"op": "files.upload"}, "when": {"times": 1},
+                           "action": {"reset": {"after": after, "body": "request"}}}]),
+        )
+        .await;
+        let out = cli(&s, &["upload", file.to_str().unwrap(), &folder]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let files = files_in().await;
+        assert_eq!(files.len(), 1, "{files:?}");
+        assert!(gus.download(files[0]["id"].as_str().unwrap()).await.as_ref() == &content[..], "{size} B stored exact");
+        let ups = journal(&s, "op=files.upload").await;
+        assert_eq!(ups.iter().filter(|e| e["fault"] == "rst").count(), i + 1, "{ups:?}");
+        assert_eq!(ups.last().unwrap()["status"], 201);
+    }
 }
 
 #[tokio::test]
