@@ -37,8 +37,8 @@ pub enum Error {
     /// Network, TLS or protocol failure.
     #[error("HTTP: {0}")]
     Http(#[from] reqwest::Error),
-    /// A large download's own connection (plain HTTP, see [`crate::Files::download`])
-    /// failed, timed out or closed early.
+    /// A large transfer's own connection (plain HTTP, see [`crate::Files::download`] and
+    /// [`crate::Files::upload_path`]) failed, timed out or closed early.
     #[error("connection for {url}: {source}")]
     Connection {
         /// The URL fetched.

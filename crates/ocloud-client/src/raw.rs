@@ -1,17 +1,24 @@
-//! Large downloads over plain HTTP/1.1 on a connection of their own, whose body goes from the
-//! socket into the file inside the kernel ([`ocloud_io::splice`]): one copy of each byte
-//! where reading through reqwest makes three (socket → hyper's buffer → our buffer → the
-//! page cache). Linux only.
+//! Large transfers over plain HTTP/1.1 on a connection of their own, whose body goes between
+//! the socket and the file inside the kernel ([`ocloud_io::splice`]). Linux only.
+//!
+//! - **Downloads**: from the socket into the file with `splice`: one copy of each byte
+//!   where reading through reqwest makes three (socket → hyper's buffer → our buffer → the
+//!   page cache).
+//! - **Uploads** (form A, spec §3.9): the multipart framing written here, the content sent
+//!   from the page cache with `sendfile`: no copy in this process, where reqwest reads the
+//!   file into buffers and copies them into the socket.
 //!
 //! Used only for an `http://` URL with no proxy in the environment (reqwest would go through
-//! it) and a file known to be large (small ones share reqwest's pooled connections). The
-//! answer's head is read here: a `200`/`206` with a `Content-Length` and no coding is spliced;
-//! an error answer with a length (its first MiB) goes to the usual error path, so retries and
-//! token refreshes are the same; anything else (no connection, a redirection, a chunked
-//! body, a head this reader does not take) is asked again through reqwest.
+//! it) and a file known to be large (small ones share reqwest's pooled connections). A
+//! loopback connection is made without pacing from its start (`ocloud_io::tcp`). The
+//! answer's head is read here: a download's `200`/`206` with a `Content-Length` and no
+//! coding is spliced, an upload's success is read whole; an error answer with a length (its
+//! first MiB) goes to the usual error path, so retries and token refreshes are the same.
+//! Anything else before sending (no connection; for a download also a redirection, a chunked
+//! body, a head this reader does not take) is sent again through reqwest.
 //!
 //! The transfer holds a thread of the blocking pool while it lasts, network waits included:
-//! a splice blocks. The CLI runs a few large downloads at a time (4 by default).
+//! a splice or sendfile blocks. The CLI runs a few large transfers at a time (4 by default).
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -39,7 +46,7 @@ pub(crate) struct Settings {
     pub(crate) read_timeout: Duration,
 }
 
-/// Where a GET goes.
+/// Where a request goes.
 pub(crate) struct Target {
     host: String,
     port: u16,
@@ -96,8 +103,9 @@ pub(crate) struct Body {
     read_timeout: Duration,
 }
 
-/// Connects as reqwest would; `None`: no connection of its own (reqwest connects more
-/// patiently: both address families at once, its own retries), so let it try.
+/// Connects to the host's addresses (the `resolve` overrides first, as reqwest), one after
+/// another; `None`: no connection of its own (reqwest connects more patiently: both address
+/// families at once, its own retries), so let it try.
 async fn connect(s: &Settings, t: &Target) -> Option<TcpStream> {
     // As reqwest: host names compare without case, the last override wins.
     let addr =
@@ -158,7 +166,7 @@ pub(crate) async fn get(s: &Settings, t: &Target, token: &str, from: u64) -> io:
     let range = if from > 0 { format!("Range: bytes={from}-\r\n") } else { String::new() };
     let request = format!("{}{range}\r\n", request_head("GET", t, token));
     in_time(s.read_timeout, "sending", sock.write_all(request.as_bytes())).await?;
-    let Some(head) = read_head(&mut sock, s).await? else { return Ok(Answer::Unsuitable) };
+    let Some(head) = read_head(&mut sock, s.read_timeout).await? else { return Ok(Answer::Unsuitable) };
     match (head.status, head.len()) {
         (200 | 206, Some(len)) if head.plain() => {
             let range_start = crate::transfer::content_range_start(&head.headers);
@@ -179,10 +187,10 @@ struct Head {
 
 /// Reads an answer's head; `None`: beyond what this reader takes (more headers, looser
 /// syntax), reqwest may.
-async fn read_head(sock: &mut TcpStream, s: &Settings) -> io::Result<Option<Head>> {
+async fn read_head(sock: &mut TcpStream, wait: Duration) -> io::Result<Option<Head>> {
     let mut buf = Vec::with_capacity(16 << 10);
     loop {
-        if in_time(s.read_timeout, "waiting for the answer", sock.read_buf(&mut buf)).await? == 0 {
+        if in_time(wait, "waiting for the answer", sock.read_buf(&mut buf)).await? == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the connection closed before an answer"));
         }
         let mut slots = [httparse::EMPTY_HEADER; 64];
@@ -271,14 +279,21 @@ pub(crate) enum Posted {
     /// Not sent (no connection of its own, a token that is no header value): send it through
     /// reqwest.
     Unsent,
-    /// Sent whole, but the answer is not one this reader takes: the file may be stored, so
-    /// it is not sent again.
+    /// Sent whole, and the service said it was stored (or answered what this reader does not
+    /// take), but its answer could not be read: not sent again, it may be stored.
     Unclear(io::Error),
+    /// Reading the file failed (or it shrank while sent): the connection is dropped.
+    File(io::Error),
 }
 
+/// How long an answer sent before the whole body was taken (a refusal) is waited for, once
+/// sending failed.
+const EARLY_ANSWER: Duration = Duration::from_secs(2);
+
 /// Sends `POST` of `form` around the `size` bytes of `file`, the content going from the page
-/// cache to the socket with `sendfile` (no copy in this process, and the loopback connection
-/// unpaced): the large-upload twin of [`get`]. `progress` hears of every batch sent.
+/// cache to the socket with `sendfile`: the large-upload twin of [`get`]. `progress` hears
+/// of every batch sent. `Err`: the connection failed (sending, or waiting for the answer),
+/// which may be retried as reqwest's failures are.
 pub(crate) async fn post_file(
     s: &Settings,
     t: &Target,
@@ -312,7 +327,11 @@ pub(crate) async fn post_file(
             }
         };
         ocloud_io::splice::file_to_socket(&file, 0, size, &out, advance)?;
-        (&*out).write_all(&tail)
+        (&*out).write_all(&tail).map_err(|e| match e.kind() {
+            // A blocking socket's write timeout.
+            io::ErrorKind::WouldBlock => Stopped::Socket(io::Error::new(io::ErrorKind::TimedOut, "timed out sending")),
+            _ => Stopped::Socket(e),
+        })
     });
     let sent = task.await.map_err(io::Error::other)?;
     stop.disarm();
@@ -320,24 +339,18 @@ pub(crate) async fn post_file(
     std_sock.set_nonblocking(true)?;
     let mut sock = TcpStream::from_std(std_sock)?;
 
-    if let Err(e) = sent {
-        // The service may have answered before taking the whole body (a refusal); read it
-        // when it is there, else report the failure to send.
-        if e.kind() == io::ErrorKind::TimedOut {
-            return Err(e);
-        }
-        return match read_head(&mut sock, s).await {
-            Ok(Some(head)) if head.plain() && head.status >= 400 => {
-                Ok(Posted::Refused(head.whole(&mut sock, s).await?))
-            }
-            _ => Err(e),
-        };
-    }
-    match read_head(&mut sock, s).await? {
-        Some(head) if head.plain() && (200..300).contains(&head.status) => {
-            Ok(Posted::Stored(head.whole(&mut sock, s).await?))
-        }
-        Some(head) if head.plain() && head.status >= 400 => Ok(Posted::Refused(head.whole(&mut sock, s).await?)),
+    let wait = match sent {
+        Ok(()) => s.read_timeout,
+        Err(Stopped::File(e)) => return Ok(Posted::File(e)),
+        // The service may have answered before taking the whole body (a refusal, or a
+        // success once it had the content): read it when it is there, else report the failure.
+        Err(Stopped::Socket(e)) => match read_head(&mut sock, EARLY_ANSWER).await {
+            Ok(Some(head)) if head.plain() && head.status >= 200 => return answered(head, &mut sock, s).await,
+            _ => return Err(e),
+        },
+    };
+    match read_head(&mut sock, wait).await? {
+        Some(head) if head.plain() && head.status >= 200 => answered(head, &mut sock, s).await,
         Some(head) => Ok(Posted::Unclear(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("the answer to the upload ({}) is not one this client reads", head.status),
@@ -345,6 +358,22 @@ pub(crate) async fn post_file(
         None => Ok(Posted::Unclear(io::Error::new(
             io::ErrorKind::InvalidData,
             "the answer to the upload could not be read",
+        ))),
+    }
+}
+
+/// An upload's answer, read whole: a success that cannot be read whole is [`Posted::Unclear`]
+/// (never sent again), an error answer that cannot is a failure like any other.
+async fn answered(head: Head, sock: &mut TcpStream, s: &Settings) -> io::Result<Posted> {
+    match head.status {
+        400.. => Ok(Posted::Refused(head.whole(sock, s).await?)),
+        200..300 => Ok(match head.whole(sock, s).await {
+            Ok(r) => Posted::Stored(r),
+            Err(e) => Posted::Unclear(e),
+        }),
+        status => Ok(Posted::Unclear(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the answer to the upload ({status}) is not one this client reads"),
         ))),
     }
 }
@@ -707,6 +736,28 @@ mod tests {
             Err(crate::Error::Api(a)) => assert_eq!(a.status, 401, "{a:?}"),
             other => panic!("{other:?}"),
         }
+        peer.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_success_answered_before_the_body_ends_is_stored_once() {
+        let c = content(8 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.bin");
+        std::fs::write(&path, &c).unwrap();
+        let json = br#"{"fileId":"id1","fileName":"big.bin"}"#;
+        // The service answers once it has the content, before the closing boundary: here
+        // after 64 KiB, the rest never read. The peer takes one connection only: a second
+        // attempt would find none.
+        let (m, peer) = upload_peer(
+            answer(
+                &format!("HTTP/1.1 201 Created\nContent-Type: application/json\nContent-Length: {}\n", json.len()),
+                json,
+            ),
+            Some(64 << 10),
+        );
+        let r = m.files().upload_path(&path, None, None, None).await.unwrap();
+        assert_eq!(r.file_id, "id1");
         peer.join().unwrap();
     }
 }

@@ -104,16 +104,38 @@ impl crate::cloud::Files<'_> {
         .await?;
         let url = self.m.upload_url("/files/content");
         #[cfg(target_os = "linux")]
-        if content.is_none()
-            && size >= crate::raw::LARGE
-            && let Some(resp) = self.upload_raw(&url, path, &name, size, folder, &progress).await?
-        {
-            let r: UploadResponse = resp.json().await?;
-            self.m.inner.paths.clear();
-            return Ok(r);
+        let raw = match content {
+            None if size >= crate::raw::LARGE => self.upload_raw(&url, path, &name, size, folder, &progress).await?,
+            _ => None,
+        };
+        #[cfg(not(target_os = "linux"))]
+        let raw = None;
+        let resp = match raw {
+            Some(resp) => resp,
+            None => self.upload_through_reqwest(&url, path, &name, size, folder, &content, &progress).await?,
+        };
+        // Content read whole was sent in one piece: counted now.
+        if let (Some(_), Some(p)) = (&content, &progress) {
+            p.advance(size);
         }
-        let resp = self
-            .m
+        let r: UploadResponse = resp.json().await?;
+        self.m.inner.paths.clear();
+        Ok(r)
+    }
+
+    /// Uploads through reqwest: `content` when read already, else the file, streamed.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_through_reqwest(
+        &self,
+        url: &str,
+        path: &Path,
+        name: &str,
+        size: u64,
+        folder: Option<&str>,
+        content: &Option<bytes::Bytes>,
+        progress: &Option<Arc<dyn Progress>>,
+    ) -> Result<reqwest::Response> {
+        self.m
             .send(Replay::Safe, |c| {
                 let body = match &content {
                     Some(bytes) => reqwest::Body::from(bytes.clone()),
@@ -122,15 +144,9 @@ impl crate::cloud::Files<'_> {
                         counted(tokio::fs::File::from_std(file), progress.clone())
                     }
                 };
-                Ok(c.post(&url).multipart(form(&name, size, folder, body)?))
+                Ok(c.post(url).multipart(form(name, size, folder, body)?))
             })
-            .await?;
-        if let (Some(_), Some(p)) = (&content, &progress) {
-            p.advance(size);
-        }
-        let r: UploadResponse = resp.json().await?;
-        self.m.inner.paths.clear();
-        Ok(r)
+            .await
     }
 
     /// Uploads a large file on a connection of its own, its content sent with `sendfile`
@@ -150,10 +166,12 @@ impl crate::cloud::Files<'_> {
         let Some(target) = crate::raw::Target::of(url) else { return Ok(None) };
         let form = crate::raw::Form::new(&description(name, size, folder), name);
         let (settings, target, form) = (&self.m.inner.raw, &target, &form);
+        let tries = std::sync::atomic::AtomicU32::new(0);
         let got = self
             .m
             .attempts(Replay::Safe, |token| {
                 let progress = progress.clone();
+                let first = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
                 async move {
                     // Opened for every attempt, as the reqwest path reopens it.
                     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -161,8 +179,12 @@ impl crate::cloud::Files<'_> {
                     Ok(match crate::raw::post_file(settings, target, &token, form, file, size, progress).await {
                         Ok(Posted::Stored(r)) => Attempt::Answered(Some(r)),
                         Ok(Posted::Refused(r)) => Attempt::Refused(r),
-                        Ok(Posted::Unsent) => Attempt::Answered(None),
+                        // Through reqwest, on its own attempts, only if the first found no
+                        // connection: a later one is a retry like any other.
+                        Ok(Posted::Unsent) if first => Attempt::Answered(None),
+                        Ok(Posted::Unsent) => lost(std::io::ErrorKind::NotConnected.into(), true),
                         Ok(Posted::Unclear(source)) => lost(source, false),
+                        Ok(Posted::File(e)) => return Err(Error::io(path, e)),
                         Err(source) => lost(source, true),
                     })
                 }

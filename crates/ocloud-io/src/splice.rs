@@ -6,19 +6,19 @@
 use std::fs::File;
 use std::io;
 use std::net::TcpStream;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Asked of the pipe: as much as one call moves (the default pipe holds 64 KiB).
 const PIPE: usize = 1 << 20;
 
-/// How a [`socket_to_file`] stopped short.
+/// How a [`socket_to_file`] or a [`file_to_socket`] stopped short.
 #[derive(Debug)]
 pub enum Stopped {
-    /// Reading the socket failed, or it closed early (`UnexpectedEof`); everything that
+    /// The socket failed, or closed early (`UnexpectedEof`). Receiving, everything that
     /// arrived before is in the file.
     Socket(io::Error),
-    /// Writing the file failed (a full disk), or no pipe could be made: what was read but
-    /// not written is lost.
+    /// The file failed: receiving, writing it (a full disk) or making the pipe, and what was
+    /// read but not written is lost; sending, reading it, or it ended early.
     File(io::Error),
 }
 
@@ -70,30 +70,34 @@ pub fn socket_to_file(sock: &TcpStream, file: &File, len: u64, mut progress: imp
     Ok(())
 }
 
+/// Bytes per `sendfile` call of [`file_to_socket`] (and so per progress report).
+const SEND: usize = 4 << 20;
+
 /// Sends `len` bytes of `file` from `offset` to the blocking socket `sock` with `sendfile(2)`:
-/// the file's pages go to the socket by reference, no copy in this process. `progress` hears
-/// of every batch sent. Blocks; a write timeout set on the socket applies. A file that ends
-/// early is an `UnexpectedEof` error (the peer was promised `len` bytes).
+/// the file's pages go to the socket by reference, no copy in this process (through a
+/// buffer where the kernel refuses it). `progress` hears of every batch sent. Blocks; a
+/// write timeout set on the socket applies (`TimedOut`). A file that ends early is
+/// `Stopped::File(UnexpectedEof)`: the peer was promised `len` bytes.
 pub fn file_to_socket(
     file: &File,
     offset: u64,
     len: u64,
     sock: &TcpStream,
     mut progress: impl FnMut(u64),
-) -> io::Result<()> {
+) -> Result<(), Stopped> {
     let (mut at, end) = (offset, offset + len);
     while at < end {
-        let want = (end - at).min(PIPE as u64 * 4) as usize;
-        // On a blocking socket, `WouldBlock` is its write timeout.
-        let n = match send_file(sock.as_raw_fd(), file, at, want) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Err(quiet()),
-            other => other?,
+        let want = (end - at).min(SEND as u64) as usize;
+        let n = match send_file(sock, file, at, want) {
+            Ok(n) => n,
+            // A file or socket that takes no sendfile: through a buffer.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {
+                return send_all(file, at, end, sock, &mut progress);
+            }
+            Err(e) => return Err(sending_failed(e)),
         };
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("the file ended after {} of {len} bytes", at - offset),
-            ));
+            return Err(Stopped::File(file_ended(len, end - at)));
         }
         at += n as u64;
         progress(n as u64);
@@ -101,13 +105,55 @@ pub fn file_to_socket(
     Ok(())
 }
 
+/// Sends the bytes of `file` from `at` to `end` through a buffer.
+fn send_all(
+    file: &File,
+    mut at: u64,
+    end: u64,
+    mut sock: &TcpStream,
+    progress: &mut impl FnMut(u64),
+) -> Result<(), Stopped> {
+    use std::io::Write;
+    use std::os::unix::fs::FileExt;
+    let mut buffer = vec![0u8; PIPE.min((end - at) as usize)];
+    while at < end {
+        let want = (end - at).min(buffer.len() as u64) as usize;
+        let n = match file.read_at(&mut buffer[..want], at) {
+            Ok(0) => return Err(Stopped::File(file_ended(end - at, end - at))),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Stopped::File(e)),
+        };
+        sock.write_all(&buffer[..n]).map_err(sending_failed)?;
+        at += n as u64;
+        progress(n as u64);
+    }
+    Ok(())
+}
+
+/// A failed `sendfile` or write to the socket: the socket's (a blocking socket's write
+/// timeout shows as `WouldBlock`), unless the error is the file's own (`EIO`, say).
+fn sending_failed(e: io::Error) -> Stopped {
+    use io::ErrorKind::*;
+    match e.kind() {
+        WouldBlock | TimedOut => Stopped::Socket(io::Error::new(TimedOut, "the connection stopped taking data")),
+        BrokenPipe | ConnectionReset | ConnectionAborted | NotConnected => Stopped::Socket(e),
+        _ if e.raw_os_error() == Some(libc::EIO) => Stopped::File(e),
+        _ => Stopped::Socket(e),
+    }
+}
+
+fn file_ended(len: u64, left: u64) -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, format!("the file ended after {} of {len} bytes", len - left))
+}
+
 /// One `sendfile` of up to `len` bytes of `file` from `offset` to `sock` (blocking or not:
 /// a full non-blocking socket is `WouldBlock`); retried when interrupted.
-pub fn send_file(sock: RawFd, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+pub fn send_file(sock: &impl AsFd, file: &File, offset: u64, len: usize) -> io::Result<usize> {
+    let mut off = libc::off_t::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     loop {
-        let mut off = offset as libc::off_t;
-        // SAFETY: valid descriptors (the caller holds both), a local offset.
-        let n = unsafe { libc::sendfile(sock, file.as_raw_fd(), &mut off, len) };
+        // SAFETY: valid descriptors (borrowed for the call), a local offset.
+        let n = unsafe { libc::sendfile(sock.as_fd().as_raw_fd(), file.as_raw_fd(), &mut off, len) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -260,6 +306,45 @@ mod tests {
         let file = tempfile::tempfile().unwrap();
         match socket_to_file(&rx, &file, 10, |_| {}) {
             Err(Stopped::Socket(e)) => assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn sends_exactly_len_bytes_from_the_offset_and_a_short_file_is_the_files_fault() {
+        let (tx, mut rx) = pair();
+        let content: Vec<u8> = (0..SEND + 54_321).map(|i| (i * 13 % 251) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&content).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            rx.read_to_end(&mut got).unwrap();
+            got
+        });
+        let mut reported = 0;
+        file_to_socket(&file, 7, content.len() as u64 - 7, &tx, |n| reported += n).unwrap();
+        // Promised more than the file holds: the file's fault, after what it had was sent.
+        match file_to_socket(&file, 10, content.len() as u64, &tx, |_| {}) {
+            Err(Stopped::File(e)) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{e}"),
+            other => panic!("{other:?}"),
+        }
+        drop(tx);
+        let got = reader.join().unwrap();
+        assert_eq!(reported, content.len() as u64 - 7);
+        assert!(got[..content.len() - 7] == content[7..], "the bytes from the offset, exact");
+        assert!(got[content.len() - 7..] == content[10..], "then what the short file had");
+    }
+
+    #[test]
+    fn a_peer_gone_is_the_sockets_fault() {
+        let (tx, rx) = pair();
+        drop(rx);
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&vec![5u8; 8 << 20]).unwrap();
+        match file_to_socket(&file, 0, 8 << 20, &tx, |_| {}) {
+            Err(Stopped::Socket(e)) => {
+                assert!(matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset), "{e}")
+            }
             other => panic!("{other:?}"),
         }
     }

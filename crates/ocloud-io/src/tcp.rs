@@ -1,6 +1,7 @@
 //! TCP settings for connections that never leave the machine.
 
 use std::net::IpAddr;
+#[cfg(unix)]
 use std::os::fd::AsRawFd;
 
 /// Whether `peer` is this machine (an IPv4-mapped `::ffff:127.0.0.1` too).
@@ -11,17 +12,26 @@ pub fn is_loopback(peer: IpAddr) -> bool {
 /// Makes a connection to a loopback `peer` use Reno congestion control; other connections
 /// keep the system's.
 ///
-/// Why: BBR (a common system default, and this project's build machine's) paces every
+/// Why: BBR (chosen by many administrators and cloud images, and this project's build
+/// machine's default; Linux's own is CUBIC, which does not pace) paces every
 /// connection at its estimate of the path's bandwidth, sending smaller segments on timers. On
 /// loopback there is no path to estimate and no one to share it with, so pacing only costs:
 /// a 512 MiB download took the service ~6× the CPU (320 vs 50 ms) and ~1.7× the time. Reno
 /// does not pace, and is always allowed to unprivileged processes (the kernel marks it
-/// unrestricted). Best effort: an error (a kernel without it) changes nothing.
+/// unrestricted). Set before the connection starts (on a listener, on a socket before its
+/// `connect`) it takes full effect; set on an established connection, BBR's set-up has
+/// already asked for pacing, which stays on (the kernel keeps the socket's pacing status).
+/// Best effort: an error (a kernel without Reno, another system) changes nothing.
+#[cfg(unix)]
 pub fn unpaced_if_loopback(sock: &impl AsRawFd, peer: IpAddr) {
     if is_loopback(peer) {
         let _ = set_congestion(sock, b"reno");
     }
 }
+
+/// Elsewhere the system's choice stays.
+#[cfg(not(unix))]
+pub fn unpaced_if_loopback<S>(_: &S, _: IpAddr) {}
 
 #[cfg(target_os = "linux")]
 fn set_congestion(sock: &impl AsRawFd, name: &[u8]) -> std::io::Result<()> {
@@ -38,7 +48,7 @@ fn set_congestion(sock: &impl AsRawFd, name: &[u8]) -> std::io::Result<()> {
     if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(unix, not(target_os = "linux")))]
 fn set_congestion(_: &impl AsRawFd, _: &[u8]) -> std::io::Result<()> {
     Ok(())
 }

@@ -190,10 +190,10 @@ pub async fn serve(
         // No Nagle delay: a response whose body comes after its headers (every download) was
         // held until the client's delayed ACK, a few ms per small file.
         let _ = tcp.set_nodelay(true);
-        // A loopback peer of a listener bound wider than loopback (`0.0.0.0`): switched only
-        // now, after the system's congestion control was set up, which keeps some of its cost
-        // (a 512 MiB download: 110–170 ms of service CPU, against 40–60 ms when inherited from
-        // a loopback listener and 300–370 ms under BBR).
+        // For a listener bound wider than loopback (`0.0.0.0`), whose loopback peers did not
+        // inherit it (a no-op otherwise): switched only now, after BBR's set-up asked for
+        // pacing, which keeps some of its cost (a 512 MiB download: 110–170 ms of service
+        // CPU, against 40–60 ms when inherited from a loopback listener, 300–370 under BBR).
         ocloud_io::tcp::unpaced_if_loopback(&tcp, peer.ip());
         let (slots, http, app, tls, waiting) = (slots.clone(), http.clone(), app.clone(), tls.clone(), waiting.clone());
         accepted += 1;

@@ -76,14 +76,11 @@ fn page_in(_: &std::fs::File, _: u64, _: usize) -> std::io::Result<()> {
     Err(std::io::ErrorKind::Unsupported.into())
 }
 
-/// `sendfile(2)`: up to `len` bytes of `file` from `offset` to `sock`.
 #[cfg(target_os = "linux")]
-fn send_file(sock: std::os::fd::RawFd, file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<usize> {
-    ocloud_io::splice::send_file(sock, file, offset, len)
-}
+use ocloud_io::splice::send_file;
 
 #[cfg(not(target_os = "linux"))]
-fn send_file(_: std::os::fd::RawFd, _: &std::fs::File, _: u64, _: usize) -> std::io::Result<usize> {
+fn send_file(_: &TcpStream, _: &std::fs::File, _: u64, _: usize) -> std::io::Result<usize> {
     Err(std::io::ErrorKind::Unsupported.into())
 }
 
@@ -148,10 +145,9 @@ impl SpliceIo {
                 }
             }
         };
-        let sock = self.tcp.as_raw_fd();
         loop {
             ready!(self.tcp.poll_write_ready(cx))?;
-            match self.tcp.try_io(Interest::WRITABLE, || send_file(sock, &file, offset, want)) {
+            match self.tcp.try_io(Interest::WRITABLE, || send_file(&self.tcp, &file, offset, want)) {
                 // The file ended before its record said: never send the stand-in's zeros.
                 Ok(0) => return Poll::Ready(Err(std::io::ErrorKind::UnexpectedEof.into())),
                 Ok(n) => {
