@@ -760,4 +760,26 @@ mod tests {
         assert_eq!(r.file_id, "id1");
         peer.join().unwrap();
     }
+
+    #[tokio::test]
+    async fn a_large_download_reserves_its_space_and_one_the_disk_cannot_hold_stops_at_once() {
+        let c = content(3 << 20);
+        let ok = answer(&format!("HTTP/1.1 200 OK\nContent-Length: {}\n", c.len()), &c);
+        let (url, _) = peer(vec![ok.clone(), ok]);
+        let dir = tempfile::tempdir().unwrap();
+        // Announced larger than any file this file system takes: stopped before the body.
+        let dest = dir.path().join("huge.bin");
+        match manager().fetch_to_path(&url, &dest, None, Some(1 << 60)).await {
+            Err(crate::Error::Io { path, source }) => {
+                assert!(path.ends_with(".huge.bin.ocloud-part"), "{path}");
+                assert!(source.to_string().contains("takes no file of"), "{source}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no part left");
+        // A size it takes: reserved, then written, whole.
+        let dest = dir.path().join("f.bin");
+        manager().fetch_to_path(&url, &dest, None, Some(c.len() as u64)).await.unwrap();
+        assert!(std::fs::read(&dest).unwrap() == c);
+    }
 }

@@ -20,6 +20,9 @@ use crate::manager::{ApiManager, Replay};
 /// Chunk size of transfers.
 pub const CHUNK: usize = 256 * 1024;
 
+/// A download of a known size from this one up has its space reserved first.
+const RESERVED_FROM: u64 = 1 << 20;
+
 /// Told how many bytes just went through.
 ///
 /// ```
@@ -294,10 +297,6 @@ impl ApiManager {
         progress: Option<Arc<dyn Progress>>,
         size: Option<u64>,
     ) -> Result<u64> {
-        #[cfg(target_os = "linux")]
-        let large = size.is_some_and(|s| s >= crate::raw::LARGE);
-        #[cfg(not(target_os = "linux"))]
-        let large = false;
         let part = partial_path(dest);
         let d = dest.to_owned();
         blocking(dest, move || {
@@ -311,7 +310,7 @@ impl ApiManager {
         let mut counted = false;
         loop {
             let before = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
-            match self.download_part(url, &part, before, progress.clone(), !counted, large).await {
+            match self.download_part(url, &part, before, progress.clone(), !counted, size).await {
                 Ok(()) => break,
                 Err(e @ (Error::Http(_) | Error::Connection { .. })) if attempt < self.inner.retry.max_attempts => {
                     let now = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
@@ -341,8 +340,8 @@ impl ApiManager {
     }
 
     /// One attempt: the content from byte `have` written into `part` from there (or all of
-    /// it, when the server answers the whole file). `count_resumed`: report the bytes
-    /// already there as progress.
+    /// it, when the server answers the whole file), of the file's `size` when known.
+    /// `count_resumed`: report the bytes already there as progress.
     async fn download_part(
         &self,
         url: &str,
@@ -350,8 +349,12 @@ impl ApiManager {
         have: u64,
         progress: Option<Arc<dyn Progress>>,
         count_resumed: bool,
-        large: bool,
+        size: Option<u64>,
     ) -> Result<()> {
+        #[cfg(target_os = "linux")]
+        let large = size.is_some_and(|s| s >= crate::raw::LARGE);
+        #[cfg(not(target_os = "linux"))]
+        let large = false;
         let answer = match self.ask(url, have, large).await {
             // A part as long as the file: the last download stopped just before the rename.
             Err(Error::Api(a)) if a.status == 416 && have > 0 => return Ok(()),
@@ -376,6 +379,9 @@ impl ApiManager {
             .map_err(|e| Error::io(part, e))?
             .into_std()
             .await;
+        if let Some(size) = size.filter(|s| *s >= RESERVED_FROM) {
+            reserve(&file, part, size)?;
+        }
         if resume {
             // At the end the range starts from; not in append mode, which `splice` refuses.
             std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(have)).map_err(|e| Error::io(part, e))?;
@@ -438,6 +444,25 @@ impl ApiManager {
             .await?;
         Ok(Answer::Http(resp))
     }
+}
+
+/// Reserves the space of a download of `size` bytes into `part` (see [`ocloud_io::reserve`]):
+/// a disk too full for it is said before its content is read, and the part is left as it
+/// was (an empty one removed).
+fn reserve(file: &std::fs::File, part: &Path, size: u64) -> Result<()> {
+    let Err(e) = ocloud_io::reserve(file, size) else { return Ok(()) };
+    let why = match e.kind() {
+        std::io::ErrorKind::StorageFull => format!("not enough free space for the file's {size} bytes"),
+        std::io::ErrorKind::FileTooLarge => format!("the file system takes no file of {size} bytes"),
+        _ => return Err(Error::io(part, e)),
+    };
+    // What was reserved goes back with the part's own length.
+    match file.metadata().map(|m| m.len()) {
+        Ok(0) => drop(std::fs::remove_file(part)),
+        Ok(had) => drop(file.set_len(had)),
+        Err(_) => {}
+    }
+    Err(Error::io(part, std::io::Error::new(e.kind(), why)))
 }
 
 /// A download's answer, and how its body is to be read.

@@ -16,6 +16,9 @@ use std::io::{Seek, Write};
 pub mod splice;
 pub mod tcp;
 
+mod reserve;
+pub use reserve::reserve;
+
 use tokio::task::JoinHandle;
 
 /// Size of one write.
