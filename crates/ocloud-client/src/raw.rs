@@ -672,20 +672,25 @@ mod tests {
         (m, peer)
     }
 
-    #[tokio::test]
-    async fn a_large_upload_is_sent_with_sendfile_on_its_own_connection() {
-        let c = content(3 << 20);
+    /// A JSON answer with its length.
+    fn json_answer(status: &str, json: &[u8]) -> Vec<u8> {
+        answer(&format!("HTTP/1.1 {status}\nContent-Type: application/json\nContent-Length: {}\n", json.len()), json)
+    }
+
+    /// A file of `n` bytes of [`content`] in a new temp dir (kept alive by the caller).
+    fn big_file(n: usize) -> (tempfile::TempDir, std::path::PathBuf, Vec<u8>) {
+        let c = content(n);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("big.bin");
         std::fs::write(&path, &c).unwrap();
+        (dir, path, c)
+    }
+
+    #[tokio::test]
+    async fn a_large_upload_is_sent_with_sendfile_on_its_own_connection() {
+        let (_dir, path, c) = big_file(3 << 20);
         let json = br#"{"fileId":"id1","fileName":"say \"hi\".bin"}"#;
-        let (m, peer) = upload_peer(
-            answer(
-                &format!("HTTP/1.1 201 Created\nContent-Type: application/json\nContent-Length: {}\n", json.len()),
-                json,
-            ),
-            None,
-        );
+        let (m, peer) = upload_peer(json_answer("201 Created", json), None);
         let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let s = seen.clone();
         let progress: Arc<dyn Progress> = Arc::new(move |n| {
@@ -719,19 +724,10 @@ mod tests {
 
     #[tokio::test]
     async fn an_upload_refused_before_its_body_is_read_gives_the_services_error() {
-        let c = content(8 << 20);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big.bin");
-        std::fs::write(&path, &c).unwrap();
+        let (_dir, path, _) = big_file(8 << 20);
         let json = br#"{"error":{"code":"PDK_RP_0004","label":"INVALID_TOKEN","details":"OIDC rejected the token"}}"#;
         // Answered after 64 KiB of the body, the rest never read: the peer closes with it unread.
-        let (m, peer) = upload_peer(
-            answer(
-                &format!("HTTP/1.1 401 Unauthorized\nContent-Type: application/json\nContent-Length: {}\n", json.len()),
-                json,
-            ),
-            Some(64 << 10),
-        );
+        let (m, peer) = upload_peer(json_answer("401 Unauthorized", json), Some(64 << 10));
         match m.files().upload_path(&path, None, None, None).await {
             Err(crate::Error::Api(a)) => assert_eq!(a.status, 401, "{a:?}"),
             other => panic!("{other:?}"),
@@ -741,21 +737,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_success_answered_before_the_body_ends_is_stored_once() {
-        let c = content(8 << 20);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big.bin");
-        std::fs::write(&path, &c).unwrap();
+        let (_dir, path, _) = big_file(8 << 20);
         let json = br#"{"fileId":"id1","fileName":"big.bin"}"#;
         // The service answers once it has the content, before the closing boundary: here
         // after 64 KiB, the rest never read. The peer takes one connection only: a second
         // attempt would find none.
-        let (m, peer) = upload_peer(
-            answer(
-                &format!("HTTP/1.1 201 Created\nContent-Type: application/json\nContent-Length: {}\n", json.len()),
-                json,
-            ),
-            Some(64 << 10),
-        );
+        let (m, peer) = upload_peer(json_answer("201 Created", json), Some(64 << 10));
         let r = m.files().upload_path(&path, None, None, None).await.unwrap();
         assert_eq!(r.file_id, "id1");
         peer.join().unwrap();

@@ -53,6 +53,18 @@ pub(crate) fn counted<R: AsyncRead + Send + 'static>(reader: R, progress: Option
     reqwest::Body::wrap_stream(stream)
 }
 
+/// An upload from a file, as both ways of sending it take it.
+#[derive(Clone, Copy)]
+struct FileUpload<'a> {
+    url: &'a str,
+    path: &'a Path,
+    /// The name stored under.
+    name: &'a str,
+    size: u64,
+    folder: Option<&'a str>,
+    progress: &'a Option<Arc<dyn Progress>>,
+}
+
 /// The upload form's `description` part (spec §3.9).
 fn description(name: &str, size: u64, folder: Option<&str>) -> String {
     let desc = UploadDescription { name: name.to_owned(), size: size.to_string(), folder: folder.map(str::to_owned) };
@@ -106,16 +118,17 @@ impl crate::cloud::Files<'_> {
         })
         .await?;
         let url = self.m.upload_url("/files/content");
+        let upload = FileUpload { url: &url, path, name: &name, size, folder, progress: &progress };
         #[cfg(target_os = "linux")]
         let raw = match content {
-            None if size >= crate::raw::LARGE => self.upload_raw(&url, path, &name, size, folder, &progress).await?,
+            None if size >= crate::raw::LARGE => self.upload_raw(&upload).await?,
             _ => None,
         };
         #[cfg(not(target_os = "linux"))]
         let raw = None;
         let resp = match raw {
             Some(resp) => resp,
-            None => self.upload_through_reqwest(&url, path, &name, size, folder, &content, &progress).await?,
+            None => self.upload_through_reqwest(&upload, &content).await?,
         };
         // Content read whole was sent in one piece: counted now.
         if let (Some(_), Some(p)) = (&content, &progress) {
@@ -127,17 +140,12 @@ impl crate::cloud::Files<'_> {
     }
 
     /// Uploads through reqwest: `content` when read already, else the file, streamed.
-    #[allow(clippy::too_many_arguments)]
     async fn upload_through_reqwest(
         &self,
-        url: &str,
-        path: &Path,
-        name: &str,
-        size: u64,
-        folder: Option<&str>,
+        upload: &FileUpload<'_>,
         content: &Option<bytes::Bytes>,
-        progress: &Option<Arc<dyn Progress>>,
     ) -> Result<reqwest::Response> {
+        let FileUpload { url, path, name, size, folder, progress } = *upload;
         self.m
             .send(Replay::Safe, |c| {
                 let body = match &content {
@@ -155,16 +163,9 @@ impl crate::cloud::Files<'_> {
     /// Uploads a large file on a connection of its own, its content sent with `sendfile`
     /// (`raw.rs`), when the URL allows it; `None`: send it through reqwest.
     #[cfg(target_os = "linux")]
-    async fn upload_raw(
-        &self,
-        url: &str,
-        path: &Path,
-        name: &str,
-        size: u64,
-        folder: Option<&str>,
-        progress: &Option<Arc<dyn Progress>>,
-    ) -> Result<Option<reqwest::Response>> {
+    async fn upload_raw(&self, upload: &FileUpload<'_>) -> Result<Option<reqwest::Response>> {
         use crate::manager::Attempt;
+        let FileUpload { url, path, name, size, folder, progress } = *upload;
         use crate::raw::Posted;
         let Some(target) = crate::raw::Target::of(url) else { return Ok(None) };
         let form = crate::raw::Form::new(&description(name, size, folder), name);
