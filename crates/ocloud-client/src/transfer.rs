@@ -381,7 +381,10 @@ impl ApiManager {
             .into_std()
             .await;
         if let Some(size) = size.filter(|s| *s >= RESERVED_FROM) {
-            reserve(&file, part, size)?;
+            // On the blocking pool: reserving a large file can take a while, and the CLI's
+            // other transfers share its thread.
+            let p = part.to_owned();
+            file = blocking(part, move || reserve(&file, &p, size).map(|()| file)).await?;
         }
         if resume {
             // At the end the range starts from; not in append mode, which `splice` refuses.
@@ -448,21 +451,21 @@ impl ApiManager {
 }
 
 /// Reserves the space of a download of `size` bytes into `part` (see [`ocloud_io::reserve`]):
-/// a disk too full for it is said before its content is read, and the part is left as it
-/// was (an empty one removed).
+/// a disk or quota too full for it is said before its content is read. On any failure the
+/// part is left as it was (an empty one removed), and what was reserved goes back.
 fn reserve(file: &std::fs::File, part: &Path, size: u64) -> Result<()> {
     let Err(e) = ocloud_io::reserve(file, size) else { return Ok(()) };
-    let why = match e.kind() {
-        std::io::ErrorKind::StorageFull => format!("not enough free space for the file's {size} bytes"),
-        std::io::ErrorKind::FileTooLarge => format!("the file system takes no file of {size} bytes"),
-        _ => return Err(Error::io(part, e)),
-    };
-    // What was reserved goes back with the part's own length.
     match file.metadata().map(|m| m.len()) {
         Ok(0) => drop(std::fs::remove_file(part)),
         Ok(had) => drop(file.set_len(had)),
         Err(_) => {}
     }
+    let why = match e.kind() {
+        std::io::ErrorKind::StorageFull => format!("not enough free space for the file's {size} bytes"),
+        std::io::ErrorKind::QuotaExceeded => format!("the disk quota has no room for the file's {size} bytes"),
+        std::io::ErrorKind::FileTooLarge => format!("the file system takes no file of {size} bytes"),
+        _ => return Err(Error::io(part, e)),
+    };
     Err(Error::io(part, std::io::Error::new(e.kind(), why)))
 }
 

@@ -115,11 +115,12 @@ fn send_all(
 ) -> Result<(), Stopped> {
     use std::io::Write;
     use std::os::unix::fs::FileExt;
-    let mut buffer = vec![0u8; PIPE.min((end - at) as usize)];
+    let start = at;
+    let mut buffer = vec![0u8; (end - at).min(PIPE as u64) as usize];
     while at < end {
         let want = (end - at).min(buffer.len() as u64) as usize;
         let n = match file.read_at(&mut buffer[..want], at) {
-            Ok(0) => return Err(Stopped::File(file_ended(end - at, end - at))),
+            Ok(0) => return Err(Stopped::File(file_ended(end - start, end - at))),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Stopped::File(e)),

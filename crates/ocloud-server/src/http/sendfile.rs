@@ -17,6 +17,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+#[cfg(target_os = "linux")]
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
