@@ -322,17 +322,8 @@ pub(crate) async fn post_file(
     let stop = StopOnDrop(Some(std_sock.clone()));
     let (out, tail) = (std_sock.clone(), form.tail.clone());
     let task = tokio::task::spawn_blocking(move || {
-        let advance = |n: u64| {
-            if let Some(p) = &progress {
-                p.advance(n);
-            }
-        };
-        ocloud_io::splice::file_to_socket(&file, 0, size, &out, advance)?;
-        (&*out).write_all(&tail).map_err(|e| match e.kind() {
-            // A blocking socket's write timeout.
-            io::ErrorKind::WouldBlock => Stopped::Socket(io::Error::new(io::ErrorKind::TimedOut, "timed out sending")),
-            _ => Stopped::Socket(e),
-        })
+        ocloud_io::splice::file_to_socket(&file, 0, size, &out, reporter(&progress))?;
+        ocloud_io::splice::send_bytes(&out, &tail)
     });
     let sent = task.await.map_err(io::Error::other)?;
     stop.disarm();
@@ -397,11 +388,7 @@ impl Body {
         // longer writes into a part file that a next attempt may be using.
         let _stop = StopOnDrop(Some(sock.clone()));
         let task = tokio::task::spawn_blocking(move || {
-            let advance = |n: u64| {
-                if let Some(p) = &progress {
-                    p.advance(n);
-                }
-            };
+            let advance = reporter(&progress);
             // A server sending more than it announced: the rest is not the file's.
             let early = &early[..early.len().min(usize::try_from(len).unwrap_or(usize::MAX))];
             (&file).write_all(early).map_err(Stopped::File)?;
@@ -409,6 +396,15 @@ impl Body {
             ocloud_io::splice::socket_to_file(&sock, &file, len - early.len() as u64, advance)
         });
         task.await.map_err(|e| Stopped::File(io::Error::other(e)))?
+    }
+}
+
+/// Tells `progress`, if any, of each batch moved.
+fn reporter(progress: &Option<Arc<dyn Progress>>) -> impl Fn(u64) + '_ {
+    move |n| {
+        if let Some(p) = progress {
+            p.advance(n);
+        }
     }
 }
 

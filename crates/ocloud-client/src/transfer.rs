@@ -165,8 +165,8 @@ impl crate::cloud::Files<'_> {
     #[cfg(target_os = "linux")]
     async fn upload_raw(&self, upload: &FileUpload<'_>) -> Result<Option<reqwest::Response>> {
         use crate::manager::Attempt;
-        let FileUpload { url, path, name, size, folder, progress } = *upload;
         use crate::raw::Posted;
+        let FileUpload { url, path, name, size, folder, progress } = *upload;
         let Some(target) = crate::raw::Target::of(url) else { return Ok(None) };
         let form = crate::raw::Form::new(&description(name, size, folder), name);
         let (settings, target, form) = (&self.m.inner.raw, &target, &form);

@@ -110,10 +110,9 @@ fn send_all(
     file: &File,
     mut at: u64,
     end: u64,
-    mut sock: &TcpStream,
+    sock: &TcpStream,
     progress: &mut impl FnMut(u64),
 ) -> Result<(), Stopped> {
-    use std::io::Write;
     use std::os::unix::fs::FileExt;
     let start = at;
     let mut buffer = vec![0u8; (end - at).min(PIPE as u64) as usize];
@@ -125,11 +124,18 @@ fn send_all(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Stopped::File(e)),
         };
-        sock.write_all(&buffer[..n]).map_err(sending_failed)?;
+        send_bytes(sock, &buffer[..n])?;
         at += n as u64;
         progress(n as u64);
     }
     Ok(())
+}
+
+/// Writes `bytes` to the blocking socket `sock`, its failures told as [`file_to_socket`]'s
+/// (a write timeout is `TimedOut`).
+pub fn send_bytes(mut sock: &TcpStream, bytes: &[u8]) -> Result<(), Stopped> {
+    use std::io::Write;
+    sock.write_all(bytes).map_err(sending_failed)
 }
 
 /// A failed `sendfile` or write to the socket: the socket's (a blocking socket's write

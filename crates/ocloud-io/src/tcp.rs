@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 /// Whether `peer` is this machine (an IPv4-mapped `::ffff:127.0.0.1` too).
-pub fn is_loopback(peer: IpAddr) -> bool {
+#[cfg(unix)]
+fn is_loopback(peer: IpAddr) -> bool {
     peer.to_canonical().is_loopback()
 }
 
